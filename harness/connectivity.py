@@ -1,0 +1,104 @@
+"""What the guest can reach, measured from inside it, and what the outside can reach of the host."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from harness import log
+from harness.retry import DeadlineExceeded, retry
+from harness.wan import LAB_UPLINK, Endpoints
+
+if TYPE_CHECKING:
+    from harness.guest import Guest
+    from harness.wan import Wan
+
+LIBVIRT_DNS = "192.168.122.1"   # libvirt's dnsmasq on virbr0 of the stock `default` network
+
+
+@dataclass(frozen=True)
+class Probe:
+    what: str
+    command: str
+    ok: bool
+    output: str
+
+
+@dataclass(frozen=True)
+class Connectivity:
+    """One round of DNS, ping and TCP from the guest."""
+
+    dns: Probe
+    ping: Probe
+    tcp: Probe
+
+    @property
+    def probes(self) -> tuple[Probe, Probe, Probe]:
+        return (self.dns, self.ping, self.tcp)
+
+    @property
+    def symptom(self) -> bool:
+        """The reported symptom: DNS (INPUT path) works, the FORWARD path to the outside does not."""
+        return self.dns.ok and not self.ping.ok and not self.tcp.ok
+
+    @property
+    def all_ok(self) -> bool:
+        return all(probe.ok for probe in self.probes)
+
+    def summary(self) -> str:
+        return ", ".join(f"{p.what} {'ok' if p.ok else 'FAILS'}" for p in self.probes)
+
+
+def http_get(host: str, port: int = 80) -> str:
+    """A guest command that fetches http://host:port/ (busybox's wget segfaults in this guest)."""
+    return f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {host} {port}"
+
+
+def measure(guest: Guest, endpoints: Endpoints) -> Connectivity:
+    """Ask the guest, over SSH, to resolve, ping and fetch; each probe's output is kept."""
+
+    def probe(what: str, command: str, must_contain: str | None = None) -> Probe:
+        rc, output = guest.execute(command, timeout=20)
+        ok = rc == 0 and (must_contain is None or must_contain in output)
+        log.info(f"guest$ {command}  -> {'ok' if ok else f'fails (exit {rc})'}")
+        return Probe(what, command, ok, output)
+
+    return Connectivity(
+        dns=probe("DNS", f"nslookup {endpoints.name} {LIBVIRT_DNS}", endpoints.name_address),
+        ping=probe("ping", f"ping -c1 -W2 {endpoints.ping_target}"),
+        tcp=probe("TCP", http_get(endpoints.http_host, endpoints.http_port), endpoints.http_body),
+    )
+
+
+def measure_until_ok(guest: Guest, endpoints: Endpoints, *, timeout: float) -> Connectivity:
+    """Measure until everything works or `timeout` passes; return the last measurement."""
+    last: list[Connectivity] = []
+
+    def attempt(last_try: bool) -> Connectivity | None:
+        last.append(measure(guest, endpoints))
+        return last[-1] if last[-1].all_ok else None
+
+    try:
+        return retry(attempt, timeout=timeout, what="guest connectivity", interval=1.0)
+    except DeadlineExceeded:
+        return last[-1]
+
+
+def published_port_answers(wan: Wan, port: int, *, timeout: float = 10) -> bool:
+    """Does an HTTP GET from the outside to the lab's uplink address and `port` get the page?"""
+
+    def attempt(last_try: bool) -> bool:
+        try:
+            with wan.holder.connect(LAB_UPLINK, port, timeout=2) as sock:
+                sock.sendall(f"GET / HTTP/1.0\r\nHost: {LAB_UPLINK}\r\n\r\n".encode())
+                reply = b""
+                while chunk := sock.recv(4096):
+                    reply += chunk
+        except OSError:
+            return False
+        return b"coexist-container-ok" in reply
+
+    try:
+        return retry(attempt, timeout=timeout, what=f"published port {port} from outside")
+    except DeadlineExceeded:
+        return False

@@ -1,0 +1,67 @@
+"""Containers in the lab: a busybox base image imported from a rootfs tarball (no registry)."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tarfile
+from typing import TYPE_CHECKING
+
+from harness import log
+from harness.commands import run
+
+if TYPE_CHECKING:
+    from docker.models.containers import Container
+
+    from harness.lab import Lab
+
+BASE_IMAGE = "coexist/busybox:latest"
+LABEL = "coexist"
+
+
+def busybox_rootfs() -> bytes:
+    """A tar of a rootfs holding the machine's static busybox and a link per applet."""
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        raise FileNotFoundError("no busybox on PATH: install Debian's busybox-static")
+    if "not a dynamic executable" not in run(["ldd", busybox], check=False).output:
+        raise RuntimeError(f"{busybox} is not static: install Debian's busybox-static")
+    applets = run([busybox, "--list"]).output.split()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for directory in ("bin", "tmp", "www", "etc"):
+            info = tarfile.TarInfo(directory)
+            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if directory == "tmp" else 0o755
+            tar.addfile(info)
+        tar.add(busybox, arcname="bin/busybox")
+        for applet in applets:
+            if applet == "busybox":
+                continue
+            link = tarfile.TarInfo(f"bin/{applet}")
+            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(link)
+        page = b"coexist-container-ok\n"
+        info = tarfile.TarInfo("www/index.html")
+        info.size = len(page)
+        tar.addfile(info, io.BytesIO(page))
+    return buffer.getvalue()
+
+
+def import_base_image(lab: Lab) -> None:
+    """Import the busybox base image into the lab's dockerd (once per dockerd data root)."""
+    client = lab.docker()
+    if any(BASE_IMAGE in image.tags for image in client.images.list()):
+        return
+    with log.step(f"docker import {BASE_IMAGE} (busybox rootfs)"):
+        client.api.import_image_from_data(busybox_rootfs(), repository=BASE_IMAGE.split(":")[0],
+                                          tag="latest", changes=["ENV PATH=/bin", 'CMD ["sh"]'])
+
+
+def run_web(lab: Lab, *, name: str, published_port: int) -> Container:
+    """A container serving HTTP on `published_port`, published on all of the lab host's addresses."""
+    import_base_image(lab)
+    with log.step(f"container {name}: busybox httpd, published port {published_port}"):
+        return lab.docker().containers.run(
+            BASE_IMAGE, ["httpd", "-f", "-p", "80", "-h", "/www"], name=name, detach=True,
+            ports={"80/tcp": published_port}, labels={LABEL: lab.owner},
+        )

@@ -1,0 +1,192 @@
+"""Reading a lab host's firewall: iptables listings, nftables JSON, firewalld queries, snapshots."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.lab import Lab
+
+
+@dataclass(frozen=True)
+class ListedRule:
+    """One row of `iptables -L CHAIN -n -v --line-numbers`."""
+
+    num: int
+    packets: str
+    target: str
+    protocol: str
+    in_iface: str
+    out_iface: str
+    source: str
+    destination: str
+    extra: str
+
+
+def parse_listing(text: str) -> tuple[str | None, list[ListedRule]]:
+    """The chain policy and rules of one chain's verbose, numbered listing."""
+    policy = None
+    rules = []
+    for line in text.splitlines():
+        if line.startswith("Chain "):
+            if "(policy " in line:
+                policy = line.split("(policy ", 1)[1].split()[0]
+            continue
+        fields = line.split()
+        if not fields or not fields[0].isdigit():
+            continue
+        if len(fields) > 4 and fields[4] == "--" and fields[5] != "--":
+            fields.insert(3, "")   # a rule with no target only counts packets
+        if len(fields) < 10 or fields[5] not in ("--", "-f", "!f"):
+            raise ValueError(f"unexpected iptables listing row: {line!r}")
+        num, pkts, _bytes, target, prot, _opt, in_, out, src, dst = fields[:10]
+        extra = [" ".join(fields[10:])] if len(fields) > 10 else []
+        rules.append(ListedRule(int(num), pkts, target, prot, in_, out, src, dst,
+                                extra[0] if extra else ""))
+    return policy, rules
+
+
+def forward_accepts_for(listing: str, iface: str) -> list[tuple[str, ListedRule]]:
+    """Unconditional ACCEPT rules for traffic in ('in') or out ('out') of `iface`."""
+    _, rules = parse_listing(listing)
+    found = []
+    for rule in rules:
+        if rule.target != "ACCEPT" or rule.extra or (rule.source, rule.destination) != (
+                "0.0.0.0/0", "0.0.0.0/0"):
+            continue
+        if rule.in_iface == iface and rule.out_iface == "*":
+            found.append(("in", rule))
+        elif rule.out_iface == iface and rule.in_iface == "*":
+            found.append(("out", rule))
+    return found
+
+
+@dataclass(frozen=True)
+class ForwardHook:
+    """A base chain on the forward hook: who can decide a forwarded packet's fate."""
+
+    family: str
+    table: str
+    chain: str
+    priority: int
+    policy: str
+
+
+def forward_hooks(ruleset: dict[str, Any]) -> list[ForwardHook]:
+    """Base chains hooked at forward in `nft -j list ruleset`, in the order the kernel runs them."""
+    hooks = []
+    for item in ruleset.get("nftables", []):
+        chain = item.get("chain")
+        if chain and chain.get("hook") == "forward" and chain.get("family") in ("ip", "inet"):
+            prio = chain.get("prio", 0)
+            hooks.append(ForwardHook(chain["family"], chain["table"], chain["name"],
+                                     prio if isinstance(prio, int) else 0,
+                                     chain.get("policy", "accept")))
+    return sorted(hooks, key=lambda hook: hook.priority)
+
+
+def tables(ruleset: dict[str, Any]) -> list[str]:
+    """`family name` of each table in `nft -j list ruleset`."""
+    return [f"{t['table']['family']} {t['table']['name']}"
+            for t in ruleset.get("nftables", []) if "table" in t]
+
+
+class HostFirewall:
+    """Questions about a lab host's firewall, answered from the tools' own output."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+
+    def forward_listing(self) -> str:
+        """`iptables -L FORWARD -n -v --line-numbers` (interfaces shown: -v matters)."""
+        return self.lab.succeed(["iptables", "-L", "FORWARD", "-n", "-v", "--line-numbers"])
+
+    def forward_policy(self) -> str | None:
+        return parse_listing(self.forward_listing())[0]
+
+    def nft_ruleset(self) -> dict[str, Any]:
+        return json.loads(self.lab.succeed(["nft", "-j", "list", "ruleset"]))  # type: ignore[no-any-return]
+
+    def nft_tables(self) -> list[str]:
+        return tables(self.nft_ruleset())
+
+    def forward_hooks(self) -> list[ForwardHook]:
+        return forward_hooks(self.nft_ruleset())
+
+    def zone_of(self, interface: str) -> str:
+        """firewalld's zone for `interface` ('' when none)."""
+        result = self.lab.execute(["firewall-cmd", f"--get-zone-of-interface={interface}"])
+        return result.output.strip() if result.returncode == 0 else ""
+
+    def masquerade(self, zone: str) -> bool:
+        result = self.lab.execute(["firewall-cmd", f"--zone={zone}", "--query-masquerade"])
+        return result.output.strip() == "yes"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The lab's firewall state at one phase of a scenario."""
+
+    phase: str
+    files: dict[str, str]
+    nft: dict[str, Any]
+
+    def save(self, folder: Path) -> Path:
+        target = folder / self.phase
+        target.mkdir(parents=True, exist_ok=True)
+        for name, text in self.files.items():
+            (target / name).write_text(text)
+        return target
+
+    def forward_hooks(self) -> list[ForwardHook]:
+        return forward_hooks(self.nft)
+
+
+_CAPTURE = {
+    "iptables-save.txt": "iptables-save -c",
+    "iptables-legacy-save.txt": "iptables-legacy-save -c 2>/dev/null || true",
+    "forward-listing.txt": "iptables -L FORWARD -n -v --line-numbers",
+    "nft-ruleset.txt": "nft -a list ruleset",
+    "nft-ruleset.json": "nft -j list ruleset",
+    "ip-addr.txt": "ip -br addr; ip route; cat /proc/sys/net/ipv4/ip_forward",
+    "firewalld.txt": "if firewall-cmd --state >/dev/null 2>&1; then "
+                     "echo '# active zones'; firewall-cmd --get-active-zones; "
+                     "echo '# zone of virbr0'; firewall-cmd --get-zone-of-interface=virbr0; "
+                     "echo '# direct rules'; firewall-cmd --direct --get-all-rules; "
+                     "echo '# permanent direct rules'; firewall-cmd --permanent --direct --get-all-rules; "
+                     "echo '# masquerade in zone libvirt'; firewall-cmd --zone=libvirt --query-masquerade; "
+                     "echo '# backend'; grep -i '^FirewallBackend' /etc/firewalld/firewalld.conf; "
+                     "else echo 'firewalld not running'; fi",
+}
+
+
+def snapshot(lab: Lab, phase: str) -> Snapshot:
+    files = {name: lab.execute(command).output for name, command in _CAPTURE.items()}
+    try:
+        nft = json.loads(files["nft-ruleset.json"] or "{}")
+    except json.JSONDecodeError:
+        nft = {}
+    return Snapshot(phase, files, nft)
+
+
+def diff(before: Snapshot, after: Snapshot, name: str = "iptables-save.txt") -> str:
+    """A unified diff of one captured file between two phases (packet counters ignored)."""
+
+    def lines(snap: Snapshot) -> list[str]:
+        return [_without_counters(line) for line in snap.files.get(name, "").splitlines()
+                if not line.startswith("#")]   # iptables-save's dated header and footer
+
+    return "\n".join(difflib.unified_diff(lines(before), lines(after), f"{before.phase}/{name}",
+                                          f"{after.phase}/{name}", lineterm="", n=0))
+
+
+def _without_counters(line: str) -> str:
+    if line.startswith("[") and "] " in line:
+        return line.split("] ", 1)[1]
+    if line.startswith(":") and " [" in line:
+        return line.split(" [", 1)[0]
+    return line

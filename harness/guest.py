@@ -1,0 +1,238 @@
+"""The guest: a libvirt domain on the lab's NAT network, driven over SSH (paramiko).
+
+with Guest(lab, image, keys, name="coexist-1234-guest") as guest:
+    guest.succeed("nslookup example.test 192.168.122.1")
+    guest.fail("ping -c1 -W1 198.51.100.1")
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import paramiko
+
+from harness import log
+from harness.accel import Accel
+from harness.domain import DomainSpec, domain_xml
+from harness.guestimage import GuestImage
+from harness.lab import Lab
+from harness.retry import retry
+from harness.sshkeys import GuestKeys
+
+GUEST_IMAGE_DIR = "/var/lib/coexist/guest"  # where a lab sees the guest image (read-only)
+READY_LINE = "COEXIST-GUEST-READY"
+
+
+class GuestCommandFailed(AssertionError):
+    def __init__(self, guest: str, command: str, expected: str, rc: int, output: str) -> None:
+        self.command, self.returncode, self.output = command, rc, output
+        super().__init__(f"guest {guest}: `{command}` {expected}, but exited {rc}:\n{output.strip()}")
+
+
+@dataclass(frozen=True)
+class BootTimes:
+    """Seconds from `virsh start` to each milestone."""
+
+    ready_line: float
+    lease: float
+    first_ssh: float
+
+
+class Guest:
+    """A booted guest with an SSH session; the domain is destroyed and undefined on exit."""
+
+    def __init__(
+        self,
+        lab: Lab,
+        image: GuestImage,
+        keys: GuestKeys,
+        *,
+        name: str,
+        accel: Accel,
+        network: str = "default",
+        artifacts: Path | None = None,
+    ) -> None:
+        self.lab = lab
+        self.image = image
+        self.keys = keys
+        self.name = name
+        self.accel = accel
+        self.network = network
+        self.artifacts = artifacts
+        self.mac = "52:54:00:%02x:%02x:%02x" % tuple(random.randbytes(3))
+        self.serial_log_path = f"/var/log/libvirt/qemu/{name}-serial.log"
+        self.address: str | None = None
+        self.boot_times: BootTimes | None = None
+        self._ssh: paramiko.SSHClient | None = None
+
+    # -- lifetime -------------------------------------------------------------------------------
+    def __enter__(self) -> Guest:
+        with log.step(f"boot guest {self.name} ({self.accel}) on network '{self.network}'"):
+            try:
+                self._boot()
+            except BaseException:
+                self.__exit__(*sys.exc_info())
+                raise
+        return self
+
+    def _boot(self) -> None:
+        import libvirt
+
+        kernel_dir = GUEST_IMAGE_DIR
+        spec = DomainSpec(
+            name=self.name,
+            kernel=f"{kernel_dir}/{self.image.kernel.name}",
+            initrd=f"{kernel_dir}/{self.image.initrd.name}",
+            cmdline=self.image.cmdline(self.keys.kernel_args()),
+            serial_log=self.serial_log_path,
+            mac=self.mac,
+            network=self.network,
+            accel=self.accel,
+        )
+        conn = self.lab.libvirt()
+        for stale in (self.name,):
+            try:
+                old = conn.lookupByName(stale)
+            except libvirt.libvirtError:
+                continue
+            if old.isActive():
+                old.destroy()
+            old.undefine()
+        domain = conn.defineXML(domain_xml(spec))
+        started = time.monotonic()
+        domain.create()
+        ready = retry(
+            lambda last: READY_LINE in self.serial_log() and time.monotonic(),
+            timeout=120,
+            what=f"guest {self.name} prints {READY_LINE}",
+            interval=0.05,
+        )
+        self.address = retry(
+            lambda last: self._lease(), timeout=60, what=f"a DHCP lease for {self.mac}", interval=0.05
+        )
+        first_ssh = retry(
+            lambda last: self._try_ssh(last) and time.monotonic(),
+            timeout=60,
+            what=f"SSH to {self.address}",
+            interval=0.1,
+        )
+        self.boot_times = BootTimes(ready - started, time.monotonic() - started, first_ssh - started)
+        log.info(
+            f"guest up at {self.address}: ready line {self.boot_times.ready_line:.1f}s, "
+            f"first SSH command {self.boot_times.first_ssh:.1f}s after start"
+        )
+
+    def _lease(self) -> str | None:
+        network = self.lab.libvirt().networkLookupByName(self.network)
+        for lease in network.DHCPLeases(self.mac):
+            if lease.get("ipaddr"):
+                return str(lease["ipaddr"])
+        return None
+
+    def _try_ssh(self, last_try: bool) -> bool:
+        assert self.address is not None
+        client = paramiko.SSHClient()
+        self.keys.pin(client, self.address)
+        try:
+            sock = self.lab.holder.connect(self.address, 22, timeout=3)
+            client.connect(
+                self.address,
+                username="root",
+                pkey=self.keys.client_key,
+                sock=sock,
+                allow_agent=False,
+                look_for_keys=False,
+                timeout=5,
+                banner_timeout=5,
+                auth_timeout=5,
+            )
+        except (OSError, paramiko.SSHException) as error:
+            client.close()
+            if last_try:
+                log.info(f"last SSH attempt to {self.address} failed: {error!r}")
+            return False
+        self._ssh = client
+        return self.execute("true")[0] == 0
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        import libvirt
+
+        if self._ssh is not None:
+            self._ssh.close()
+            self._ssh = None
+        if self.artifacts is not None and self.lab.path(self.serial_log_path).exists():
+            self.artifacts.mkdir(parents=True, exist_ok=True)
+            shutil.copy(self.lab.path(self.serial_log_path), self.artifacts / "guest-serial.log")
+        try:
+            domain = self.lab.libvirt().lookupByName(self.name)
+            if domain.isActive():
+                domain.destroy()
+            domain.undefine()
+        except libvirt.libvirtError as error:
+            log.info(f"guest {self.name}: cleanup: {error}")
+
+    # -- the verbs ------------------------------------------------------------------------------
+    def serial_log(self) -> str:
+        path = self.lab.path(self.serial_log_path)
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def execute(self, command: str, *, timeout: float = 30) -> tuple[int, str]:
+        """Run `command` in the guest's shell; return (exit code, stdout+stderr). Asserts nothing."""
+        assert self._ssh is not None, f"guest {self.name} is not connected"
+        transport = self._ssh.get_transport()
+        assert transport is not None
+        channel = transport.open_session(timeout=timeout)
+        channel.set_combine_stderr(True)
+        channel.settimeout(timeout)
+        channel.exec_command(command)
+        chunks = []
+        try:
+            while True:
+                data = channel.recv(65536)
+                if not data:
+                    break
+                chunks.append(data)
+            rc = channel.recv_exit_status()
+        finally:
+            channel.close()
+        return rc, b"".join(chunks).decode(errors="replace")
+
+    def succeed(self, command: str, *, timeout: float = 30) -> str:
+        """Run `command`; raise with its exit code and output unless it exits 0."""
+        __tracebackhide__ = True
+        rc, output = self.execute(command, timeout=timeout)
+        log.info(f"guest$ {command}  -> {rc}")
+        if rc != 0:
+            raise GuestCommandFailed(self.name, command, "should succeed", rc, output)
+        return output
+
+    def fail(self, command: str, *, timeout: float = 30) -> str:
+        """Run `command`; raise unless it exits non-zero."""
+        __tracebackhide__ = True
+        rc, output = self.execute(command, timeout=timeout)
+        log.info(f"guest$ {command}  -> {rc}")
+        if rc == 0:
+            raise GuestCommandFailed(self.name, command, "should fail", rc, output)
+        return output
+
+    def wait_until_succeeds(self, command: str, *, timeout: float = 30) -> str:
+        """Retry `command` until it exits 0 or `timeout` seconds have passed."""
+        __tracebackhide__ = True
+
+        def attempt(last_try: bool) -> str | None:
+            rc, output = self.execute(command, timeout=timeout)
+            if rc == 0:
+                return output
+            if last_try:
+                raise GuestCommandFailed(self.name, command, f"should succeed within {timeout}s", rc, output)
+            return None
+
+        return retry(attempt, timeout=timeout, what=f"guest: {command}", interval=0.5)

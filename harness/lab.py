@@ -1,0 +1,345 @@
+"""The lab: a KVM host in a box.
+
+A network namespace and a private mount namespace over an overlay of the host image, chrooted, with
+proc, a fresh sysfs, the cgroup hierarchies, /dev (kvm, net/tun), tmpfs on /run and /tmp, and a
+resolv.conf pointing at the simulated internet. Real daemons start inside it in the order the caller
+chooses; nothing of it is visible in, or changes, the root network namespace.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any
+
+from harness import daemons, log, processes
+from harness.commands import Result
+from harness.firewall import HostFirewall
+from harness.fixes import Fix
+from harness.hostimage import HostImage
+from harness.namespaces import Executor, Holder
+from harness.retry import retry
+from harness.wan import ROUTER, Wan
+
+if TYPE_CHECKING:
+    import docker
+    import libvirt
+
+CGROUP_V1 = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids")
+# Kept in the overlay's upper layer would put docker's overlay2 on overlayfs, which does not work.
+REAL_DIRS = ("/var/lib/docker", "/var/lib/containerd")
+TC_SHIM = """#!/bin/sh
+# coexist lab shim: this kernel lacks CONFIG_NET_ACT_CSUM. libvirt's nftables backend asks tc for
+# a DHCP checksum fix ('action csum'); pretend it worked, run the real tc for anything else.
+case " $* " in
+  *" action csum "*) echo "coexist tc shim: skipped: tc $*" >> /var/log/coexist-tc-shim.log; exit 0 ;;
+esac
+exec /usr/sbin/tc.coexist-real "$@"
+"""
+
+
+def _mount_script(image: Path, work: Path, root: Path, shares: dict[str, Path]) -> str:
+    r = shlex.quote(str(root))
+    lines = [
+        f"mount -t overlay overlay -o lowerdir={image},upperdir={work}/upper,workdir={work}/ovl {r}",
+    ]
+    for inside in REAL_DIRS:
+        lines += [f"mkdir -p {r}{inside}", f"mount --bind {work}/real{inside} {r}{inside}"]
+    for inside, outside in shares.items():
+        lines += [
+            f"mkdir -p {r}{inside}",
+            f"mount --bind {shlex.quote(str(outside))} {r}{inside}",
+            f"mount -o remount,bind,ro {r}{inside}",
+        ]
+    lines += [
+        f"mount -t proc proc {r}/proc",
+        # Only the lab's own network sysctls may change: the rest of /proc/sys is the machine's.
+        f"mount --bind {r}/proc/sys {r}/proc/sys",
+        f"mount -o remount,bind,ro {r}/proc/sys",
+        f"mount --bind {r}/proc/sys/net {r}/proc/sys/net",
+        f"mount -o remount,bind,rw {r}/proc/sys/net",
+        f"mount -t sysfs sysfs {r}/sys",
+        f"mount -t tmpfs cgroup {r}/sys/fs/cgroup",
+    ]
+    for controller in CGROUP_V1:
+        lines += [
+            f"mkdir {r}/sys/fs/cgroup/{controller}",
+            f"mount -t cgroup -o {controller} cgroup {r}/sys/fs/cgroup/{controller}",
+        ]
+    lines += [
+        f"mkdir {r}/sys/fs/cgroup/systemd",
+        f"mount -t cgroup -o none,name=systemd cgroup {r}/sys/fs/cgroup/systemd",
+        f"mkdir {r}/sys/fs/cgroup/unified",
+        f"mount -t cgroup2 cgroup2 {r}/sys/fs/cgroup/unified",
+        f"mount --rbind /dev {r}/dev",
+        f"mount -t tmpfs tmpfs {r}/dev/shm",
+        f"mount -t tmpfs tmpfs {r}/run",
+        f"mount -t tmpfs tmpfs {r}/tmp",
+        f"touch {r}/etc/resolv.conf",
+        f"mount --bind {work}/resolv.conf {r}/etc/resolv.conf",
+        "ip link set lo up",
+    ]
+    return "\n".join(lines)
+
+
+class Lab:
+    """A Debian host (the image's release) with its own network, daemons and firewall."""
+
+    def __init__(
+        self,
+        image: HostImage,
+        wan: Wan,
+        *,
+        workdir: Path,
+        name: str = "lab",
+        shares: dict[str, Path] | None = None,
+    ) -> None:
+        self.image = image
+        self.wan = wan
+        self.owner = wan.owner
+        self.name = name
+        self.workdir = workdir
+        self.logdir = workdir / "logs"
+        self.shares = dict(shares or {})
+        self.deviations: list[str] = []  # ways this lab differs from a real host, for the verdict
+        self._holder: Holder | None = None
+        self._daemons: dict[str, tuple[subprocess.Popen[str], IO[str]]] = {}
+        self._libvirt: libvirt.virConnect | None = None
+        self._docker: docker.DockerClient | None = None
+
+    # -- lifetime -------------------------------------------------------------------------------
+    def __enter__(self) -> Lab:
+        with log.step(f"lab '{self.name}': {self.image.release} host in its own namespaces"):
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            self.logdir.mkdir(exist_ok=True)
+            for sub in ("upper", "ovl", "root", *(f"real{d}" for d in REAL_DIRS)):
+                (self.workdir / sub).mkdir(parents=True, exist_ok=True)
+            (self.workdir / "resolv.conf").write_text(f"nameserver {ROUTER}\n")
+            setup = _mount_script(self.image.root, self.workdir, self.workdir / "root", self.shares)
+            self._holder = Holder(
+                self.name, mount=True, setup=setup, owner=self.owner, chroot=self.workdir / "root"
+            )
+            try:
+                self.wan.plug(self._holder)
+            except BaseException:
+                self.__exit__(*sys.exc_info())
+                raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        with log.step(f"lab '{self.name}': teardown"):
+            if self.running("dockerd"):
+                self._remove_containers()
+            self._close_clients()
+            for name in reversed(list(self._daemons)):
+                self.stop(name)
+            if self._holder is not None:
+                self._holder.stop()
+                self._holder = None
+            cgroup_mark = f"coexist-{self.owner}"
+            processes.kill_all(processes.cgroup_members(cgroup_mark))
+            processes.remove_cgroups(cgroup_mark)
+            shutil.rmtree(self.workdir / "upper", ignore_errors=True)
+            shutil.rmtree(self.workdir / "real", ignore_errors=True)
+
+    def _remove_containers(self) -> None:
+        """Kill the lab's containers at once (dockerd would give each 10 s to stop)."""
+        try:
+            for container in self.docker().containers.list(all=True):
+                container.remove(force=True)
+        except Exception as error:  # teardown goes on; the cgroup sweep below catches the rest
+            log.info(f"removing containers: {error!r}")
+
+    @property
+    def holder(self) -> Holder:
+        assert self._holder is not None, "the lab is not up"
+        return self._holder
+
+    # -- commands -------------------------------------------------------------------------------
+    @property
+    def executor(self) -> Executor:
+        return Executor(self.holder, mount=True, where=f"lab {self.name}")
+
+    def execute(self, argv: list[str] | str, *, timeout: float = 120) -> Result:
+        """Run a command on the lab host; asserts nothing. A string runs through /bin/sh."""
+        return self.executor.run(_argv(argv), check=False, timeout=timeout)
+
+    def succeed(self, argv: list[str] | str, *, timeout: float = 120) -> str:
+        """Run a command on the lab host; raise with its output unless it exits 0."""
+        __tracebackhide__ = True
+        return self.executor.run(_argv(argv), timeout=timeout).output
+
+    def path(self, inside: str) -> Path:
+        """A path inside the lab as seen from the machine."""
+        return self.holder.path(inside)
+
+    def write(self, inside: str, text: str) -> None:
+        target = self.path(inside)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+
+    def socket_accepts(self, inside: str) -> bool:
+        with socket.socket(socket.AF_UNIX) as sock:
+            try:
+                sock.connect(str(self.path(inside)))
+            except OSError:
+                return False
+        return True
+
+    # -- daemons --------------------------------------------------------------------------------
+    def daemon(self, name: str) -> daemons.Daemon:
+        known = {
+            "dbus": daemons.dbus,
+            "firewalld": daemons.firewalld,
+            "dockerd": lambda: daemons.dockerd(f"/coexist-{self.owner}"),
+            "virtlogd": daemons.virtlogd,
+            "libvirtd": daemons.libvirtd,
+        }
+        if name not in known:
+            raise ValueError(f"unknown daemon {name!r}; known: {', '.join(known)}")
+        return known[name]()
+
+    def start(self, name: str) -> None:
+        """Start a daemon in the foreground and wait until it answers."""
+        spec = self.daemon(name)
+        for needed in spec.requires:
+            if needed not in self._daemons:
+                self.start(needed)
+        if name in self._daemons:
+            return
+        with log.step(f"start {name}"):
+            for argv in spec.prepare:
+                self.succeed(list(argv))
+            logfile = open(self.logdir / f"{name}.log", "a")
+            logfile.write(f"--- coexist: starting {' '.join(spec.argv)} at {time.ctime()}\n")
+            logfile.flush()
+            proc = self.executor.spawn(list(spec.argv), log=logfile)
+            self._daemons[name] = (proc, logfile)
+
+            def answers(last_try: bool) -> bool:
+                if proc.poll() is not None:
+                    tail = (self.logdir / f"{name}.log").read_text()[-3000:]
+                    raise RuntimeError(f"{name} exited with {proc.returncode} while starting:\n{tail}")
+                return spec.ready(self, last_try)
+
+            retry(answers, timeout=spec.ready_timeout, what=f"{name} ready", interval=0.1)
+
+    def stop(self, name: str, *, timeout: float = 30) -> None:
+        """Stop a daemon (SIGTERM, then SIGKILL after `timeout`)."""
+        if name not in self._daemons:
+            return
+        if name == "libvirtd":
+            self._close_clients(libvirt_only=True)
+        if name == "dockerd":
+            self._close_clients(docker_only=True)
+        proc, logfile = self._daemons.pop(name)
+        with log.step(f"stop {name}"):
+            proc.terminate()
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            logfile.close()
+
+    def restart(self, name: str) -> None:
+        self.stop(name)
+        self.start(name)
+
+    def running(self, name: str) -> bool:
+        return name in self._daemons and self._daemons[name][0].poll() is None
+
+    # -- clients --------------------------------------------------------------------------------
+    def libvirt(self) -> libvirt.virConnect:
+        """A libvirt-python connection to the lab's libvirtd."""
+        if self._libvirt is None:
+            import libvirt
+
+            sock = self.path("/run/libvirt/libvirt-sock")
+            self._libvirt = libvirt.open(f"qemu:///system?socket={sock}")
+        return self._libvirt
+
+    def libvirt_ping(self) -> bool:
+        import libvirt
+
+        try:
+            self.libvirt().getLibVersion()
+        except libvirt.libvirtError:
+            self._libvirt = None
+            return False
+        return True
+
+    def docker(self) -> docker.DockerClient:
+        """A docker-py client for the lab's dockerd."""
+        if self._docker is None:
+            import docker
+
+            self._docker = docker.DockerClient(
+                base_url=f"unix://{self.path('/run/docker.sock')}", timeout=120
+            )
+        return self._docker
+
+    def docker_ping(self) -> bool:
+        try:
+            return bool(self.docker().ping())
+        except Exception:  # docker-py raises several kinds while the daemon starts
+            self._docker = None
+            return False
+
+    def _close_clients(self, *, libvirt_only: bool = False, docker_only: bool = False) -> None:
+        if self._libvirt is not None and not docker_only:
+            try:
+                self._libvirt.close()
+            except Exception:
+                pass
+            self._libvirt = None
+        if self._docker is not None and not libvirt_only:
+            self._docker.close()
+            self._docker = None
+
+    @property
+    def firewall(self) -> HostFirewall:
+        return HostFirewall(self)
+
+    def apply(self, fix: Fix) -> None:
+        """Run a fix's commands verbatim, in order; each must succeed."""
+        __tracebackhide__ = True
+        missing = [d for d in fix.needs if not self.running(d)]
+        if missing:
+            raise RuntimeError(f"fix {fix.name} needs {', '.join(missing)} running")
+        with log.step(f"apply fix {fix.name}"):
+            for command in fix.commands:
+                output = self.succeed(command, timeout=120).strip()
+                log.info(f"host# {command}  -> {output or 'ok'}")
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "release": self.image.release,
+            "versions": self.image.manifest,
+            "deviations": list(self.deviations),
+        }
+
+    # -- deviations from a real host ------------------------------------------------------------
+    def install_tc_csum_shim(self) -> None:
+        """Make `tc ... action csum` a no-op (this kernel lacks act_csum); recorded as a deviation."""
+        real = self.path("/usr/sbin/tc")
+        if not self.path("/usr/sbin/tc.coexist-real").exists():
+            real.rename(self.path("/usr/sbin/tc.coexist-real"))
+            real.write_text(TC_SHIM)
+            real.chmod(0o755)
+        self.deviations.append(
+            "tc shim: this kernel lacks CONFIG_NET_ACT_CSUM, so libvirt's `tc ... action csum` "
+            "(DHCP checksum fix of the nftables backend) is skipped in the lab"
+        )
+
+
+def _argv(command: list[str] | str) -> list[str]:
+    return ["/bin/sh", "-c", command] if isinstance(command, str) else command

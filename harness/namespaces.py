@@ -1,0 +1,185 @@
+"""Holder processes that keep a network (and mount) namespace alive, and ways to act inside them."""
+
+from __future__ import annotations
+
+import ctypes
+import shlex
+import os
+import socket
+import subprocess
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, TypeVar
+
+from harness import processes
+from harness.commands import CommandFailed, Result
+from harness.retry import retry
+
+T = TypeVar("T")
+_CLONE_NEWNET = 0x40000000
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class Holder:
+    """A long-lived process in fresh namespaces; everything else enters them through it.
+
+    It dies with the thread that started it (PR_SET_PDEATHSIG), so a killed run takes it along.
+    `setup` is shell run inside the new namespaces before the holder settles into `sleep` (inside
+    `chroot`, if given, which then becomes the root of every command entered through it).
+    """
+
+    def __init__(
+        self, name: str, *, mount: bool, setup: str = "", owner: str, chroot: Path | None = None
+    ) -> None:
+        self.name = name
+        self.owner = owner
+        flags = ["--net"] + (["--mount", "--propagation", "private"] if mount else [])
+        settle = "echo ready; exec sleep infinity"
+        if chroot is not None:
+            settle = f"exec chroot {shlex.quote(str(chroot))} /bin/sh -c '{settle}'"
+        script = f"set -e\n{setup}\n{settle}\n"
+        self._proc = subprocess.Popen(
+            ["unshare", *flags, "--", "/bin/sh", "-c", script],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={"PATH": SYSTEM_PATH, processes.OWNER_VAR: owner},
+            preexec_fn=processes.die_with_parent,
+        )
+        assert self._proc.stdout is not None
+        output = []
+        for line in self._proc.stdout:
+            if line.strip() == "ready":
+                break
+            output.append(line)
+        else:
+            self._proc.wait()
+            raise CommandFailed(f"namespace {name}", script, self._proc.returncode, "".join(output))
+        self.pid = self._proc.pid
+
+    def nsenter(self, *, mount: bool) -> list[str]:
+        """The nsenter prefix that runs a command in this holder's namespaces (and root, if mount)."""
+        target = ["nsenter", "--target", str(self.pid), "--net"]
+        return target + (["--mount", "--root", "--wd"] if mount else [])
+
+    def path(self, inside: str) -> Path:
+        """A path inside the holder's root as seen from outside (sockets, logs)."""
+        return Path(f"/proc/{self.pid}/root{inside}")
+
+    def in_netns(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on a thread that has joined this holder's network namespace.
+
+        Sockets keep the namespace they were created in, so `fn` can return a connected socket.
+        """
+        box: dict[str, T | BaseException] = {}
+
+        def target() -> None:
+            try:
+                with open(f"/proc/{self.pid}/ns/net") as ns:
+                    libc = ctypes.CDLL(None, use_errno=True)
+                    if libc.setns(ns.fileno(), _CLONE_NEWNET) != 0:
+                        raise OSError(ctypes.get_errno(), "setns into the lab network namespace")
+                box["value"] = fn()
+            except BaseException as error:  # handed to the caller's thread
+                box["error"] = error
+
+        thread = threading.Thread(target=target, name=f"netns-{self.name}")
+        thread.start()
+        thread.join()
+        if "error" in box:
+            raise box["error"]  # type: ignore[misc]
+        return box["value"]  # type: ignore[return-value]
+
+    def connect(self, host: str, port: int, timeout: float = 5.0) -> socket.socket:
+        """A TCP connection made from inside this namespace."""
+        return self.in_netns(lambda: socket.create_connection((host, port), timeout=timeout))
+
+    def stop(self) -> None:
+        """End everything left in this namespace, then the holder itself."""
+        if self._proc.poll() is None:
+            processes.kill_all(processes.netns_members(self.pid))
+            self._proc.kill()
+        self._proc.wait()
+        if self._proc.stdout:
+            self._proc.stdout.close()
+
+
+class Executor:
+    """Runs commands inside a holder's namespaces, marked as belonging to this run."""
+
+    def __init__(self, holder: Holder, *, mount: bool, where: str) -> None:
+        self.holder = holder
+        self.mount = mount
+        self.where = where
+
+    def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        env = {
+            "PATH": SYSTEM_PATH,
+            "HOME": "/root",
+            "LANG": "C.UTF-8",
+            processes.OWNER_VAR: self.holder.owner,
+        }
+        env.update(extra or {})
+        return env
+
+    def argv(self, argv: Sequence[str]) -> list[str]:
+        return [*self.holder.nsenter(mount=self.mount), "--", *argv]
+
+    def run(
+        self, argv: Sequence[str], *, check: bool = True, timeout: float = 120, input: str | None = None
+    ) -> Result:
+        """Run to completion; stdout and stderr merged."""
+        __tracebackhide__ = True
+        proc = subprocess.run(
+            self.argv(argv),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            env=self.env(),
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
+        if check and proc.returncode != 0:
+            raise CommandFailed(self.where, argv, proc.returncode, proc.stdout)
+        return Result(proc.returncode, proc.stdout)
+
+    def spawn(
+        self,
+        argv: Sequence[str],
+        *,
+        log: IO[str],
+        env: Mapping[str, str] | None = None,
+    ) -> subprocess.Popen[str]:
+        """Start a long-running process whose output goes to `log`; it dies with this run."""
+        return subprocess.Popen(
+            self.argv(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=self.env(env),
+            preexec_fn=processes.die_with_parent,
+        )
+
+
+def wait_for_socket(path: Path, *, timeout: float, what: str) -> None:
+    """Wait until a unix socket at `path` accepts connections."""
+
+    def attempt(last_try: bool) -> bool:
+        with socket.socket(socket.AF_UNIX) as sock:
+            try:
+                sock.connect(str(path))
+            except OSError:
+                return False
+        return True
+
+    retry(attempt, timeout=timeout, what=what)
+
+
+def ensure_root() -> None:
+    if os.geteuid() != 0:
+        raise PermissionError("coexist builds namespaces, mounts and bridges: run it as root")

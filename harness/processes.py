@@ -1,0 +1,145 @@
+"""Process identity and leftover sweeping.
+
+Every process coexist starts carries the environment marker COEXIST_OWNER=<pid>.<starttime> of the
+run that started it. A later run treats processes whose owner is gone as leftovers and ends them,
+together with everything living in their network namespaces (libvirt's dnsmasq, qemu) and in
+Docker cgroups under the owner's `coexist-<owner>` parent. Nothing without these marks is touched.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+OWNER_VAR = "COEXIST_OWNER"
+_PR_SET_PDEATHSIG = 1
+
+
+def start_time(pid: int) -> str | None:
+    """The kernel's start time of `pid` (clock ticks since boot), or None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def owner_token(pid: int | None = None) -> str:
+    """`<pid>.<starttime>`: names this run without being fooled by PID reuse."""
+    pid = os.getpid() if pid is None else pid
+    return f"{pid}.{start_time(pid)}"
+
+
+def owner_alive(token: str) -> bool:
+    pid, _, started = token.partition(".")
+    return pid.isdigit() and start_time(int(pid)) == started
+
+
+def die_with_parent() -> None:
+    """preexec_fn: the kernel sends SIGKILL to this child when the thread that forked it exits."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _pids() -> Iterator[int]:
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            yield int(entry)
+
+
+def _owner_of(pid: int) -> str | None:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    for item in environ.split(b"\0"):
+        if item.startswith(OWNER_VAR.encode() + b"="):
+            return item.split(b"=", 1)[1].decode(errors="replace")
+    return None
+
+
+def _netns(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None
+
+
+def _own_netns() -> str:
+    return os.readlink("/proc/self/ns/net")
+
+
+def _cgroups(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cgroup").read_text()
+    except OSError:
+        return ""
+
+
+def netns_members(pid: int) -> set[int]:
+    """Every process in the network namespace of `pid`, `pid` itself excluded."""
+    inode = _netns(pid)
+    if inode is None or inode == _own_netns():
+        return set()
+    return {p for p in _pids() if p != pid and _netns(p) == inode}
+
+
+def cgroup_members(mark: str) -> set[int]:
+    """Processes in a cgroup whose path contains `mark` (Docker's --cgroup-parent for a lab)."""
+    return {p for p in _pids() if mark in _cgroups(p)} - {os.getpid()}
+
+
+def remove_cgroups(mark: str) -> None:
+    """Remove the (empty) cgroup directories named by `mark`, deepest first, in every hierarchy."""
+    for hierarchy in Path("/sys/fs/cgroup").iterdir():
+        top = hierarchy / mark.lstrip("/")
+        if not top.is_dir():
+            continue
+        for directory in sorted(top.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            if directory.is_dir():
+                try:
+                    directory.rmdir()
+                except OSError:
+                    pass
+        try:
+            top.rmdir()
+        except OSError:
+            pass
+
+
+def stale_owners() -> set[str]:
+    """Owner tokens of marked processes whose run is gone."""
+    return {o for pid in _pids() if (o := _owner_of(pid)) and not owner_alive(o)}
+
+
+def leftovers(owners: set[str]) -> set[int]:
+    """PIDs belonging to the given dead runs: marked, or sharing their namespaces or cgroups."""
+    if not owners:
+        return set()
+    marked = {pid for pid in _pids() if _owner_of(pid) in owners}
+    # Namespaces a dead run made; never the one this process lives in (the machine's).
+    namespaces = {ns for pid in marked if (ns := _netns(pid)) and ns != _own_netns()}
+    cgroup_marks = [f"coexist-{owner}" for owner in owners]
+    found = set(marked)
+    for pid in _pids():
+        if _netns(pid) in namespaces or any(m in _cgroups(pid) for m in cgroup_marks):
+            found.add(pid)
+    found.discard(os.getpid())
+    return found
+
+
+def kill_all(pids: set[int], *, grace: float = 3.0) -> None:
+    """SIGTERM, a short grace period, then SIGKILL for whatever is still there."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(start_time(p) for p in pids):
+            time.sleep(0.1)

@@ -1,0 +1,194 @@
+"""Running a scenario end to end: lab up, daemons in order, guest, symptom, fix, verdict."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import accel, connectivity, containers, firewall, fixes, log, processes
+from harness.explain import explain
+from harness.guest import GUEST_IMAGE_DIR, Guest
+from harness.guestimage import GuestImage, build_guest_image
+from harness.hostimage import HostImage, build_host_image
+from harness.lab import Lab
+from harness.namespaces import ensure_root
+from harness.scenario import Host, Scenario
+from harness.sshkeys import GuestKeys
+from harness.verdict import CheckResult, Verdict
+from harness.wan import Wan
+
+WORK_ROOT = Path("/var/tmp/coexist")
+FIX_SETTLE_TIMEOUT = 20.0   # how long the guest may take to regain connectivity after a fix
+
+
+class ScenarioUnsupported(RuntimeError):
+    """The scenario asks for something the selected release cannot do."""
+
+
+def sweep_leftovers() -> None:
+    """End processes and remove work folders of earlier runs that died; touch nothing else."""
+    stale = processes.stale_owners()
+    if stale:
+        with log.step(f"sweep leftovers of dead runs {sorted(stale)}"):
+            processes.kill_all(processes.leftovers(stale))
+            for owner in stale:
+                processes.remove_cgroups(f"coexist-{owner}")
+    if WORK_ROOT.is_dir():
+        for folder in WORK_ROOT.iterdir():
+            if not processes.owner_alive(folder.name.split("-", 1)[0]):
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Images:
+    host: HostImage
+    guest: GuestImage
+
+
+def build_images(release: str) -> Images:
+    with log.step(f"images: host ({release}) and guest"):
+        return Images(build_host_image(release), build_guest_image())
+
+
+@contextmanager
+def lab_for(host: Host, images: Images, *, name: str = "lab") -> Iterator[Lab]:
+    """A wan and a lab configured as `host` says, daemons not yet started."""
+    ensure_root()
+    sweep_leftovers()
+    owner = processes.owner_token()
+    workdir = WORK_ROOT / f"{owner}-{name}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        with Wan(owner=owner, workdir=workdir / "wan") as wan, Lab(
+                images.host, wan, workdir=workdir / "lab", name=name,
+                shares={GUEST_IMAGE_DIR: images.guest.kernel.parent}) as lab:
+            configure(lab, host)
+            yield lab
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def configure(lab: Lab, host: Host) -> None:
+    """Settings that must be in place before the daemons start."""
+    # The stock network would autostart with libvirtd; the scenario's start order decides instead.
+    autostart = lab.path("/etc/libvirt/qemu/networks/autostart/default.xml")
+    if autostart.is_symlink() or autostart.exists():
+        autostart.unlink()
+    if host.libvirt_firewall_backend != "default":
+        conf = lab.path("/etc/libvirt/network.conf")
+        if not conf.exists() or "firewall_backend" not in conf.read_text():
+            raise ScenarioUnsupported(
+                f"libvirt on {host.release} has no firewall_backend setting "
+                f"(/etc/libvirt/network.conf); use libvirt_firewall_backend = \"default\"")
+        with conf.open("a") as handle:
+            handle.write(f'\n# coexist scenario\nfirewall_backend = "{host.libvirt_firewall_backend}"\n')
+        if host.libvirt_firewall_backend == "nftables":
+            lab.install_tc_csum_shim()
+
+
+def start_in_order(lab: Lab, order: tuple[str, ...]) -> None:
+    for item in order:
+        if item == "libvirt":
+            lab.start("libvirtd")
+            start_network(lab)
+        else:
+            lab.start(item)
+
+
+def start_network(lab: Lab, name: str = "default") -> None:
+    """Define (from libvirt's stock XML) and start a libvirt network."""
+    import libvirt
+
+    with log.step(f"libvirt network '{name}' up"):
+        conn = lab.libvirt()
+        try:
+            network = conn.networkLookupByName(name)
+        except libvirt.libvirtError:
+            xml = lab.path(f"/usr/share/libvirt/networks/{name}.xml").read_text()
+            network = conn.networkDefineXML(xml)
+        if not network.isActive():
+            network.create()
+
+
+def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None = None) -> Verdict:
+    """Run `scenario` for real and return the verdict (it does not raise on unexpected outcomes)."""
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    artifacts.mkdir(parents=True, exist_ok=True)
+    images = images or build_images(scenario.host.release)
+    timings["images"] = time.monotonic() - started
+    fix = fixes.ALL[scenario.fix] if scenario.fix else None
+    with log.step(f"scenario {scenario.name} on {scenario.host.release}"), ExitStack() as stack:
+        lab = stack.enter_context(lab_for(scenario.host, images))
+        stack.callback(_save_logs, lab, artifacts)
+        phase = time.monotonic()
+        start_in_order(lab, scenario.host.start_order)
+        timings["daemons"] = time.monotonic() - phase
+        if scenario.workload.published_port is not None:
+            if not lab.running("dockerd"):
+                raise ScenarioUnsupported("workload.published_port needs dockerd in host.start_order")
+            containers.run_web(lab, name="coexist-web", published_port=scenario.workload.published_port)
+        kernel = f"{GUEST_IMAGE_DIR}/{images.guest.kernel.name}"
+        initrd = f"{GUEST_IMAGE_DIR}/{images.guest.initrd.name}"
+        decision = accel.decide(lab, kernel, initrd)
+        keys = GuestKeys.generate(lab.workdir / "keys")
+        baseline = firewall.snapshot(lab, "1-baseline")
+        baseline.save(artifacts)
+        phase = time.monotonic()
+        guest = stack.enter_context(Guest(lab, images.guest, keys, name=f"coexist-{lab.owner}",
+                                          accel=decision.accel, artifacts=artifacts))
+        timings["guest boot to SSH"] = time.monotonic() - phase
+        with log.step("before any fix: what can the guest reach?"):
+            before = connectivity.measure(guest, lab.wan.endpoints)
+        symptom = firewall.snapshot(lab, "2-symptom")
+        symptom.save(artifacts)
+        verdict = Verdict(scenario, dict(images.host.manifest), decision, list(lab.deviations),
+                          before, timings=timings, artifacts=str(artifacts))
+        if scenario.workload.published_port is not None:
+            verdict.published_before = connectivity.published_port_answers(
+                lab.wan, scenario.workload.published_port)
+        after_fix = after_probed = None
+        if fix is not None:
+            lab.apply(fix)
+            verdict.fix_checks = [CheckResult(c.description, c.holds(lab), c.evidence(lab))
+                                  for c in fix.host_checks]
+            after_fix = firewall.snapshot(lab, "3-after-fix")
+            after_fix.save(artifacts)
+            with log.step("after the fix: what can the guest reach?"):
+                verdict.after = connectivity.measure_until_ok(guest, lab.wan.endpoints,
+                                                              timeout=FIX_SETTLE_TIMEOUT)
+            after_probed = firewall.snapshot(lab, "4-after-fix-probed")
+            after_probed.save(artifacts)
+            if scenario.workload.published_port is not None:
+                verdict.published_after = connectivity.published_port_answers(
+                    lab.wan, scenario.workload.published_port)
+        verdict.explanation = explain(baseline, symptom, before, after_fix, after_probed,
+                                      verdict.after)
+        timings["scenario"] = time.monotonic() - started
+    (artifacts / "verdict.txt").write_text(verdict.render() + "\n")
+    (artifacts / "verdict.json").write_text(verdict.dumps() + "\n")
+    return verdict
+
+
+def _save_logs(lab: Lab, artifacts: Path) -> None:
+    target = artifacts / "logs"
+    if lab.logdir.is_dir():
+        shutil.copytree(lab.logdir, target, dirs_exist_ok=True)
+    for inside in ("/var/log/libvirt", "/var/log/firewalld", "/var/log/coexist-tc-shim.log"):
+        source = lab.path(inside)
+        try:
+            if source.is_dir():
+                shutil.copytree(source, target / inside.strip("/").replace("/", "_"),
+                                dirs_exist_ok=True)
+            elif source.exists():
+                shutil.copy(source, target / source.name)
+        except OSError as error:
+            log.info(f"artifacts: could not copy {inside}: {error}")
+    for sub in ("wan",):
+        wan_dir = lab.wan.workdir
+        if wan_dir.is_dir():
+            shutil.copytree(wan_dir, target / sub, dirs_exist_ok=True)

@@ -1,0 +1,120 @@
+"""The verdict: what was measured, whether it matches what the scenario expects, and why."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from harness.accel import AccelDecision
+from harness.connectivity import Connectivity
+from harness.scenario import Scenario
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    description: str
+    holds: bool
+    evidence: str = ""
+
+
+@dataclass
+class Verdict:
+    scenario: Scenario
+    versions: dict[str, str]
+    accel: AccelDecision
+    deviations: list[str]
+    before: Connectivity
+    after: Connectivity | None = None
+    published_before: bool | None = None
+    published_after: bool | None = None
+    fix_checks: list[CheckResult] = field(default_factory=list)
+    explanation: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    artifacts: str = ""
+
+    @property
+    def symptom(self) -> bool:
+        return self.before.symptom
+
+    @property
+    def fix_effective(self) -> bool | None:
+        return None if self.after is None else self.after.all_ok
+
+    def mismatches(self) -> list[str]:
+        """Where reality differs from what the scenario expects (empty: as expected)."""
+        expect = self.scenario.expect
+        found = []
+        if self.symptom != expect.symptom:
+            found.append(f"symptom expected {_yes(expect.symptom)}, measured {_yes(self.symptom)}"
+                         f" ({self.before.summary()})")
+        if expect.fix_effective is not None and self.fix_effective != expect.fix_effective:
+            assert self.after is not None
+            found.append(f"fix effective expected {_yes(expect.fix_effective)}, measured "
+                         f"{_yes(self.fix_effective)} ({self.after.summary()})")
+        for when, value in (("before the fix", self.published_before),
+                            ("after the fix", self.published_after)):
+            if value is not None and value != expect.published_port:
+                found.append(f"published port {when}: expected "
+                             f"{'reachable' if expect.published_port else 'unreachable'}, "
+                             f"measured {'reachable' if value else 'unreachable'}")
+        found += [f"fix check failed: {c.description}" for c in self.fix_checks if not c.holds]
+        return found
+
+    def render(self) -> str:
+        s = self.scenario
+        lines = [
+            f"coexist verdict: {s.name}",
+            f"  {s.summary}",
+            f"  host: Debian {s.host.release}: " + ", ".join(f"{k} {v}" for k, v in
+                                                          sorted(self.versions.items())),
+            f"  libvirt firewall backend: {s.host.libvirt_firewall_backend}; start order: "
+            f"{' -> '.join(s.host.start_order)}",
+            f"  guest accelerator: {self.accel.accel} ({self.accel.reason})",
+        ]
+        for deviation in self.deviations:
+            lines.append(f"  DEVIATION from a real host: {deviation}")
+        lines += ["", f"  Symptom reproduced: {_yes(self.symptom).upper()}   "
+                      f"(before any fix: {self.before.summary()})"]
+        if self.after is not None:
+            lines.append(f"  Fix effective:      {_yes(self.fix_effective).upper()}   "
+                         f"(after `{s.fix}`: {self.after.summary()})")
+        if self.published_before is not None:
+            after = "" if self.published_after is None else \
+                f", after the fix: {'reachable' if self.published_after else 'UNREACHABLE'}"
+            lines.append(f"  Docker published port from outside: before: "
+                         f"{'reachable' if self.published_before else 'UNREACHABLE'}{after}")
+        for check in self.fix_checks:
+            lines.append(f"  host check: {'ok  ' if check.holds else 'FAILS'} {check.description}")
+        if self.explanation:
+            lines += ["", "  Why:"] + [f"    {line}" for line in self.explanation]
+        mismatches = self.mismatches()
+        lines.append("")
+        if mismatches:
+            lines.append("  UNEXPECTED: reality differs from the scenario's expectations:")
+            lines += [f"    - {m}" for m in mismatches]
+        else:
+            lines.append("  As expected by the scenario.")
+        if self.timings:
+            lines.append("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.timings.items()))
+        if self.artifacts:
+            lines.append(f"  artifacts: {self.artifacts}")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario.name, "release": self.scenario.host.release,
+            "versions": self.versions, "accel": asdict(self.accel), "deviations": self.deviations,
+            "symptom": self.symptom, "fix_effective": self.fix_effective,
+            "before": asdict(self.before), "after": asdict(self.after) if self.after else None,
+            "published_before": self.published_before, "published_after": self.published_after,
+            "fix_checks": [asdict(c) for c in self.fix_checks], "explanation": self.explanation,
+            "mismatches": self.mismatches(), "timings": self.timings,
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2)
+
+
+def _yes(value: bool | None) -> str:
+    return {True: "yes", False: "no", None: "n/a"}[value]

@@ -1,0 +1,86 @@
+"""The seed report, for real: libvirt's nftables backend, firewalld, Docker first, on trixie."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import fixes, scenario
+from harness.connectivity import http_get
+from harness.guest import Guest
+from harness.lab import Lab
+from harness.runner import Images, build_images, lab_for, start_in_order
+from harness.sshkeys import GuestKeys
+
+pytestmark = pytest.mark.e2e
+SEED = Path(__file__).resolve().parents[2] / "scenarios" / "seed-firewalld-direct.toml"
+FAR_HOST = "198.51.100.1"
+
+
+@pytest.fixture(scope="module")
+def seed(request: pytest.FixtureRequest) -> scenario.Scenario:
+    loaded = scenario.load(SEED)
+    release = request.config.getoption("--release")
+    if release and release != loaded.host.release:
+        pytest.skip(f"the seed's expectations are measured on {loaded.host.release}")
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def images(seed: scenario.Scenario) -> Images:
+    return build_images(seed.host.release)
+
+
+def test_seed_scenario_verdict_matches_what_was_measured(seed: scenario.Scenario,
+                                                         images: Images, artifacts: Path) -> None:
+    from harness.runner import run_scenario
+
+    verdict = run_scenario(seed, artifacts=artifacts, images=images)
+    print(verdict.render())
+    # The measurements themselves, not only their agreement with the file:
+    assert verdict.before.dns.ok, verdict.before.dns.output
+    assert verdict.symptom == seed.expect.symptom, verdict.render()
+    assert verdict.fix_effective == seed.expect.fix_effective, verdict.render()
+    assert all(check.holds for check in verdict.fix_checks), verdict.render()
+    assert not verdict.mismatches(), verdict.render()
+    assert (artifacts / "2-symptom" / "nft-ruleset.json").is_file()
+    assert (artifacts / "guest-serial.log").read_text().count("COEXIST-GUEST-READY") == 1
+
+
+@pytest.fixture
+def lab(seed: scenario.Scenario, images: Images) -> Iterator[Lab]:
+    with lab_for(seed.host, images) as lab:
+        start_in_order(lab, seed.host.start_order)
+        yield lab
+
+
+@pytest.fixture
+def guest(lab: Lab, images: Images, artifacts: Path) -> Iterator[Guest]:
+    from harness import accel
+    from harness.guest import GUEST_IMAGE_DIR
+
+    decision = accel.decide(lab, f"{GUEST_IMAGE_DIR}/{images.guest.kernel.name}",
+                            f"{GUEST_IMAGE_DIR}/{images.guest.initrd.name}")
+    keys = GuestKeys.generate(lab.workdir / "keys")
+    with Guest(lab, images.guest, keys, name=f"coexist-{lab.owner}-script",
+               accel=decision.accel, artifacts=artifacts) as guest:
+        yield guest
+
+
+def test_seed_symptom_then_fix_as_a_script(lab: Lab, guest: Guest) -> None:
+    assert lab.firewall.forward_policy() == "DROP"          # Docker turned forwarding on
+    assert "ip libvirt_network" in lab.firewall.nft_tables()  # libvirt's own nftables table
+    assert lab.firewall.zone_of("virbr0") == "libvirt"
+
+    guest.succeed("nslookup example.test 192.168.122.1")   # DNS through libvirt's dnsmasq
+    guest.fail(f"ping -c1 -W2 {FAR_HOST}")                  # forwarding is dropped: the symptom
+    guest.fail(http_get(FAR_HOST))
+
+    lab.apply(fixes.SEED_FIREWALLD_DIRECT)
+
+    guest.wait_until_succeeds(f"ping -c1 -W2 {FAR_HOST}", timeout=30)
+    assert "coexist-wan-ok" in guest.succeed(http_get(FAR_HOST))
+    guest.succeed("nslookup example.test 192.168.122.1")
+    assert lab.firewall.masquerade("libvirt")

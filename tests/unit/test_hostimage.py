@@ -1,0 +1,151 @@
+"""The host image recipe: loaded, validated, keyed. Needs no root and builds nothing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness import hostimage
+from harness.hostimage import HostImageError, RecipeError, load_recipe, load_recipes
+
+TRIXIE = """
+[release.trixie]
+suite = "trixie"
+mirror = "http://deb.debian.org/debian"
+packages = [{packages}]
+{extra}
+"""
+
+
+def recipe_file(
+    tmp_path: Path, packages: str = '"docker.io", "firewalld"', extra: str = ""
+) -> Path:
+    path = tmp_path / "host.toml"
+    path.write_text(TRIXIE.format(packages=packages, extra=extra))
+    return path
+
+
+def test_the_project_recipe_defines_the_three_releases() -> None:
+    recipes = load_recipes()
+    assert list(recipes) == ["bookworm", "trixie", "forky"]
+    for recipe in recipes.values():
+        assert {"docker.io", "libvirt-daemon-system", "firewalld", "qemu-system-x86"} <= set(
+            recipe.packages
+        )
+
+
+def test_docker_cli_only_where_docker_io_ships_none() -> None:
+    assert "docker-cli" not in load_recipe("bookworm").packages
+    assert "docker-cli" in load_recipe("trixie").packages
+    assert "docker-cli" in load_recipe("forky").packages
+
+
+def test_forky_uses_the_sid_script_and_ignores_valid_until() -> None:
+    forky = load_recipe("forky")
+    assert forky.suite == "forky"
+    assert forky.script == "/usr/share/debootstrap/scripts/sid"
+    assert forky.check_valid_until is False
+    assert load_recipe("trixie").check_valid_until is True
+    assert load_recipe("trixie").script is None
+
+
+def test_an_unknown_release_names_the_allowed_ones() -> None:
+    with pytest.raises(RecipeError, match=r"'buster'.*bookworm, trixie, forky"):
+        load_recipe("buster")
+
+
+def test_build_rejects_an_unknown_release_before_anything_else() -> None:
+    with pytest.raises(RecipeError, match="bookworm, trixie, forky"):
+        hostimage.build_host_image("sid")
+
+
+def test_the_key_changes_when_the_package_list_changes(tmp_path: Path) -> None:
+    before = load_recipe("trixie", recipe_file(tmp_path)).key
+    same = load_recipe("trixie", recipe_file(tmp_path)).key
+    after = load_recipe("trixie", recipe_file(tmp_path, '"docker.io", "firewalld", "ipset"')).key
+    assert before == same
+    assert before != after
+
+
+def test_the_key_changes_with_the_build_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = load_recipe("trixie").key
+    monkeypatch.setattr(hostimage, "RECIPE_VERSION", hostimage.RECIPE_VERSION + "-next")
+    assert load_recipe("trixie").key != before
+
+
+def test_releases_have_distinct_keys() -> None:
+    keys = {recipe.key for recipe in load_recipes().values()}
+    assert len(keys) == 3
+
+
+def test_an_unknown_field_is_an_error_naming_file_and_field(tmp_path: Path) -> None:
+    path = recipe_file(tmp_path, extra='include = ["systemd"]')
+    with pytest.raises(
+        RecipeError, match=r"host\.toml: \[release\.trixie\]: unknown field.*include"
+    ):
+        load_recipe("trixie", path)
+
+
+def test_a_missing_field_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "host.toml"
+    path.write_text('[release.trixie]\nsuite = "trixie"\npackages = ["dbus"]\n')
+    with pytest.raises(RecipeError, match="missing field 'mirror'"):
+        load_recipe("trixie", path)
+
+
+@pytest.mark.parametrize(
+    ("packages", "extra", "complaint"),
+    [
+        ("", "", "non-empty list"),
+        ('"Docker IO"', "", "not a Debian package name"),
+        ('"dbus", "dbus"', "", "listed twice"),
+        ('"dbus"', 'check_valid_until = "no"', "true or false"),
+        ('"dbus"', 'script = "scripts/sid"', "absolute path"),
+    ],
+)
+def test_bad_values_are_errors(tmp_path: Path, packages: str, extra: str, complaint: str) -> None:
+    with pytest.raises(RecipeError, match=complaint):
+        load_recipe("trixie", recipe_file(tmp_path, packages, extra))
+
+
+def test_an_unknown_top_level_key_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "host.toml"
+    path.write_text(TRIXIE.format(packages='"dbus"', extra="") + '\n[defaults]\nmirror = "x"\n')
+    with pytest.raises(RecipeError, match="unknown top-level"):
+        load_recipes(path)
+
+
+def test_building_needs_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("COEXIST_CACHE", str(tmp_path))
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(HostImageError, match="needs root"):
+        hostimage.build_host_image("trixie")
+
+
+def test_building_needs_debootstrap(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("COEXIST_CACHE", str(tmp_path))
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(shutil, "which", lambda name, path=None: None)
+    with pytest.raises(HostImageError, match=r"apt-get install debootstrap"):
+        hostimage.build_host_image("trixie")
+    assert list(tmp_path.iterdir()) == []  # nothing created before the checks
+
+
+def test_a_complete_image_is_reused_without_root(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    recipe = load_recipe("trixie")
+    root = tmp_path / f"host-trixie-{recipe.key}"
+    (root / "etc").mkdir(parents=True)
+    (root / hostimage.MANIFEST_PATH).write_text(
+        f'{{"recipe_key": "{recipe.key}", "packages": {{"docker.io": "26.1.5"}}}}'
+    )
+    (root / hostimage.COMPLETE_MARKER).write_text(recipe.key)
+    monkeypatch.setenv("COEXIST_CACHE", str(tmp_path))
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    image = hostimage.build_host_image("trixie")
+    assert image.root == root
+    assert image.manifest == {"docker.io": "26.1.5"}

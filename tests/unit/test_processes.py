@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import os
+import subprocess
+
+from harness import processes
+
+
+def test_owner_token_of_this_process_is_alive() -> None:
+    assert processes.owner_alive(processes.owner_token())
+
+
+def test_a_finished_process_or_reused_pid_is_not_alive() -> None:
+    child = subprocess.Popen(["true"])
+    token = processes.owner_token(child.pid)
+    child.wait()
+    assert not processes.owner_alive(token)
+    pid = os.getpid()
+    assert not processes.owner_alive(f"{pid}.1")   # same PID, other start time
+    assert not processes.owner_alive("garbage")
+
+
+def test_no_leftovers_for_no_owners() -> None:
+    assert processes.leftovers(set()) == set()
+
+
+def test_a_dead_runs_marked_process_is_found_and_ended() -> None:
+    dead = subprocess.Popen(["true"])
+    token = processes.owner_token(dead.pid)
+    dead.wait()
+    orphan = subprocess.Popen(["sleep", "60"], env={**os.environ, processes.OWNER_VAR: token})
+    try:
+        assert token in processes.stale_owners()
+        assert orphan.pid in processes.leftovers({token})
+        processes.kill_all(processes.leftovers({token}), grace=2)
+        assert orphan.wait(timeout=5) != 0
+    finally:
+        orphan.kill()
+        orphan.wait()
+
+
+def test_a_live_runs_processes_are_not_leftovers() -> None:
+    mine = subprocess.Popen(["sleep", "60"],
+                            env={**os.environ, processes.OWNER_VAR: processes.owner_token()})
+    try:
+        assert processes.owner_token() not in processes.stale_owners()
+    finally:
+        mine.kill()
+        mine.wait()

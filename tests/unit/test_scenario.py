@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.scenario import ScenarioError, load, parse
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def minimal(**tables: dict) -> dict:
+    data = {"scenario": {"name": "s", "summary": "x"}, "expect": {"symptom": True}}
+    for table, values in tables.items():
+        data.setdefault(table, {}).update(values)
+    return data
+
+
+def test_every_shipped_scenario_loads() -> None:
+    paths = sorted(SCENARIOS.glob("*.toml"))
+    assert paths, "no scenarios shipped"
+    for path in paths:
+        assert load(path).name
+
+
+def test_seed_scenario_says_what_it_measures() -> None:
+    seed = load(SCENARIOS / "seed-firewalld-direct.toml")
+    assert seed.host.release == "trixie"
+    assert seed.host.libvirt_firewall_backend == "nftables"
+    assert seed.host.start_order == ("firewalld", "dockerd", "libvirt")
+    assert seed.fix == "seed-firewalld-direct"
+    assert seed.expect.symptom is True
+
+
+def test_defaults() -> None:
+    scenario = parse(minimal())
+    assert scenario.host.release == "trixie"
+    assert scenario.fix is None and scenario.expect.fix_effective is None
+
+
+@pytest.mark.parametrize(
+    ("data", "where", "says"),
+    [
+        (minimal(hosts={"release": "trixie"}), "[hosts]", "allowed: scenario, host"),
+        (minimal(host={"relase": "trixie"}), "host.relase", "allowed: release,"),
+        (minimal(host={"release": "bullseye"}), "host.release", "allowed: bookworm, trixie, forky"),
+        (minimal(host={"release": 13}), "host.release", "must be a str"),
+        (minimal(host={"libvirt_firewall_backend": "pf"}), "host.libvirt_firewall_backend",
+         "allowed: default, iptables, nftables"),
+        (minimal(host={"start_order": ["dockerd", "qemu", "libvirt"]}), "host.start_order",
+         "'qemu' is not allowed"),
+        (minimal(host={"start_order": ["dockerd"]}), "host.start_order", "must include 'libvirt'"),
+        (minimal(host={"start_order": ["libvirt", "libvirt"]}), "host.start_order", "twice"),
+        (minimal(workload={"published_port": 70000}), "workload.published_port", "1..65535"),
+        (minimal(workload={"published_port": True}), "workload.published_port", "must be a int"),
+        (minimal(fix={"name": "reboot-it"}), "fix.name", "known: seed-firewalld-direct"),
+        (minimal(fix={"name": "seed-firewalld-direct"}), "expect.fix_effective", "is required"),
+        (minimal(expect={"fix_effective": True}), "expect.fix_effective", "no [fix]"),
+        ({"scenario": {"name": "s"}, "expect": {"symptom": True}}, "scenario.summary", "required"),
+        (minimal(expect={"symptom": "yes"}), "expect.symptom", "must be a bool"),
+    ],
+)
+def test_errors_name_the_file_the_field_and_what_is_allowed(data: dict, where: str,
+                                                            says: str) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        parse(data, "scenarios/broken.toml")
+    message = str(caught.value)
+    assert message.startswith("scenarios/broken.toml: ")
+    assert caught.value.where == where
+    assert says in message
+
+
+def test_malformed_toml_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[scenario\nname = 1\n")
+    with pytest.raises(ScenarioError, match=r"bad\.toml: file: not valid TOML"):
+        load(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="no such scenario file"):
+        load(tmp_path / "nope.toml")
