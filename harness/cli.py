@@ -19,6 +19,21 @@ def main(argv: list[str] | None = None) -> int:
                      help="where logs, rulesets and the verdict go (default: ./artifacts/<name>-<time>)")
     check = sub.add_parser("check", help="validate scenario files without running anything")
     check.add_argument("scenarios", type=Path, nargs="+")
+    matrix = sub.add_parser("matrix", help="run scenarios crossed with axes; write a report")
+    matrix.add_argument("scenarios", type=Path, nargs="+", help="scenario files or folders")
+    matrix.add_argument("--release", action="append", default=[],
+                        help="bookworm,trixie,forky (repeatable or comma-separated)")
+    matrix.add_argument("--start-order", action="append", default=[],
+                        help="e.g. firewalld,dockerd,libvirt (repeatable: one order each)")
+    matrix.add_argument("--libvirt-backend", action="append", default=[],
+                        help="default,iptables,nftables (repeatable or comma-separated)")
+    matrix.add_argument("--after-setup", action="append", default=[],
+                        help="events before the first measurement, e.g. firewalld-reload "
+                             "(repeatable: one list each; 'none' for no event)")
+    matrix.add_argument("--after-fix", action="append", default=[],
+                        help="events after the fix (repeatable: one list each; 'none')")
+    matrix.add_argument("--out", type=Path, default=None,
+                        help="report folder (default: ./artifacts/matrix-<time>)")
     images = sub.add_parser("images", help="build (or reuse) the host and guest images")
     images.add_argument("--release", default="trixie")
     args = parser.parse_args(argv)
@@ -37,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
             built = build_images(args.release)
             print(f"host image: {built.host.root}\nguest image: {built.guest.kernel.parent}")
             return 0
+        if args.command == "matrix":
+            return _matrix(args)
         scenario = load(args.scenario)
     except ScenarioError as error:
         print(f"coexist: invalid scenario: {error}", file=sys.stderr)
@@ -56,6 +73,37 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     print(verdict.render())
     return 0 if not verdict.mismatches() else 1
+
+
+def _matrix(args: argparse.Namespace) -> int:
+    from harness import matrix
+    from harness.scenario import load
+
+    files = [p for path in args.scenarios
+             for p in (sorted(path.glob("*.toml")) if path.is_dir() else [path])]
+    axes = {
+        "release": _commas(args.release),
+        "libvirt_firewall_backend": _commas(args.libvirt_backend),
+        "start_order": [order.split(",") for order in args.start_order],
+        "after_setup": [_event_list(e) for e in args.after_setup],
+        "after_fix": [_event_list(e) for e in args.after_fix],
+    }
+    variants = matrix.cross([load(f) for f in files], axes)
+    out = (args.out or Path("artifacts") / f"matrix-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    log.info(f"coexist matrix: {len(variants)} runs -> {out}")
+    rows = matrix.run(variants, out)
+    print((out / "matrix.md").read_text())
+    print(f"reports: {out / 'matrix.md'}, {out / 'matrix.html'}, {out / 'matrix.json'}")
+    bad = [r for r in rows if r.error or (r.verdict and r.verdict.mismatches())]
+    return 1 if bad else 0
+
+
+def _commas(values: list[str]) -> list[str]:
+    return [v for value in values for v in value.split(",") if v]
+
+
+def _event_list(value: str) -> list[str]:
+    return [] if value == "none" else value.split(",")
 
 
 if __name__ == "__main__":

@@ -64,4 +64,5 @@ def run_web(lab: Lab, *, name: str, published_port: int) -> Container:
         return lab.docker().containers.run(
             BASE_IMAGE, ["httpd", "-f", "-p", "80", "-h", "/www"], name=name, detach=True,
             ports={"80/tcp": published_port}, labels={LABEL: lab.owner},
+            restart_policy={"Name": "unless-stopped"},   # back after a dockerd restart
         )

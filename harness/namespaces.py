@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import ctypes
-import shlex
 import os
+import shlex
 import socket
 import subprocess
 import threading

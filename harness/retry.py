@@ -6,8 +6,6 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from harness import log
-
 T = TypeVar("T")
 
 

@@ -9,7 +9,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import accel, connectivity, containers, firewall, fixes, log, processes
+from harness import accel, connectivity, containers, events, firewall, fixes, log, processes
 from harness.explain import explain
 from harness.guest import GUEST_IMAGE_DIR, Guest
 from harness.guestimage import GuestImage, build_guest_image
@@ -142,6 +142,7 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
         guest = stack.enter_context(Guest(lab, images.guest, keys, name=f"coexist-{lab.owner}",
                                           accel=decision.accel, artifacts=artifacts))
         timings["guest boot to SSH"] = time.monotonic() - phase
+        events.happen(lab, scenario.events.after_setup)
         with log.step("before any fix: what can the guest reach?"):
             before = connectivity.measure(guest, lab.wan.endpoints)
         symptom = firewall.snapshot(lab, "2-symptom")
@@ -163,6 +164,12 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
                                                               timeout=FIX_SETTLE_TIMEOUT)
             after_probed = firewall.snapshot(lab, "4-after-fix-probed")
             after_probed.save(artifacts)
+            if scenario.events.after_fix:
+                events.happen(lab, scenario.events.after_fix)
+                with log.step(f"after {', '.join(scenario.events.after_fix)}: still reachable?"):
+                    verdict.after_events = connectivity.measure_until_ok(
+                        guest, lab.wan.endpoints, timeout=FIX_SETTLE_TIMEOUT)
+                firewall.snapshot(lab, "5-after-events").save(artifacts)
             if scenario.workload.published_port is not None:
                 verdict.published_after = connectivity.published_port_answers(
                     lab.wan, scenario.workload.published_port)

@@ -1,7 +1,13 @@
-"""Scenarios are data: a TOML file validated when loaded, with errors naming the file and field."""
+"""Scenarios are data: a TOML file validated when loaded, with errors naming the file and field.
+
+Axes (`[host]`, `[events]`) describe the host and what happens to it; `[expect]` states the measured
+outcome, and `[[expect.case]]` tables override it for particular axis values (later cases win), so
+one file can carry the measured truth for several releases, start orders and events.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,7 +15,11 @@ from typing import Any
 
 RELEASES = ("bookworm", "trixie", "forky")
 LIBVIRT_BACKENDS = ("default", "iptables", "nftables")
+FIREWALLD_BACKENDS = ("default", "nftables", "iptables")
+DOCKER_IPTABLES = ("default", "nft", "legacy")
 STARTABLE = ("firewalld", "dockerd", "libvirt")
+EVENTS = ("firewalld-reload", "firewalld-restart", "dockerd-restart", "libvirt-network-restart",
+          "libvirtd-restart")
 
 
 class ScenarioError(ValueError):
@@ -24,19 +34,42 @@ class ScenarioError(ValueError):
 class Host:
     release: str = "trixie"
     libvirt_firewall_backend: str = "default"
+    firewalld_backend: str = "default"
+    docker_iptables: str = "default"
     start_order: tuple[str, ...] = ("firewalld", "dockerd", "libvirt")
+
+    @property
+    def firewalld(self) -> bool:
+        return "firewalld" in self.start_order
+
+
+@dataclass(frozen=True)
+class Events:
+    after_setup: tuple[str, ...] = ()   # once the guest is up, before the first measurement
+    after_fix: tuple[str, ...] = ()     # after the fix; connectivity is measured again
 
 
 @dataclass(frozen=True)
 class Workload:
-    published_port: int | None = 8080  # a container publishing this port; None: no container
+    published_port: int | None = 8080   # a container publishing this port; None: no container
 
 
 @dataclass(frozen=True)
 class Expect:
-    symptom: bool  # DNS works, ping and TCP to the outside fail (before any fix)
-    fix_effective: bool | None = None  # after the fix: DNS, ping and TCP all work
-    published_port: bool = True  # the container's published port answers from outside
+    symptom: bool                       # DNS works, ping and TCP to the outside fail (no fix yet)
+    fix_effective: bool | None = None   # after the fix: DNS, ping and TCP all work
+    published_port: bool = True         # the container's published port answers from outside
+    # after events.after_fix (in the file or a matrix variant): DNS, ping and TCP still work
+    survives_events: bool | None = None
+    notes: tuple[str, ...] = ()         # why, from the cases that applied
+
+
+@dataclass(frozen=True)
+class Case:
+    """`[[expect.case]]`: outcomes that hold when every given axis value matches."""
+
+    match: dict[str, Any]
+    outcome: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -46,20 +79,84 @@ class Scenario:
     summary: str
     source: str
     host: Host
+    events: Events
     workload: Workload
     fix: str | None
-    expect: Expect
+    base_expect: Expect
+    cases: tuple[Case, ...] = ()
     notes: tuple[str, ...] = field(default=())
+
+    def axes(self) -> dict[str, Any]:
+        """This scenario's axis values, as `[[expect.case]]` tables name them."""
+        return {
+            "release": self.host.release,
+            "libvirt_firewall_backend": self.host.libvirt_firewall_backend,
+            "firewalld_backend": self.host.firewalld_backend,
+            "docker_iptables": self.host.docker_iptables,
+            "start_order": list(self.host.start_order),
+            "firewalld": self.host.firewalld,
+            "after_setup": list(self.events.after_setup),
+            "after_fix": list(self.events.after_fix),
+        }
+
+    @property
+    def expect(self) -> Expect:
+        """The expected outcome for this scenario's axis values."""
+        axes = self.axes()
+        outcome = dataclasses.asdict(self.base_expect)
+        notes = list(self.base_expect.notes)
+        for case in self.cases:
+            if all(axes[key] == value for key, value in case.match.items()):
+                notes += [case.outcome["note"]] if "note" in case.outcome else []
+                outcome.update({k: v for k, v in case.outcome.items() if k != "note"})
+        outcome["notes"] = tuple(notes)
+        return Expect(**outcome)
+
+    def variant(self, **axes: Any) -> Scenario:
+        """The same scenario with other axis values (validated like a file)."""
+        host = {k: axes.pop(k) for k in list(axes) if k in _SCHEMA["host"]}
+        events = {k: axes.pop(k) for k in list(axes) if k in _SCHEMA["events"]}
+        if axes:
+            raise ScenarioError(self.path, "variant", f"unknown axes {sorted(axes)}")
+        where = f"{self.path} (variant {host | events})"
+        new_host = _host(where, {**_host_data(self.host), **host})
+        new_events = _events(where, {"after_setup": list(self.events.after_setup),
+                                     "after_fix": list(self.events.after_fix), **events})
+        return dataclasses.replace(self, host=new_host, events=new_events)
+
+    def label(self) -> str:
+        """A short description of the axis values, for reports."""
+        h = self.host
+        parts = [h.release, f"libvirt:{h.libvirt_firewall_backend}",
+                 "order:" + ">".join(h.start_order)]
+        if h.firewalld_backend != "default":
+            parts.append(f"firewalld:{h.firewalld_backend}")
+        if h.docker_iptables != "default":
+            parts.append(f"docker-iptables:{h.docker_iptables}")
+        if self.events.after_setup:
+            parts.append("events:" + ",".join(self.events.after_setup))
+        if self.events.after_fix:
+            parts.append("after-fix:" + ",".join(self.events.after_fix))
+        return " ".join(parts)
 
 
 _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "scenario": {"name": str, "summary": str, "source": str, "notes": list},
-    "host": {"release": str, "libvirt_firewall_backend": str, "start_order": list},
+    "host": {"release": str, "libvirt_firewall_backend": str, "firewalld_backend": str,
+             "docker_iptables": str, "start_order": list},
+    "events": {"after_setup": list, "after_fix": list},
     "workload": {"published_port": int},
     "fix": {"name": str},
-    "expect": {"symptom": bool, "fix_effective": bool, "published_port": bool},
+    "expect": {"symptom": bool, "fix_effective": bool, "published_port": bool,
+               "survives_events": bool, "case": list},
 }
 _REQUIRED = {"scenario": ("name", "summary"), "expect": ("symptom",)}
+_CASE_MATCH: dict[str, type] = {
+    "release": str, "libvirt_firewall_backend": str, "firewalld_backend": str,
+    "docker_iptables": str, "start_order": list, "firewalld": bool, "after_setup": list,
+    "after_fix": list}
+_CASE_OUTCOME: dict[str, type] = {"symptom": bool, "fix_effective": bool, "published_port": bool,
+                                  "survives_events": bool, "note": str}
 
 
 def load(path: Path | str) -> Scenario:
@@ -82,30 +179,15 @@ def parse(data: dict[str, Any], path: Path | str = "<scenario>") -> Scenario:
             raise ScenarioError(path, f"[{table}]", f"unknown table; allowed: {_names(_SCHEMA)}")
         if not isinstance(value, dict):
             raise ScenarioError(path, table, "must be a table ([...])")
-        for key, item in value.items():
-            allowed = _SCHEMA[table]
-            if key not in allowed:
-                raise ScenarioError(path, f"{table}.{key}", f"unknown key; allowed: {_names(allowed)}")
-            expected = allowed[key]
-            if isinstance(item, bool) and expected is int or not isinstance(item, expected):
-                kind = expected.__name__ if isinstance(expected, type) else str(expected)
-                raise ScenarioError(path, f"{table}.{key}", f"must be a {kind}, got {item!r}")
+        _check_types(path, table, value, _SCHEMA[table])
     for table, keys in _REQUIRED.items():
         for key in keys:
             if key not in data.get(table, {}):
                 raise ScenarioError(path, f"{table}.{key}", "is required")
 
-    meta, host_data = data["scenario"], data.get("host", {})
-    host = Host(
-        release=_choice(path, "host.release", host_data.get("release", Host.release), RELEASES),
-        libvirt_firewall_backend=_choice(
-            path,
-            "host.libvirt_firewall_backend",
-            host_data.get("libvirt_firewall_backend", Host.libvirt_firewall_backend),
-            LIBVIRT_BACKENDS,
-        ),
-        start_order=_start_order(path, host_data.get("start_order", list(Host.start_order))),
-    )
+    meta = data["scenario"]
+    host = _host(path, data.get("host", {}))
+    events = _events(path, data.get("events", {}))
     port = data.get("workload", {}).get("published_port", Workload.published_port)
     if port is not None and not 1 <= port <= 65535:
         raise ScenarioError(path, "workload.published_port", f"must be 1..65535, got {port}")
@@ -114,12 +196,15 @@ def parse(data: dict[str, Any], path: Path | str = "<scenario>") -> Scenario:
         from harness import fixes
 
         if fix not in fixes.ALL:
-            raise ScenarioError(path, "fix.name", f"unknown fix {fix!r}; known: {', '.join(fixes.ALL)}")
+            raise ScenarioError(path, "fix.name",
+                                f"unknown fix {fix!r}; known: {', '.join(fixes.ALL)}")
     expect_data = data["expect"]
-    if fix is None and "fix_effective" in expect_data:
-        raise ScenarioError(path, "expect.fix_effective", "given, but the scenario has no [fix]")
-    if fix is not None and "fix_effective" not in expect_data:
-        raise ScenarioError(path, "expect.fix_effective", "is required when the scenario has a [fix]")
+    _require_together(path, "fix_effective", fix is not None, expect_data, "[fix]")
+    if events.after_fix and "survives_events" not in expect_data:
+        raise ScenarioError(path, "expect.survives_events",
+                            "is required when the scenario has events.after_fix")
+    if events.after_fix and fix is None:
+        raise ScenarioError(path, "events.after_fix", "given, but the scenario has no [fix]")
     return Scenario(
         path=path,
         name=meta["name"],
@@ -127,35 +212,118 @@ def parse(data: dict[str, Any], path: Path | str = "<scenario>") -> Scenario:
         source=meta.get("source", ""),
         notes=tuple(_strings(path, "scenario.notes", meta.get("notes", []))),
         host=host,
+        events=events,
         workload=Workload(published_port=port),
         fix=fix,
-        expect=Expect(
+        base_expect=Expect(
             symptom=expect_data["symptom"],
             fix_effective=expect_data.get("fix_effective"),
             published_port=expect_data.get("published_port", Expect.published_port),
+            survives_events=expect_data.get("survives_events"),
         ),
+        cases=tuple(_case(path, i, c) for i, c in enumerate(expect_data.get("case", []))),
     )
+
+
+def _host_data(host: Host) -> dict[str, Any]:
+    data = dataclasses.asdict(host)
+    data["start_order"] = list(host.start_order)
+    return data
+
+
+def _host(path: Path | str, data: dict[str, Any]) -> Host:
+    _check_types(path, "host", data, _SCHEMA["host"])
+    return Host(
+        release=_choice(path, "host.release", data.get("release", Host.release), RELEASES),
+        libvirt_firewall_backend=_choice(
+            path, "host.libvirt_firewall_backend",
+            data.get("libvirt_firewall_backend", Host.libvirt_firewall_backend), LIBVIRT_BACKENDS),
+        firewalld_backend=_choice(path, "host.firewalld_backend",
+                                  data.get("firewalld_backend", Host.firewalld_backend),
+                                  FIREWALLD_BACKENDS),
+        docker_iptables=_choice(path, "host.docker_iptables",
+                                data.get("docker_iptables", Host.docker_iptables),
+                                DOCKER_IPTABLES),
+        start_order=_start_order(path, data.get("start_order", list(Host.start_order))),
+    )
+
+
+def _events(path: Path | str, data: dict[str, Any]) -> Events:
+    _check_types(path, "events", data, _SCHEMA["events"])
+    lists = {}
+    for key in ("after_setup", "after_fix"):
+        values = _strings(path, f"events.{key}", data.get(key, []))
+        for value in values:
+            _choice(path, f"events.{key}", value, EVENTS)
+        lists[key] = tuple(values)
+    return Events(**lists)
+
+
+def _case(path: Path, index: int, data: Any) -> Case:
+    where = f"expect.case[{index}]"
+    if not isinstance(data, dict):
+        raise ScenarioError(path, where, "must be a table ([[expect.case]])")
+    match = {k: v for k, v in data.items() if k in _CASE_MATCH}
+    outcome = {k: v for k, v in data.items() if k in _CASE_OUTCOME}
+    unknown = set(data) - set(match) - set(outcome)
+    if unknown:
+        raise ScenarioError(path, f"{where}.{sorted(unknown)[0]}",
+                            f"unknown key; allowed: {_names(_CASE_MATCH)}, {_names(_CASE_OUTCOME)}")
+    _check_types(path, where, data, {**_CASE_MATCH, **_CASE_OUTCOME})
+    if not match:
+        raise ScenarioError(path, where, f"matches nothing: give one of {_names(_CASE_MATCH)}")
+    if not set(outcome) - {"note"}:
+        raise ScenarioError(path, where, "states no outcome: give one of "
+                            f"{_names({k: v for k, v in _CASE_OUTCOME.items() if k != 'note'})}")
+    allowed = {"release": RELEASES, "libvirt_firewall_backend": LIBVIRT_BACKENDS,
+               "firewalld_backend": FIREWALLD_BACKENDS, "docker_iptables": DOCKER_IPTABLES}
+    for key, choices in allowed.items():
+        if key in match:
+            _choice(path, f"{where}.{key}", match[key], choices)
+    if "start_order" in match:
+        _start_order(path, match["start_order"], f"{where}.start_order")
+    return Case(match, outcome)
+
+
+def _check_types(path: Path | str, table: str, values: dict[str, Any],
+                 allowed: dict[str, type | tuple[type, ...]]) -> None:
+    for key, item in values.items():
+        if key not in allowed:
+            raise ScenarioError(path, f"{table}.{key}", f"unknown key; allowed: {_names(allowed)}")
+        expected = allowed[key]
+        if isinstance(item, bool) and expected is int or not isinstance(item, expected):
+            kind = expected.__name__ if isinstance(expected, type) else str(expected)
+            raise ScenarioError(path, f"{table}.{key}", f"must be a {kind}, got {item!r}")
+
+
+def _require_together(path: Path, key: str, needed: bool, expect: dict[str, Any],
+                      because: str) -> None:
+    """`key` is required when `needed`, and an error otherwise."""
+    if needed and key not in expect:
+        raise ScenarioError(path, f"expect.{key}", f"is required when the scenario has {because}")
+    if not needed and key in expect:
+        raise ScenarioError(path, f"expect.{key}", f"given, but the scenario has no {because}")
 
 
 def _names(allowed: dict[str, Any]) -> str:
     return ", ".join(allowed)
 
 
-def _choice(path: Path, where: str, value: str, allowed: tuple[str, ...]) -> str:
+def _choice(path: Path | str, where: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ScenarioError(path, where, f"{value!r} is not allowed; allowed: {', '.join(allowed)}")
     return value
 
 
-def _strings(path: Path, where: str, values: list[Any]) -> list[str]:
+def _strings(path: Path | str, where: str, values: list[Any]) -> list[str]:
     for value in values:
         if not isinstance(value, str):
             raise ScenarioError(path, where, f"must be a list of strings, got {value!r}")
     return values
 
 
-def _start_order(path: Path, order: list[Any]) -> tuple[str, ...]:
-    where = "host.start_order"
+def _start_order(path: Path | str, order: list[Any], where: str = "host.start_order",
+                 ) -> tuple[str, ...]:
     for item in _strings(path, where, order):
         _choice(path, where, item, STARTABLE)
     if len(set(order)) != len(order):

@@ -28,6 +28,7 @@ class Verdict:
     after: Connectivity | None = None
     published_before: bool | None = None
     published_after: bool | None = None
+    after_events: Connectivity | None = None
     fix_checks: list[CheckResult] = field(default_factory=list)
     explanation: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -41,6 +42,10 @@ class Verdict:
     def fix_effective(self) -> bool | None:
         return None if self.after is None else self.after.all_ok
 
+    @property
+    def survives_events(self) -> bool | None:
+        return None if self.after_events is None else self.after_events.all_ok
+
     def mismatches(self) -> list[str]:
         """Where reality differs from what the scenario expects (empty: as expected)."""
         expect = self.scenario.expect
@@ -52,6 +57,12 @@ class Verdict:
             assert self.after is not None
             found.append(f"fix effective expected {_yes(expect.fix_effective)}, measured "
                          f"{_yes(self.fix_effective)} ({self.after.summary()})")
+        if expect.survives_events is not None and self.survives_events != expect.survives_events:
+            assert self.after_events is not None
+            found.append(f"connectivity after {', '.join(self.scenario.events.after_fix)} "
+                         f"expected {'kept' if expect.survives_events else 'lost'}, measured "
+                         f"{'kept' if self.survives_events else 'lost'} "
+                         f"({self.after_events.summary()})")
         for when, value in (("before the fix", self.published_before),
                             ("after the fix", self.published_after)):
             if value is not None and value != expect.published_port:
@@ -68,8 +79,7 @@ class Verdict:
             f"  {s.summary}",
             f"  host: Debian {s.host.release}: " + ", ".join(f"{k} {v}" for k, v in
                                                           sorted(self.versions.items())),
-            f"  libvirt firewall backend: {s.host.libvirt_firewall_backend}; start order: "
-            f"{' -> '.join(s.host.start_order)}",
+            f"  axes: {s.label()}",
             f"  guest accelerator: {self.accel.accel} ({self.accel.reason})",
         ]
         for deviation in self.deviations:
@@ -79,6 +89,10 @@ class Verdict:
         if self.after is not None:
             lines.append(f"  Fix effective:      {_yes(self.fix_effective).upper()}   "
                          f"(after `{s.fix}`: {self.after.summary()})")
+        if self.after_events is not None:
+            events = ", ".join(s.events.after_fix)
+            lines.append(f"  Survives {events}: {_yes(self.survives_events).upper()}   "
+                         f"({self.after_events.summary()})")
         if self.published_before is not None:
             after = "" if self.published_after is None else \
                 f", after the fix: {'reachable' if self.published_after else 'UNREACHABLE'}"
@@ -90,6 +104,8 @@ class Verdict:
             lines += ["", "  Why:"] + [f"    {line}" for line in self.explanation]
         mismatches = self.mismatches()
         lines.append("")
+        for note in s.expect.notes:
+            lines.append(f"  expectation note: {note}")
         if mismatches:
             lines.append("  UNEXPECTED: reality differs from the scenario's expectations:")
             lines += [f"    - {m}" for m in mismatches]
@@ -108,6 +124,9 @@ class Verdict:
             "symptom": self.symptom, "fix_effective": self.fix_effective,
             "before": asdict(self.before), "after": asdict(self.after) if self.after else None,
             "published_before": self.published_before, "published_after": self.published_after,
+            "survives_events": self.survives_events,
+            "after_events": asdict(self.after_events) if self.after_events else None,
+            "label": self.scenario.label(), "expect_notes": list(self.scenario.expect.notes),
             "fix_checks": [asdict(c) for c in self.fix_checks], "explanation": self.explanation,
             "mismatches": self.mismatches(), "timings": self.timings,
         }

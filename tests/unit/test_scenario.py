@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,58 @@ def test_malformed_toml_names_the_file(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="no such scenario file"):
         load(tmp_path / "nope.toml")
+
+
+def test_cases_override_the_expectation_for_matching_axes() -> None:
+    data = minimal(fix={"name": "seed-firewalld-direct"},
+                   expect={"fix_effective": True,
+                           "case": [{"release": "bookworm", "symptom": False, "note": "old"},
+                                    {"firewalld": False, "fix_effective": False}]})
+    scenario = parse(data)
+    assert scenario.expect.symptom is True and scenario.expect.notes == ()
+    bookworm = scenario.variant(release="bookworm")
+    assert bookworm.expect.symptom is False and bookworm.expect.notes == ("old",)
+    assert bookworm.expect.fix_effective is True
+    no_firewalld = scenario.variant(start_order=["dockerd", "libvirt"])
+    assert no_firewalld.expect.fix_effective is False
+
+
+def test_variants_are_validated_like_files() -> None:
+    scenario = parse(minimal())
+    with pytest.raises(ScenarioError, match="host.release: 'sid' is not allowed"):
+        scenario.variant(release="sid")
+    with pytest.raises(ScenarioError, match="events.after_setup: 'reboot' is not allowed"):
+        scenario.variant(after_setup=["reboot"])
+    with pytest.raises(ScenarioError, match="unknown axes"):
+        scenario.variant(colour="blue")
+
+
+@pytest.mark.parametrize(
+    ("case", "says"),
+    [
+        ({"symptom": False}, "matches nothing"),
+        ({"release": "trixie"}, "states no outcome"),
+        ({"release": "trixie", "symptom": False, "colour": "x"}, "expect.case[0].colour"),
+        ({"release": "potato", "symptom": False}, "'potato' is not allowed"),
+        ({"firewalld": "yes", "symptom": False}, "must be a bool"),
+    ],
+)
+def test_bad_cases_are_named(case: dict, says: str) -> None:
+    with pytest.raises(ScenarioError, match=re.escape(says)):
+        parse(minimal(expect={"case": [case]}), "s.toml")
+
+
+def test_after_fix_events_need_a_fix_and_an_expectation() -> None:
+    with pytest.raises(ScenarioError, match="events.after_fix: given, but the scenario has no"):
+        parse(minimal(events={"after_fix": ["firewalld-reload"]},
+                      expect={"survives_events": True}))
+    with pytest.raises(ScenarioError, match="expect.survives_events: is required"):
+        parse(minimal(events={"after_fix": ["firewalld-reload"]},
+                      fix={"name": "seed-firewalld-direct"}, expect={"fix_effective": True}))
+
+
+def test_every_event_a_scenario_may_name_can_happen() -> None:
+    from harness import events
+    from harness.scenario import EVENTS
+
+    assert set(EVENTS) == set(events.HAPPEN)

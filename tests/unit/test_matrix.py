@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness import matrix
+from harness.accel import AccelDecision
+from harness.connectivity import Connectivity, Probe
+from harness.scenario import parse
+from harness.verdict import Verdict
+
+BASE = parse({
+    "scenario": {"name": "seed", "summary": "s"},
+    "fix": {"name": "seed-firewalld-direct"},
+    "expect": {"symptom": True, "fix_effective": True,
+               "case": [{"release": "bookworm", "symptom": False, "note": "own rules"}]},
+})
+
+
+def reach(dns: bool, ping: bool, tcp: bool) -> Connectivity:
+    return Connectivity(Probe("DNS", "nslookup", dns, ""), Probe("ping", "ping", ping, ""),
+                        Probe("TCP", "nc", tcp, ""))
+
+
+def verdict(scenario, before: Connectivity, after: Connectivity) -> Verdict:
+    return Verdict(scenario, {}, AccelDecision("tcg", "test"), [], before, after=after,
+                   published_before=True, published_after=True)
+
+
+def test_cross_makes_every_combination() -> None:
+    variants = matrix.cross([BASE], {"release": ["bookworm", "trixie"],
+                                     "start_order": [["dockerd", "libvirt"],
+                                                     ["libvirt", "dockerd"]],
+                                     "after_fix": []})
+    assert len(variants) == 4
+    assert {v.host.release for v in variants} == {"bookworm", "trixie"}
+    assert variants[0].expect.symptom is False and variants[2].expect.symptom is True
+
+
+def test_cells_show_expected_unexpected_and_errors(tmp_path: Path) -> None:
+    trixie = BASE.variant(release="trixie")
+    bookworm = BASE.variant(release="bookworm")
+    rows = [
+        matrix.Row(trixie, verdict(trixie, reach(True, False, False), reach(True, True, True))),
+        matrix.Row(bookworm, verdict(bookworm, reach(True, False, False),
+                                     reach(True, False, False))),
+        matrix.Row(BASE.variant(release="forky"), error="RuntimeError: dockerd exited"),
+    ]
+    assert rows[0].cells()["symptom"] == ("yes", "expected")
+    assert rows[1].cells()["symptom"] == ("yes (expected no)", "unexpected")
+    assert rows[1].cells()["fix effective"] == ("no (expected yes)", "unexpected")
+    assert rows[2].cells()["symptom"] == ("error", "error")
+    assert rows[0].cells()["survives events"] == ("n/a", "none")
+
+    matrix.write_reports(rows, tmp_path, total=3, seconds=12.0)
+    report = json.loads((tmp_path / "matrix.json").read_text())
+    assert report["summary"] == {"runs": 3, "planned": 3, "as_expected": 1, "unexpected": 1,
+                                 "errors": 1, "wall_seconds": 12.0}
+    markdown = (tmp_path / "matrix.md").read_text()
+    assert "| bookworm: symptom |" in markdown.replace("scenario / axes | ", "| ")
+    assert "**UNEXPECTED**" in markdown and "**ERROR**" in markdown
+    page = (tmp_path / "matrix.html").read_text()
+    assert page.count("#f6b0b0") >= 2 and "#f0d080" in page and "#c8f0c8" in page
