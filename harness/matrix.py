@@ -29,11 +29,14 @@ class Row:
     scenario: Scenario
     verdict: Verdict | None = None
     error: str | None = None
+    unsupported: str | None = None   # the release cannot express these axes (not a failure)
     seconds: float = 0.0
     artifacts: str = ""
 
     def cells(self) -> dict[str, tuple[str, str]]:
         """outcome -> (text, status) with status expected | unexpected | error | none."""
+        if self.unsupported is not None:
+            return {o: ("unsupported", "none") for o in OUTCOMES}
         if self.verdict is None:
             return {o: ("error", "error") for o in OUTCOMES}
         v, e = self.verdict, self.scenario.expect
@@ -60,6 +63,7 @@ class Row:
                 "axes": self.scenario.axes(), "seconds": round(self.seconds, 1),
                 "artifacts": self.artifacts, "error": self.error,
                 "cells": {k: {"text": t, "status": s} for k, (t, s) in self.cells().items()},
+                "unsupported": self.unsupported,
                 "verdict": self.verdict.to_json() if self.verdict else None}
 
 
@@ -75,7 +79,7 @@ def cross(scenarios: Iterable[Scenario], axes: dict[str, Sequence[Any]]) -> list
 
 def run(variants: list[Scenario], out: Path) -> list[Row]:
     """Run each variant for real, one after another, with progress; errors become error cells."""
-    from harness.runner import build_images, run_scenario
+    from harness.runner import ScenarioUnsupported, build_images, run_scenario
 
     out.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
@@ -94,6 +98,9 @@ def run(variants: list[Scenario], out: Path) -> list[Row]:
             if release not in images:
                 images[release] = build_images(release)
             row.verdict = run_scenario(scenario, artifacts=folder, images=images[release])
+        except ScenarioUnsupported as error:
+            row.unsupported = str(error)
+            log.info(f"[{index}/{len(variants)}] unsupported here: {error}")
         except Exception as error:  # one broken run must not hide the others' results
             row.error = f"{type(error).__name__}: {error}"
             folder.mkdir(parents=True, exist_ok=True)
@@ -128,8 +135,11 @@ def _table(rows: list[Row], releases: list[str]) -> dict[str, dict[str, Row]]:
 def _summary(rows: list[Row], total: int, seconds: float) -> dict[str, Any]:
     unexpected = sum(1 for r in rows if r.verdict and r.verdict.mismatches())
     errors = sum(1 for r in rows if r.error)
-    return {"runs": len(rows), "planned": total, "as_expected": len(rows) - unexpected - errors,
-            "unexpected": unexpected, "errors": errors, "wall_seconds": round(seconds, 1)}
+    unsupported = sum(1 for r in rows if r.unsupported)
+    return {"runs": len(rows), "planned": total,
+            "as_expected": len(rows) - unexpected - errors - unsupported,
+            "unexpected": unexpected, "errors": errors, "unsupported": unsupported,
+            "wall_seconds": round(seconds, 1)}
 
 
 def _markdown(table: dict[str, dict[str, Row]], releases: list[str], summary: dict[str, Any],
@@ -138,7 +148,8 @@ def _markdown(table: dict[str, dict[str, Row]], releases: list[str], summary: di
     head = ["scenario / axes"] + [f"{rel}: {o}" for rel in releases for o in OUTCOMES]
     lines = ["# coexist matrix", "",
              f"{summary['runs']}/{summary['planned']} runs: {summary['as_expected']} as expected, "
-             f"{summary['unexpected']} unexpected, {summary['errors']} errors; "
+             f"{summary['unexpected']} unexpected, {summary['errors']} errors, "
+             f"{summary['unsupported']} unsupported by their release; "
              f"{summary['wall_seconds']:.0f} s", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, by_release in table.items():
@@ -157,6 +168,8 @@ def _markdown(table: dict[str, dict[str, Row]], releases: list[str], summary: di
         lines.append(f"- **{row.scenario.label()}**: {row.artifacts}")
         if row.error:
             lines.append(f"  - error: `{row.error.splitlines()[0]}`")
+        elif row.unsupported:
+            lines.append(f"  - unsupported: {row.unsupported}")
         elif row.verdict:
             lines += [f"  - {m}" for m in row.verdict.mismatches()]
             lines += [f"  - why: {w}" for w in row.verdict.explanation[:4]]

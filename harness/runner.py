@@ -74,6 +74,7 @@ def lab_for(host: Host, images: Images, *, name: str = "lab") -> Iterator[Lab]:
 
 def configure(lab: Lab, host: Host) -> None:
     """Settings that must be in place before the daemons start."""
+    _give_qemu_user_kvm(lab)
     # The stock network would autostart with libvirtd; the scenario's start order decides instead.
     autostart = lab.path("/etc/libvirt/qemu/networks/autostart/default.xml")
     if autostart.is_symlink() or autostart.exists():
@@ -88,6 +89,42 @@ def configure(lab: Lab, host: Host) -> None:
             handle.write(f'\n# coexist scenario\nfirewall_backend = "{host.libvirt_firewall_backend}"\n')
         if host.libvirt_firewall_backend == "nftables":
             lab.install_tc_csum_shim()
+
+
+def _give_qemu_user_kvm(lab: Lab, user: str = "libvirt-qemu") -> None:
+    """Let libvirt's qemu user open /dev/kvm, as the `kvm` group lets it on a real host.
+
+    The lab's /dev is the machine's, so /dev/kvm carries the machine's kvm GID, which the image's
+    /etc/group may give to another group or to none (bookworm: kvm is 105, forky: 992, this
+    machine: 993). libvirt then finds KVM "not usable" for its qemu user while its capability
+    probe saw KVM, calls its cached capabilities invalid and re-probes qemu on every domain define
+    (~44 s each). Adding the qemu user to the group owning /dev/kvm restores what udev guarantees
+    on a real host; the guest still runs under the accelerator harness.accel decided.
+    """
+    device = lab.path("/dev/kvm")
+    if not device.exists():
+        return
+    gid = device.stat().st_gid
+    for entry in lab.path("/etc/passwd").read_text().splitlines():
+        fields = entry.split(":")
+        if fields[0] == user and len(fields) > 3 and fields[3] == str(gid):
+            return  # its primary group already owns /dev/kvm (trixie's image on this machine)
+    group_file = lab.path("/etc/group")
+    lines = group_file.read_text().splitlines()
+    for index, line in enumerate(lines):
+        fields = line.split(":")
+        if len(fields) != 4 or fields[2] != str(gid):
+            continue
+        name, password, number, members = fields
+        listed = [m for m in members.split(",") if m]
+        if user not in listed:
+            lines[index] = ":".join((name, password, number, ",".join([*listed, user])))
+            log.info(f"lab: {user} joins group {name} ({gid}), the owner of /dev/kvm")
+        break
+    else:
+        lines.append(f"coexist-kvm:x:{gid}:{user}")
+        log.info(f"lab: /dev/kvm's group {gid} is unnamed in the image: coexist-kvm, with {user}")
+    group_file.write_text("\n".join(lines) + "\n")
 
 
 def start_in_order(lab: Lab, order: tuple[str, ...]) -> None:
@@ -124,7 +161,8 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
     fix = fixes.ALL[scenario.fix] if scenario.fix else None
     with log.step(f"scenario {scenario.name} on {scenario.host.release}"), ExitStack() as stack:
         lab = stack.enter_context(lab_for(scenario.host, images))
-        stack.callback(_save_logs, lab, artifacts)
+        stack.callback(save_logs, lab, artifacts)
+        stack.push(lambda kind, *_: kind is not None and _snapshot_failure(lab, artifacts))
         phase = time.monotonic()
         start_in_order(lab, scenario.host.start_order)
         timings["daemons"] = time.monotonic() - phase
@@ -181,7 +219,17 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
     return verdict
 
 
-def _save_logs(lab: Lab, artifacts: Path) -> None:
+def _snapshot_failure(lab: Lab, artifacts: Path) -> bool:
+    """On an exception: the firewall as it was when the run broke. Never swallows the error."""
+    try:
+        firewall.snapshot(lab, "x-at-failure").save(artifacts)
+    except Exception as error:  # the original error matters more
+        log.info(f"artifacts: no snapshot at failure: {error!r}")
+    return False
+
+
+def save_logs(lab: Lab, artifacts: Path) -> None:
+    """Copy the lab's daemon logs, libvirt's logs and the wan's logs into `artifacts/logs`."""
     target = artifacts / "logs"
     if lab.logdir.is_dir():
         shutil.copytree(lab.logdir, target, dirs_exist_ok=True)

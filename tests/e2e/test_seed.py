@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import fixes, scenario
+from harness import firewall, fixes, scenario
 from harness.connectivity import http_get
 from harness.guest import Guest
 from harness.lab import Lab
-from harness.runner import Images, build_images, lab_for, start_in_order
+from harness.runner import Images, build_images, lab_for, save_logs, start_in_order
 from harness.sshkeys import GuestKeys
 
 pytestmark = pytest.mark.e2e
@@ -50,10 +50,14 @@ def test_seed_scenario_verdict_matches_what_was_measured(seed: scenario.Scenario
 
 
 @pytest.fixture
-def lab(seed: scenario.Scenario, images: Images) -> Iterator[Lab]:
+def lab(seed: scenario.Scenario, images: Images, artifacts: Path) -> Iterator[Lab]:
     with lab_for(seed.host, images) as lab:
-        start_in_order(lab, seed.host.start_order)
-        yield lab
+        try:
+            start_in_order(lab, seed.host.start_order)
+            yield lab
+        finally:
+            firewall.snapshot(lab, "at-teardown").save(artifacts)
+            save_logs(lab, artifacts)
 
 
 @pytest.fixture

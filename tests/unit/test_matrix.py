@@ -55,7 +55,8 @@ def test_cells_show_expected_unexpected_and_errors(tmp_path: Path) -> None:
     matrix.write_reports(rows, tmp_path, total=3, seconds=12.0)
     report = json.loads((tmp_path / "matrix.json").read_text())
     assert report["summary"] == {"runs": 3, "planned": 3, "as_expected": 1, "unexpected": 1,
-                                 "errors": 1, "wall_seconds": 12.0}
+                                 "errors": 1, "unsupported": 0,
+                                 "wall_seconds": 12.0}
     markdown = (tmp_path / "matrix.md").read_text()
     assert "| bookworm: symptom |" in markdown.replace("scenario / axes | ", "| ")
     assert "**UNEXPECTED**" in markdown and "**ERROR**" in markdown
