@@ -32,9 +32,9 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) ->
 def domain_xml(spec: DomainSpec) -> str:
     """A direct-kernel-boot domain: PVH vmlinux, virtio-net on a libvirt network, serial to a file.
 
-    Under TCG the domain type is 'qemu' and the CPU is 'maximum' (it has rdrand, so dropbear does
-    not wait ~1.3 s for entropy; no virtio-rng needed); under KVM it is 'kvm' with host-passthrough. Nothing a fast boot does not
-    need: no USB, no balloon, no graphics; a reboot ends the domain.
+    Under TCG the domain type is 'qemu' and the CPU a qemu64 with rdrand; under KVM it is 'kvm'
+    with host-passthrough. Nothing a fast boot does not need: no USB, no balloon, no graphics; a
+    reboot ends the domain.
     """
     domain = ET.Element("domain", type="kvm" if spec.accel == "kvm" else "qemu")
     _sub(domain, "name", spec.name)
@@ -48,7 +48,13 @@ def domain_xml(spec: DomainSpec) -> str:
     if spec.accel == "kvm":
         _sub(domain, "cpu", mode="host-passthrough")
     else:
-        _sub(domain, "cpu", mode="maximum", check="none")
+        # qemu64 + rdrand: measured faster under TCG than 'maximum', and dropbear gets entropy
+        # at once (without rdrand or a virtio-rng it waits ~1.3 s at the first connection).
+        cpu = _sub(domain, "cpu", mode="custom", match="exact", check="none")
+        _sub(cpu, "model", "qemu64", fallback="forbid")
+        _sub(cpu, "feature", policy="require", name="rdrand")
+    features = _sub(domain, "features")
+    _sub(features, "acpi")
     _sub(domain, "on_poweroff", "destroy")
     _sub(domain, "on_reboot", "destroy")
     _sub(domain, "on_crash", "destroy")

@@ -65,7 +65,7 @@ class Guest:
         self.accel = accel
         self.network = network
         self.artifacts = artifacts
-        self.mac = "52:54:00:%02x:%02x:%02x" % tuple(random.randbytes(3))
+        self.mac = "52:54:00:" + ":".join(f"{byte:02x}" for byte in random.randbytes(3))
         self.serial_log_path = f"/var/log/libvirt/qemu/{name}-serial.log"
         self.address: str | None = None
         self.boot_times: BootTimes | None = None

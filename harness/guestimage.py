@@ -11,7 +11,6 @@ copied in. Parallel builders of one key serialise on a lock file; the second reu
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import gzip
 import hashlib
@@ -22,15 +21,12 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness import log, vmlinux
-from harness.cache import cache_root, recipe_key
+from harness.cache import build_lock, cache_root, recipe_key
 from harness.commands import run
-from harness.retry import retry
 
 GUEST_FILES = Path(__file__).resolve().parent.parent / "images" / "guest"
 KERNEL_META_PACKAGE = "linux-image-cloud-amd64"
@@ -118,7 +114,7 @@ def build_guest_image() -> GuestImage:
         log.info(f"guest image: reusing {final}")
         return GuestImage.load(final)
     root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / f"guest-{key}.lock"):
+    with build_lock(root / f"guest-{key}.lock", timeout=LOCK_TIMEOUT):
         if final.is_dir():  # another worker built it while we waited
             log.info(f"guest image: reusing {final}, built by another worker")
             return GuestImage.load(final)
@@ -168,27 +164,6 @@ def _host_files() -> tuple[str, ...]:
         for line in listing.splitlines():
             files += [word for word in line.split() if word.startswith("/") and word not in files]
     return tuple(files)
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive flock on `path`, waiting (via retry) while another worker holds it."""
-    with path.open("a") as lock:
-
-        def attempt(last_try: bool) -> bool:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return False
-            return True
-
-        if not attempt(False):
-            with log.step(f"wait for another worker's build ({path.name})"):
-                retry(attempt, timeout=LOCK_TIMEOUT, what=f"lock {path}", interval=0.5)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _build(recipe: _Recipe, out: Path) -> None:

@@ -9,7 +9,6 @@ of several parallel workers gets there first.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -20,17 +19,16 @@ import subprocess
 import tempfile
 import threading
 import tomllib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from harness import log
-from harness.cache import cache_root, recipe_key
+from harness.cache import build_lock, cache_root, recipe_key
 from harness.commands import CommandFailed, run
-from harness.retry import retry
 
 RECIPE_FILE = Path(__file__).resolve().parent.parent / "images" / "host.toml"
 
@@ -147,7 +145,7 @@ def build_host_image(release: str = "trixie") -> HostImage:
         return _reuse(recipe, final)
     _require_build_tools(recipe)
     final.parent.mkdir(parents=True, exist_ok=True)
-    with _build_lock(final.parent / f"{final.name}.lock"):
+    with build_lock(final.parent / f"{final.name}.lock", timeout=_LOCK_TIMEOUT):
         if (final / COMPLETE_MARKER).is_file():  # another worker built it while we waited
             return _reuse(recipe, final)
         _discard_leftovers(final)
@@ -237,27 +235,6 @@ def _reuse(recipe: HostRecipe, root: Path) -> HostImage:
         )
     log.info(f"- host image {recipe.release}: reusing {root}")
     return HostImage(recipe.release, root, dict(recorded["packages"]))
-
-
-@contextmanager
-def _build_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive flock on `path`: one build per image across parallel workers."""
-    with path.open("a") as handle:
-
-        def take(last_try: bool) -> bool:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return False
-            return True
-
-        if not take(False):
-            with log.step(f"wait for another worker's build ({path.name})"):
-                retry(take, timeout=_LOCK_TIMEOUT, what=f"lock {path}", interval=1.0)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _discard_leftovers(final: Path) -> None:

@@ -263,6 +263,9 @@ class Lab:
         if self._libvirt is None:
             import libvirt
 
+            # libvirt prints every error to stderr by default, expected ones too ("no domain
+            # with matching name"); coexist reports the errors it does not expect itself.
+            libvirt.registerErrorHandler(lambda _ctx, _error: None, None)
             sock = self.path("/run/libvirt/libvirt-sock")
             self._libvirt = libvirt.open(f"qemu:///system?socket={sock}")
         return self._libvirt

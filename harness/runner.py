@@ -128,6 +128,16 @@ def _give_qemu_user_kvm(lab: Lab, user: str = "libvirt-qemu") -> None:
 
 
 def start_in_order(lab: Lab, order: tuple[str, ...]) -> None:
+    """Start the system bus, then `order`'s daemons one after the other.
+
+    A Debian host always has its D-Bus system bus before these daemons, and what it is there for
+    matters: libvirtd started without a bus disables its firewalld support for good ("DBus not
+    available"), while with a bus it watches for firewalld and re-adds its rules and virbr0's zone
+    when firewalld starts or reloads later. Without the bus first, an order with firewalld last
+    describes no real host (bookworm: firewalld 1.3.3 flushes libvirt's rules, virbr0 lands in
+    zone public, the guest never gets a DHCP lease).
+    """
+    lab.start("dbus")
     for item in order:
         if item == "libvirt":
             lab.start("libvirtd")

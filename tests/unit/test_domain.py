@@ -18,7 +18,8 @@ def test_tcg_domain_boots_the_kernel_directly_on_the_default_network() -> None:
     assert root.findtext("os/initrd") == SPEC.initrd
     assert root.findtext("os/cmdline") == "console=ttyS0 x=1"
     assert root.find("os/type").get("machine") == "pc"
-    assert root.find("cpu").get("mode") == "maximum"
+    assert root.find("cpu/model").text == "qemu64"
+    assert root.find("cpu/feature").get("name") == "rdrand"
     interface = root.find("devices/interface")
     assert interface.get("type") == "network"
     assert interface.find("source").get("network") == "default"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.connectivity import Connectivity, Probe
 from harness.explain import dropped_by_policy, explain, policy_counters
 from harness.firewall import Snapshot, diff, forward_accepts_for, forward_hooks, parse_listing, tables
-from harness.connectivity import Connectivity, Probe
 
 DATA = Path(__file__).parent / "data" / "trixie-seed"
 

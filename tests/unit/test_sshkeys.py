@@ -26,7 +26,7 @@ needs_dropbearkey = pytest.mark.skipif(
 def test_the_public_key_is_parsed_from_dropbearkey_output() -> None:
     key = parse_dropbear_public_key(DROPBEARKEY_Y)
     assert key.get_name() == "ssh-ed25519"
-    assert key.get_base64() == "AAAAC3NzaC1lZDI1NTE5AAAAIGM1o9qc4WKylt3GqhCOJ7kEgvETzX5bldTsNNeQEGpK"
+    assert key.get_base64() == DROPBEARKEY_Y.splitlines()[1].split()[1]
 
 
 def test_output_without_a_key_is_an_error() -> None:
