@@ -153,7 +153,11 @@ _CAPTURE = {
     "nft-ruleset.txt": "nft -a list ruleset",
     "nft-ruleset.json": "nft -j list ruleset",
     "ip-addr.txt": "ip -br addr; ip route; cat /proc/sys/net/ipv4/ip_forward",
-    "firewalld.txt": "if firewall-cmd --state >/dev/null 2>&1; then "
+    # Ask the bus whether firewalld owns its name: firewall-cmd 2.5 (forky) waits ~10 s for a
+    # firewalld that is not running when a system bus is up.
+    "firewalld.txt": "if dbus-send --system --print-reply --dest=org.freedesktop.DBus "
+                     "/org/freedesktop/DBus org.freedesktop.DBus.NameHasOwner "
+                     "string:org.fedoraproject.FirewallD1 2>/dev/null | grep -q 'boolean true'; then "
                      "echo '# active zones'; firewall-cmd --get-active-zones; "
                      "echo '# zone of virbr0'; firewall-cmd --get-zone-of-interface=virbr0; "
                      "echo '# direct rules'; firewall-cmd --direct --get-all-rules; "

@@ -20,7 +20,7 @@ import paramiko
 from harness import log
 from harness.accel import Accel
 from harness.domain import DomainSpec, domain_xml
-from harness.guestimage import GuestImage
+from harness.guestimage import FAILED_LINE, GuestImage
 from harness.lab import Lab
 from harness.retry import retry
 from harness.sshkeys import GuestKeys
@@ -107,8 +107,16 @@ class Guest:
         domain = conn.defineXML(domain_xml(spec))
         started = time.monotonic()
         domain.create()
+
+        def ready_line(last_try: bool) -> float | None:
+            console = self.serial_log()
+            if FAILED_LINE in console:  # e.g. no DHCP lease: waiting longer changes nothing
+                tail = "\n".join(console.strip().splitlines()[-15:])
+                raise GuestCommandFailed(self.name, "/init", f"should print {READY_LINE}", 1, tail)
+            return time.monotonic() if READY_LINE in console else None
+
         ready = retry(
-            lambda last: READY_LINE in self.serial_log() and time.monotonic(),
+            ready_line,
             timeout=120,
             what=f"guest {self.name} prints {READY_LINE}",
             interval=0.05,

@@ -21,7 +21,7 @@ from harness import log
 from harness.scenario import Scenario
 from harness.verdict import Verdict
 
-OUTCOMES = ("symptom", "fix effective", "survives events", "published port")
+OUTCOMES = ("symptom", "fix effective", "survives events", "port before fix", "port after fix")
 
 
 @dataclass
@@ -44,7 +44,8 @@ class Row:
             "symptom": (v.symptom, e.symptom),
             "fix effective": (v.fix_effective, e.fix_effective),
             "survives events": (v.survives_events, e.survives_events),
-            "published port": (_published(v), e.published_port),
+            "port before fix": (v.published_before, e.published_port),
+            "port after fix": (v.published_after, e.published_port_after_fix),
         }
         cells = {}
         for outcome, (measured, expected) in pairs.items():
@@ -206,11 +207,6 @@ def _html(table: dict[str, dict[str, Row]], releases: list[str], summary: dict[s
         out.append("</tr>")
     out.append("</table>")
     return "\n".join(out) + "\n"
-
-
-def _published(verdict: Verdict) -> bool | None:
-    values = [v for v in (verdict.published_before, verdict.published_after) if v is not None]
-    return all(values) if values else None
 
 
 def _yes(value: bool) -> str:

@@ -9,6 +9,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import docker.errors
+
 from harness import accel, connectivity, containers, events, firewall, fixes, log, processes
 from harness.explain import explain
 from harness.guest import GUEST_IMAGE_DIR, Guest
@@ -128,16 +130,18 @@ def _give_qemu_user_kvm(lab: Lab, user: str = "libvirt-qemu") -> None:
 
 
 def start_in_order(lab: Lab, order: tuple[str, ...]) -> None:
-    """Start the system bus, then `order`'s daemons one after the other.
+    """Start `order`'s daemons one after the other; the system bus first if firewalld is in it.
 
-    A Debian host always has its D-Bus system bus before these daemons, and what it is there for
-    matters: libvirtd started without a bus disables its firewalld support for good ("DBus not
-    available"), while with a bus it watches for firewalld and re-adds its rules and virbr0's zone
-    when firewalld starts or reloads later. Without the bus first, an order with firewalld last
-    describes no real host (bookworm: firewalld 1.3.3 flushes libvirt's rules, virbr0 lands in
-    zone public, the guest never gets a DHCP lease).
+    A Debian host has its D-Bus system bus before these daemons, and with firewalld that matters:
+    libvirtd started without a bus disables its firewalld support for good ("DBus not available"),
+    while with a bus it watches for firewalld and re-adds its rules and virbr0's zone when
+    firewalld starts or reloads later. Without the bus first, an order with firewalld after libvirt
+    describes no real host (bookworm: firewalld 1.3.3 flushes libvirt's rules, virbr0 stays in no
+    zone, the guest never gets a DHCP lease). Without firewalld the bus changes nothing measured,
+    and `firewall-cmd --state` (firewall snapshots) waits ~10 s for firewalld on a bus without it.
     """
-    lab.start("dbus")
+    if "firewalld" in order:
+        lab.start("dbus")
     for item in order:
         if item == "libvirt":
             lab.start("libvirtd")
@@ -169,6 +173,13 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
     images = images or build_images(scenario.host.release)
     timings["images"] = time.monotonic() - started
     fix = fixes.ALL[scenario.fix] if scenario.fix else None
+    missing = [d for d in (fix.needs if fix else ()) if d not in scenario.host.start_order]
+    if missing:
+        raise ScenarioUnsupported(f"fix {scenario.fix} needs {', '.join(missing)}, which "
+                                  f"host.start_order does not start")
+    if scenario.host.libvirt_firewall_backend != "default" and scenario.host.release == "bookworm":
+        raise ScenarioUnsupported("libvirt 9.0 (bookworm) has no firewall_backend setting")
+    web_failed: str | None = None
     with log.step(f"scenario {scenario.name} on {scenario.host.release}"), ExitStack() as stack:
         lab = stack.enter_context(lab_for(scenario.host, images))
         stack.callback(save_logs, lab, artifacts)
@@ -179,7 +190,12 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
         if scenario.workload.published_port is not None:
             if not lab.running("dockerd"):
                 raise ScenarioUnsupported("workload.published_port needs dockerd in host.start_order")
-            containers.run_web(lab, name="coexist-web", published_port=scenario.workload.published_port)
+            try:
+                containers.run_web(lab, name="coexist-web",
+                                   published_port=scenario.workload.published_port)
+            except docker.errors.APIError as error:  # measured: e.g. firewalld 1.3.3 flushed DOCKER
+                web_failed = f"the web container did not start: {error.explanation or error}"
+                log.info(web_failed)
         kernel = f"{GUEST_IMAGE_DIR}/{images.guest.kernel.name}"
         initrd = f"{GUEST_IMAGE_DIR}/{images.guest.initrd.name}"
         decision = accel.decide(lab, kernel, initrd)
@@ -198,7 +214,7 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
         verdict = Verdict(scenario, dict(images.host.manifest), decision, list(lab.deviations),
                           before, timings=timings, artifacts=str(artifacts))
         if scenario.workload.published_port is not None:
-            verdict.published_before = connectivity.published_port_answers(
+            verdict.published_before = web_failed is None and connectivity.published_port_answers(
                 lab.wan, scenario.workload.published_port)
         after_fix = after_probed = None
         if fix is not None:
@@ -219,10 +235,12 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
                         guest, lab.wan.endpoints, timeout=FIX_SETTLE_TIMEOUT)
                 firewall.snapshot(lab, "5-after-events").save(artifacts)
             if scenario.workload.published_port is not None:
-                verdict.published_after = connectivity.published_port_answers(
+                verdict.published_after = web_failed is None and connectivity.published_port_answers(
                     lab.wan, scenario.workload.published_port)
         verdict.explanation = explain(baseline, symptom, before, after_fix, after_probed,
                                       verdict.after)
+        if web_failed is not None:
+            verdict.explanation.append(web_failed)
         timings["scenario"] = time.monotonic() - started
     (artifacts / "verdict.txt").write_text(verdict.render() + "\n")
     (artifacts / "verdict.json").write_text(verdict.dumps() + "\n")

@@ -59,6 +59,7 @@ class Expect:
     symptom: bool                       # DNS works, ping and TCP to the outside fail (no fix yet)
     fix_effective: bool | None = None   # after the fix: DNS, ping and TCP all work
     published_port: bool = True         # the container's published port answers from outside
+    published_port_after_fix: bool | None = None   # after the fix (None: as published_port)
     # after events.after_fix (in the file or a matrix variant): DNS, ping and TCP still work
     survives_events: bool | None = None
     notes: tuple[str, ...] = ()         # why, from the cases that applied
@@ -110,6 +111,8 @@ class Scenario:
                 notes += [case.outcome["note"]] if "note" in case.outcome else []
                 outcome.update({k: v for k, v in case.outcome.items() if k != "note"})
         outcome["notes"] = tuple(notes)
+        if outcome["published_port_after_fix"] is None:
+            outcome["published_port_after_fix"] = outcome["published_port"]
         return Expect(**outcome)
 
     def variant(self, **axes: Any) -> Scenario:
@@ -148,7 +151,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "workload": {"published_port": int},
     "fix": {"name": str},
     "expect": {"symptom": bool, "fix_effective": bool, "published_port": bool,
-               "survives_events": bool, "case": list},
+               "published_port_after_fix": bool, "survives_events": bool, "case": list},
 }
 _REQUIRED = {"scenario": ("name", "summary"), "expect": ("symptom",)}
 _CASE_MATCH: dict[str, type] = {
@@ -156,7 +159,8 @@ _CASE_MATCH: dict[str, type] = {
     "docker_iptables": str, "start_order": list, "firewalld": bool, "after_setup": list,
     "after_fix": list}
 _CASE_OUTCOME: dict[str, type] = {"symptom": bool, "fix_effective": bool, "published_port": bool,
-                                  "survives_events": bool, "note": str}
+                                  "published_port_after_fix": bool, "survives_events": bool,
+                                  "note": str}
 
 
 def load(path: Path | str) -> Scenario:
@@ -219,6 +223,7 @@ def parse(data: dict[str, Any], path: Path | str = "<scenario>") -> Scenario:
             symptom=expect_data["symptom"],
             fix_effective=expect_data.get("fix_effective"),
             published_port=expect_data.get("published_port", Expect.published_port),
+            published_port_after_fix=expect_data.get("published_port_after_fix"),
             survives_events=expect_data.get("survives_events"),
         ),
         cases=tuple(_case(path, i, c) for i, c in enumerate(expect_data.get("case", []))),

@@ -63,11 +63,12 @@ class Verdict:
                          f"expected {'kept' if expect.survives_events else 'lost'}, measured "
                          f"{'kept' if self.survives_events else 'lost'} "
                          f"({self.after_events.summary()})")
-        for when, value in (("before the fix", self.published_before),
-                            ("after the fix", self.published_after)):
-            if value is not None and value != expect.published_port:
+        for when, value, expected in (
+                ("before the fix", self.published_before, expect.published_port),
+                ("after the fix", self.published_after, expect.published_port_after_fix)):
+            if value is not None and value != expected:
                 found.append(f"published port {when}: expected "
-                             f"{'reachable' if expect.published_port else 'unreachable'}, "
+                             f"{'reachable' if expected else 'unreachable'}, "
                              f"measured {'reachable' if value else 'unreachable'}")
         found += [f"fix check failed: {c.description}" for c in self.fix_checks if not c.holds]
         return found
