@@ -17,6 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("scenario", type=Path, help="a scenario file, e.g. scenarios/seed.toml")
     run.add_argument("--artifacts", type=Path, default=None,
                      help="where logs, rulesets and the verdict go (default: ./artifacts/<name>-<time>)")
+    run.add_argument("--release", choices=("bookworm", "trixie", "forky"), default=None,
+                     help="run on this Debian release instead of the scenario's own")
     check = sub.add_parser("check", help="validate scenario files without running anything")
     check.add_argument("scenarios", type=Path, nargs="+")
     matrix = sub.add_parser("matrix", help="run scenarios crossed with axes; write a report")
@@ -55,16 +57,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "matrix":
             return _matrix(args)
         scenario = load(args.scenario)
+        if args.release:
+            scenario = scenario.variant(release=args.release)
     except ScenarioError as error:
         print(f"coexist: invalid scenario: {error}", file=sys.stderr)
         return 2
 
-    from harness.runner import run_scenario
+    from harness.runner import ScenarioUnsupported, run_scenario
 
     artifacts = args.artifacts or Path("artifacts") / f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         verdict = run_scenario(scenario, artifacts=artifacts.resolve())
-    except PermissionError as error:
+    except (PermissionError, ScenarioUnsupported) as error:
         print(f"coexist: {error}", file=sys.stderr)
         return 2
     except Exception as error:

@@ -107,7 +107,8 @@ class Lab:
         self.workdir = workdir
         self.logdir = workdir / "logs"
         self.shares = dict(shares or {})
-        self.deviations: list[str] = []  # ways this lab differs from a real host, for the verdict
+        self.deviations: list[str] = []   # ways this lab differs from a real host, for the verdict
+        self.daemon_env: dict[str, dict[str, str]] = {}   # per daemon, over the default env
         self._holder: Holder | None = None
         self._daemons: dict[str, tuple[subprocess.Popen[str], IO[str]]] = {}
         self._libvirt: libvirt.virConnect | None = None
@@ -221,7 +222,7 @@ class Lab:
             logfile = open(self.logdir / f"{name}.log", "a")
             logfile.write(f"--- coexist: starting {' '.join(spec.argv)} at {time.ctime()}\n")
             logfile.flush()
-            proc = self.executor.spawn(list(spec.argv), log=logfile)
+            proc = self.executor.spawn(list(spec.argv), log=logfile, env=self.daemon_env.get(name))
             self._daemons[name] = (proc, logfile)
 
             def answers(last_try: bool) -> bool:

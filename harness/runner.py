@@ -17,7 +17,7 @@ from harness.guest import GUEST_IMAGE_DIR, Guest
 from harness.guestimage import GuestImage, build_guest_image
 from harness.hostimage import HostImage, build_host_image
 from harness.lab import Lab
-from harness.namespaces import ensure_root
+from harness.namespaces import SYSTEM_PATH, ensure_root
 from harness.scenario import Host, Scenario
 from harness.sshkeys import GuestKeys
 from harness.verdict import CheckResult, Verdict
@@ -91,6 +91,32 @@ def configure(lab: Lab, host: Host) -> None:
             handle.write(f'\n# coexist scenario\nfirewall_backend = "{host.libvirt_firewall_backend}"\n')
         if host.libvirt_firewall_backend == "nftables":
             lab.install_tc_csum_shim()
+    if host.firewalld_backend != "default":
+        _set_firewalld_backend(lab, host.firewalld_backend)
+    if host.docker_iptables != "default":
+        _give_dockerd_iptables(lab, host.docker_iptables)
+
+
+def _set_firewalld_backend(lab: Lab, backend: str) -> None:
+    conf = lab.path("/etc/firewalld/firewalld.conf")
+    lines = conf.read_text().splitlines()
+    if not any(line.startswith("FirewallBackend=") for line in lines):
+        raise ScenarioUnsupported(f"{conf.name} has no FirewallBackend= line to set")
+    conf.write_text("\n".join(f"FirewallBackend={backend}" if line.startswith("FirewallBackend=")
+                              else line for line in lines) + "\n")
+
+
+def _give_dockerd_iptables(lab: Lab, variant: str) -> None:
+    """dockerd alone finds iptables-<variant> first on its PATH; other daemons keep the default."""
+    bindir = "/usr/local/lib/coexist/docker-iptables"
+    lab.path(bindir).mkdir(parents=True, exist_ok=True)
+    for tool in ("iptables", "ip6tables", "iptables-save", "iptables-restore", "ip6tables-save",
+                 "ip6tables-restore"):
+        target = lab.path(f"/usr/sbin/{tool.replace('tables', 'tables-' + variant, 1)}")
+        if not target.exists():
+            raise ScenarioUnsupported(f"{lab.image.release} has no {target.name}")
+        lab.path(f"{bindir}/{tool}").symlink_to(f"/usr/sbin/{target.name}")
+    lab.daemon_env["dockerd"] = {"PATH": f"{bindir}:{SYSTEM_PATH}"}
 
 
 def _give_qemu_user_kvm(lab: Lab, user: str = "libvirt-qemu") -> None:
@@ -167,11 +193,6 @@ def start_network(lab: Lab, name: str = "default") -> None:
 
 def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None = None) -> Verdict:
     """Run `scenario` for real and return the verdict (it does not raise on unexpected outcomes)."""
-    timings: dict[str, float] = {}
-    started = time.monotonic()
-    artifacts.mkdir(parents=True, exist_ok=True)
-    images = images or build_images(scenario.host.release)
-    timings["images"] = time.monotonic() - started
     fix = fixes.ALL[scenario.fix] if scenario.fix else None
     missing = [d for d in (fix.needs if fix else ()) if d not in scenario.host.start_order]
     if missing:
@@ -179,6 +200,11 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
                                   f"host.start_order does not start")
     if scenario.host.libvirt_firewall_backend != "default" and scenario.host.release == "bookworm":
         raise ScenarioUnsupported("libvirt 9.0 (bookworm) has no firewall_backend setting")
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    artifacts.mkdir(parents=True, exist_ok=True)
+    images = images or build_images(scenario.host.release)
+    timings["images"] = time.monotonic() - started
     web_failed: str | None = None
     with log.step(f"scenario {scenario.name} on {scenario.host.release}"), ExitStack() as stack:
         lab = stack.enter_context(lab_for(scenario.host, images))
