@@ -254,15 +254,19 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
                                                               timeout=FIX_SETTLE_TIMEOUT)
             after_probed = firewall.snapshot(lab, "4-after-fix-probed")
             after_probed.save(artifacts)
+            if scenario.workload.published_port is not None:
+                verdict.published_after = web_failed is None and connectivity.published_port_answers(
+                    lab.wan, scenario.workload.published_port)
             if scenario.events.after_fix:
                 events.happen(lab, scenario.events.after_fix)
                 with log.step(f"after {', '.join(scenario.events.after_fix)}: still reachable?"):
                     verdict.after_events = connectivity.measure_until_ok(
                         guest, lab.wan.endpoints, timeout=FIX_SETTLE_TIMEOUT)
+                    if scenario.workload.published_port is not None:
+                        verdict.published_after_events = (
+                            web_failed is None and connectivity.published_port_answers(
+                                lab.wan, scenario.workload.published_port))
                 firewall.snapshot(lab, "5-after-events").save(artifacts)
-            if scenario.workload.published_port is not None:
-                verdict.published_after = web_failed is None and connectivity.published_port_answers(
-                    lab.wan, scenario.workload.published_port)
         verdict.explanation = explain(baseline, symptom, before, after_fix, after_probed,
                                       verdict.after)
         if web_failed is not None:

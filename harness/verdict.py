@@ -29,6 +29,7 @@ class Verdict:
     published_before: bool | None = None
     published_after: bool | None = None
     after_events: Connectivity | None = None
+    published_after_events: bool | None = None   # measured, not expected: shown for evidence
     fix_checks: list[CheckResult] = field(default_factory=list)
     explanation: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -92,8 +93,10 @@ class Verdict:
                          f"(after `{s.fix}`: {self.after.summary()})")
         if self.after_events is not None:
             events = ", ".join(s.events.after_fix)
+            port = "" if self.published_after_events is None else (
+                f"; published port {'reachable' if self.published_after_events else 'UNREACHABLE'}")
             lines.append(f"  Survives {events}: {_yes(self.survives_events).upper()}   "
-                         f"({self.after_events.summary()})")
+                         f"({self.after_events.summary()}{port})")
         if self.published_before is not None:
             after = "" if self.published_after is None else \
                 f", after the fix: {'reachable' if self.published_after else 'UNREACHABLE'}"
@@ -126,6 +129,7 @@ class Verdict:
             "before": asdict(self.before), "after": asdict(self.after) if self.after else None,
             "published_before": self.published_before, "published_after": self.published_after,
             "survives_events": self.survives_events,
+            "published_after_events": self.published_after_events,
             "after_events": asdict(self.after_events) if self.after_events else None,
             "label": self.scenario.label(), "expect_notes": list(self.scenario.expect.notes),
             "fix_checks": [asdict(c) for c in self.fix_checks], "explanation": self.explanation,
