@@ -1,7 +1,8 @@
 """Process identity and leftover sweeping.
 
 Every process coexist starts carries the environment marker COEXIST_OWNER=<pid>.<starttime> of the
-run that started it. A later run treats processes whose owner is gone as leftovers and ends them,
+run that started it (qemu, started by libvirt with a clean environment, carries it in its domain
+name `coexist-<pid>.<starttime>...`). A later run treats processes whose owner is gone as leftovers and ends them,
 together with everything living in their network namespaces (libvirt's dnsmasq, qemu) and in
 Docker cgroups under the owner's `coexist-<owner>` parent. Nothing without these marks is touched.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -51,14 +53,21 @@ def _pids() -> Iterator[int]:
             yield int(entry)
 
 
+# libvirt starts qemu with a clean environment: its domain name carries the owner instead.
+_DOMAIN_OWNER = re.compile(rb"guest=coexist-(\d+\.\d+)")
+
+
 def _owner_of(pid: int) -> str | None:
     try:
         environ = Path(f"/proc/{pid}/environ").read_bytes()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return None
     for item in environ.split(b"\0"):
         if item.startswith(OWNER_VAR.encode() + b"="):
             return item.split(b"=", 1)[1].decode(errors="replace")
+    if match := _DOMAIN_OWNER.search(cmdline):
+        return match.group(1).decode()
     return None
 
 

@@ -62,3 +62,18 @@ def test_cells_show_expected_unexpected_and_errors(tmp_path: Path) -> None:
     assert "**UNEXPECTED**" in markdown and "**ERROR**" in markdown
     page = (tmp_path / "matrix.html").read_text()
     assert page.count("#f6b0b0") >= 2 and "#f0d080" in page and "#c8f0c8" in page
+
+
+def test_an_expectation_for_events_that_did_not_happen_is_not_a_mismatch() -> None:
+    with_events = parse({
+        "scenario": {"name": "seed", "summary": "s"}, "fix": {"name": "seed-firewalld-direct"},
+        "expect": {"symptom": True, "fix_effective": True, "survives_events": True}})
+    measured = verdict(with_events, reach(True, False, False), reach(True, True, True))
+    assert measured.mismatches() == []
+    assert "Survives" not in measured.render()
+    measured.after_events = reach(True, False, True)
+    variant = with_events.variant(after_fix=["firewalld-reload"])
+    measured.scenario = variant
+    assert measured.mismatches() == [
+        "connectivity after firewalld-reload expected kept, measured lost "
+        "(DNS ok, ping FAILS, TCP ok)"]

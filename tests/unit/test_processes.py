@@ -47,3 +47,18 @@ def test_a_live_runs_processes_are_not_leftovers() -> None:
     finally:
         mine.kill()
         mine.wait()
+
+
+def test_a_dead_runs_qemu_is_recognised_by_its_domain_name() -> None:
+    dead = subprocess.Popen(["true"])
+    token = processes.owner_token(dead.pid)
+    dead.wait()
+    qemu_like = subprocess.Popen(["sh", "-c", "sleep 60", "-name", f"guest=coexist-{token}-x"],
+                                 env={k: v for k, v in os.environ.items()
+                                      if k != processes.OWNER_VAR})
+    try:
+        assert token in processes.stale_owners()
+        assert qemu_like.pid in processes.leftovers({token})
+    finally:
+        qemu_like.kill()
+        qemu_like.wait()
