@@ -2,9 +2,10 @@
 
 Every process coexist starts carries the environment marker COEXIST_OWNER=<pid>.<starttime> of the
 run that started it (qemu, started by libvirt with a clean environment, carries it in its domain
-name `coexist-<pid>.<starttime>...`). A later run treats processes whose owner is gone as leftovers and ends them,
-together with everything living in their network namespaces (libvirt's dnsmasq, qemu) and in
-Docker cgroups under the owner's `coexist-<owner>` parent. Nothing without these marks is touched.
+name `coexist-<pid>.<starttime>...`). A later run treats processes whose owner is gone as
+leftovers and ends them, together with everything living in their network namespaces (libvirt's
+dnsmasq, qemu) and in Docker cgroups under the owner's `coexist-<owner>` parent. Nothing without
+these marks is touched.
 """
 
 from __future__ import annotations
