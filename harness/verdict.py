@@ -89,8 +89,9 @@ class Verdict:
         lines += ["", f"  Symptom reproduced: {_yes(self.symptom).upper()}   "
                       f"(before any fix: {self.before.summary()})"]
         if self.after is not None:
+            nothing = " -- nothing to fix: online before it" if self.before.all_ok else ""
             lines.append(f"  Fix effective:      {_yes(self.fix_effective).upper()}   "
-                         f"(after `{s.fix}`: {self.after.summary()})")
+                         f"(after `{s.fix}`: {self.after.summary()}{nothing})")
         if self.after_events is not None:
             events = ", ".join(s.events.after_fix)
             port = "" if self.published_after_events is None else (
