@@ -164,6 +164,13 @@ def _markdown(table: dict[str, dict[str, Row]], releases: list[str], summary: di
                     text, status = row.cells()[outcome]
                     cells.append(text + mark[status])
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "## Where reality contradicts the post behind the scenario", "",
+              "The post promises the symptom, and a fix that restores the guest without breaking "
+              "anything. Rules before and after: `2-symptom/` and `3-after-fix/` in each folder.", ""]
+    for row in rows:
+        if row.verdict is not None and (broken := contradictions(row.verdict)):
+            lines.append(f"- **{row.scenario.label()}**: {'; '.join(broken)} ({row.artifacts})")
+            lines += [f"  - {w}" for w in row.verdict.explanation if w.startswith(("  +", "  -"))]
     lines += ["", "## Evidence", ""]
     for row in rows:
         lines.append(f"- **{row.scenario.label()}**: {row.artifacts}")
@@ -207,6 +214,19 @@ def _html(table: dict[str, dict[str, Row]], releases: list[str], summary: dict[s
         out.append("</tr>")
     out.append("</table>")
     return "\n".join(out) + "\n"
+
+
+def contradictions(verdict: Verdict) -> list[str]:
+    """What the measurement says against the post: no symptom, a fix that fails or breaks ports."""
+    found = []
+    if not verdict.symptom:
+        found.append("no symptom: " + verdict.before.summary())
+    if verdict.fix_effective is False:
+        found.append("the fix does not restore the guest: " + (verdict.after.summary()
+                                                                 if verdict.after else ""))
+    if verdict.published_before and verdict.published_after is False:
+        found.append("the fix cuts Docker's published port off")
+    return found
 
 
 def _yes(value: bool) -> str:

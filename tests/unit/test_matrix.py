@@ -77,3 +77,15 @@ def test_an_expectation_for_events_that_did_not_happen_is_not_a_mismatch() -> No
     assert measured.mismatches() == [
         "connectivity after firewalld-reload expected kept, measured lost "
         "(DNS ok, ping FAILS, TCP ok)"]
+
+
+def test_contradictions_of_the_post_are_listed() -> None:
+    trixie = BASE.variant(release="trixie")
+    online = verdict(trixie, reach(True, True, True), reach(True, True, True))
+    assert matrix.contradictions(online) == ["no symptom: DNS ok, ping ok, TCP ok"]
+    cut = verdict(trixie, reach(True, False, False), reach(True, True, True))
+    cut.published_after = False
+    assert matrix.contradictions(cut) == ["the fix cuts Docker's published port off"]
+    failed = verdict(trixie, reach(True, False, False), reach(True, False, False))
+    assert matrix.contradictions(failed) == [
+        "the fix does not restore the guest: DNS ok, ping FAILS, TCP FAILS"]
