@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from harness import daemons, log, processes
 from harness.commands import Result
@@ -182,11 +182,6 @@ class Lab:
         """A path inside the lab as seen from the machine."""
         return self.holder.path(inside)
 
-    def write(self, inside: str, text: str) -> None:
-        target = self.path(inside)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-
     def socket_accepts(self, inside: str) -> bool:
         with socket.socket(socket.AF_UNIX) as sock:
             try:
@@ -323,13 +318,6 @@ class Lab:
             for command in fix.commands:
                 output = self.succeed(command, timeout=120).strip()
                 log.info(f"host# {command}  -> {output or 'ok'}")
-
-    def info(self) -> dict[str, Any]:
-        return {
-            "release": self.image.release,
-            "versions": self.image.manifest,
-            "deviations": list(self.deviations),
-        }
 
     # -- deviations from a real host ------------------------------------------------------------
     def install_tc_csum_shim(self) -> None:

@@ -14,7 +14,6 @@ from typing import IO, TypeVar
 
 from harness import processes
 from harness.commands import CommandFailed, Result
-from harness.retry import retry
 
 T = TypeVar("T")
 _CLONE_NEWNET = 0x40000000
@@ -164,20 +163,6 @@ class Executor:
             env=self.env(env),
             preexec_fn=processes.die_with_parent,
         )
-
-
-def wait_for_socket(path: Path, *, timeout: float, what: str) -> None:
-    """Wait until a unix socket at `path` accepts connections."""
-
-    def attempt(last_try: bool) -> bool:
-        with socket.socket(socket.AF_UNIX) as sock:
-            try:
-                sock.connect(str(path))
-            except OSError:
-                return False
-        return True
-
-    retry(attempt, timeout=timeout, what=what)
 
 
 def ensure_root() -> None:
