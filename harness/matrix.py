@@ -12,7 +12,7 @@ import json
 import re
 import time
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,7 +68,7 @@ class Row:
                 "verdict": self.verdict.to_json() if self.verdict else None}
 
 
-def cross(scenarios: Iterable[Scenario], axes: dict[str, Sequence[Any]]) -> list[Scenario]:
+def cross(scenarios: Iterable[Scenario], axes: Mapping[str, Sequence[Any]]) -> list[Scenario]:
     """Every scenario with every combination of the given axis values (empty axes: as written)."""
     names = [name for name, values in axes.items() if values]
     variants = []
