@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from harness import log
+from harness.scenario import RELEASES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("scenario", type=Path, help="a scenario file, e.g. scenarios/seed.toml")
     run.add_argument("--artifacts", type=Path, default=None,
                      help="where logs, rulesets and the verdict go (default: ./artifacts/<name>-<time>)")
-    run.add_argument("--release", choices=("bookworm", "trixie", "forky"), default=None,
+    run.add_argument("--release", choices=RELEASES, default=None,
                      help="run on this Debian release instead of the scenario's own")
     check = sub.add_parser("check", help="validate scenario files without running anything")
     check.add_argument("scenarios", type=Path, nargs="+")

@@ -22,22 +22,21 @@ def _libvirt_network_restart(lab: Lab, name: str = "default") -> None:
     network.create()
 
 
-HAPPEN: dict[str, Callable[[Lab], None]] = {
-    "firewalld-reload": _firewalld_reload,
-    "firewalld-restart": lambda lab: lab.restart("firewalld"),
-    "dockerd-restart": lambda lab: lab.restart("dockerd"),
-    "libvirt-network-restart": _libvirt_network_restart,
-    "libvirtd-restart": lambda lab: lab.restart("libvirtd"),
+# name -> (the daemon it acts on, what makes it happen)
+HAPPEN: dict[str, tuple[str, Callable[[Lab], None]]] = {
+    "firewalld-reload": ("firewalld", _firewalld_reload),
+    "firewalld-restart": ("firewalld", lambda lab: lab.restart("firewalld")),
+    "dockerd-restart": ("dockerd", lambda lab: lab.restart("dockerd")),
+    "libvirt-network-restart": ("libvirtd", _libvirt_network_restart),
+    "libvirtd-restart": ("libvirtd", lambda lab: lab.restart("libvirtd")),
 }
 
 
 def happen(lab: Lab, events: tuple[str, ...]) -> None:
     """Make each event happen, in order; an event on a daemon that is not running is an error."""
-    needs = {"firewalld-reload": "firewalld", "firewalld-restart": "firewalld",
-             "dockerd-restart": "dockerd", "libvirt-network-restart": "libvirtd",
-             "libvirtd-restart": "libvirtd"}
     for event in events:
-        if not lab.running(needs[event]):
-            raise RuntimeError(f"event {event}: {needs[event]} is not running in this scenario")
+        daemon, make_happen = HAPPEN[event]
+        if not lab.running(daemon):
+            raise RuntimeError(f"event {event}: {daemon} is not running in this scenario")
         with log.step(f"event: {event}"):
-            HAPPEN[event](lab)
+            make_happen(lab)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import log
-from harness.scenario import Scenario
+from harness.scenario import RELEASES, Scenario
 from harness.verdict import Verdict
 
 OUTCOMES = ("symptom", "fix effective", "survives events", "port before fix", "port after fix")
@@ -114,9 +114,8 @@ def run(variants: list[Scenario], out: Path) -> list[Row]:
 
 
 def write_reports(rows: list[Row], out: Path, *, total: int, seconds: float) -> None:
-    releases = sorted({r.scenario.host.release for r in rows},
-                      key=lambda rel: ("bookworm", "trixie", "forky").index(rel))
-    table = _table(rows, releases)
+    releases = sorted({r.scenario.host.release for r in rows}, key=RELEASES.index)
+    table = _table(rows)
     summary = _summary(rows, total, seconds)
     (out / "matrix.json").write_text(json.dumps(
         {"summary": summary, "rows": [r.to_json() for r in rows]}, indent=2) + "\n")
@@ -124,7 +123,7 @@ def write_reports(rows: list[Row], out: Path, *, total: int, seconds: float) -> 
     (out / "matrix.html").write_text(_html(table, releases, summary, rows))
 
 
-def _table(rows: list[Row], releases: list[str]) -> dict[str, dict[str, Row]]:
+def _table(rows: list[Row]) -> dict[str, dict[str, Row]]:
     """label without release -> release -> row."""
     table: dict[str, dict[str, Row]] = {}
     for row in rows:
@@ -157,11 +156,12 @@ def _markdown(table: dict[str, dict[str, Row]], releases: list[str], summary: di
         cells = []
         for rel in releases:
             row = by_release.get(rel)
+            row_cells = row.cells() if row else {}
             for outcome in OUTCOMES:
                 if row is None:
                     cells.append("")
                 else:
-                    text, status = row.cells()[outcome]
+                    text, status = row_cells[outcome]
                     cells.append(text + mark[status])
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "## Where reality contradicts the post behind the scenario", "",
@@ -203,11 +203,12 @@ def _html(table: dict[str, dict[str, Row]], releases: list[str], summary: dict[s
         out.append(f"<tr><td>{html.escape(label)}</td>")
         for rel in releases:
             row = by_release.get(rel)
+            row_cells = row.cells() if row else {}
             for outcome in OUTCOMES:
                 if row is None:
                     out.append("<td></td>")
                     continue
-                text, status = row.cells()[outcome]
+                text, status = row_cells[outcome]
                 link = html.escape(row.artifacts)
                 out.append(f"<td style='background:{colour[status]}' title='{link}'>"
                            f"{html.escape(text)}</td>")

@@ -206,6 +206,14 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
     images = images or build_images(scenario.host.release)
     timings["images"] = time.monotonic() - started
     web_failed: str | None = None
+
+    def port_answers() -> bool | None:
+        """Does the published port answer from outside? None: the scenario publishes none."""
+        port = scenario.workload.published_port
+        if port is None:
+            return None
+        return web_failed is None and connectivity.published_port_answers(lab.wan, port)
+
     with log.step(f"scenario {scenario.name} on {scenario.host.release}"), ExitStack() as stack:
         lab = stack.enter_context(lab_for(scenario.host, images))
         stack.callback(save_logs, lab, artifacts)
@@ -239,9 +247,7 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
         symptom.save(artifacts)
         verdict = Verdict(scenario, dict(images.host.manifest), decision, list(lab.deviations),
                           before, timings=timings, artifacts=str(artifacts))
-        if scenario.workload.published_port is not None:
-            verdict.published_before = web_failed is None and connectivity.published_port_answers(
-                lab.wan, scenario.workload.published_port)
+        verdict.published_before = port_answers()
         after_fix = after_probed = None
         if fix is not None:
             lab.apply(fix)
@@ -254,18 +260,13 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
                                                               timeout=FIX_SETTLE_TIMEOUT)
             after_probed = firewall.snapshot(lab, "4-after-fix-probed")
             after_probed.save(artifacts)
-            if scenario.workload.published_port is not None:
-                verdict.published_after = web_failed is None and connectivity.published_port_answers(
-                    lab.wan, scenario.workload.published_port)
+            verdict.published_after = port_answers()
             if scenario.events.after_fix:
                 events.happen(lab, scenario.events.after_fix)
                 with log.step(f"after {', '.join(scenario.events.after_fix)}: still reachable?"):
                     verdict.after_events = connectivity.measure_until_ok(
                         guest, lab.wan.endpoints, timeout=FIX_SETTLE_TIMEOUT)
-                    if scenario.workload.published_port is not None:
-                        verdict.published_after_events = (
-                            web_failed is None and connectivity.published_port_answers(
-                                lab.wan, scenario.workload.published_port))
+                    verdict.published_after_events = port_answers()
                 firewall.snapshot(lab, "5-after-events").save(artifacts)
         verdict.explanation = explain(baseline, symptom, before, after_fix, after_probed,
                                       verdict.after)

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from harness.scenario import RELEASES
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--release", default=None, choices=("bookworm", "trixie", "forky"),
+    parser.addoption("--release", default=None, choices=RELEASES,
                      help="host release for end-to-end tests (default: each scenario's own)")
     parser.addoption("--artifacts-dir", default=str(ROOT / "artifacts"),
                      help="where end-to-end tests keep logs, rulesets and verdicts")
