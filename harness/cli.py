@@ -30,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="e.g. firewalld,dockerd,libvirt (repeatable: one order each)")
     matrix.add_argument("--libvirt-backend", action="append", default=[],
                         help="default,iptables,nftables (repeatable or comma-separated)")
+    matrix.add_argument("--firewalld-backend", action="append", default=[],
+                        help="default,nftables,iptables (repeatable or comma-separated)")
+    matrix.add_argument("--docker-iptables", action="append", default=[],
+                        help="default,nft,legacy (repeatable or comma-separated)")
     matrix.add_argument("--after-setup", action="append", default=[],
                         help="events before the first measurement, e.g. firewalld-reload "
                              "(repeatable: one list each; 'none' for no event)")
@@ -89,6 +93,8 @@ def _matrix(args: argparse.Namespace) -> int:
     axes = {
         "release": _commas(args.release),
         "libvirt_firewall_backend": _commas(args.libvirt_backend),
+        "firewalld_backend": _commas(args.firewalld_backend),
+        "docker_iptables": _commas(args.docker_iptables),
         "start_order": [order.split(",") for order in args.start_order],
         "after_setup": [_event_list(e) for e in args.after_setup],
         "after_fix": [_event_list(e) for e in args.after_fix],
