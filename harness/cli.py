@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from harness import log
-from harness.scenario import RELEASES
+from harness.scenario import GUEST_NETWORKS, RELEASES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="where logs, rulesets and the verdict go (default: ./artifacts/<name>-<time>)")
     run.add_argument("--release", choices=RELEASES, default=None,
                      help="run on this Debian release instead of the scenario's own")
+    run.add_argument("--network", choices=GUEST_NETWORKS, default=None,
+                     help="put the guest on this network instead of the scenario's own")
     check = sub.add_parser("check", help="validate scenario files without running anything")
     check.add_argument("scenarios", type=Path, nargs="+")
     matrix = sub.add_parser("matrix", help="run scenarios crossed with axes; write a report")
@@ -34,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="default,nftables,iptables (repeatable or comma-separated)")
     matrix.add_argument("--docker-iptables", action="append", default=[],
                         help="default,nft,legacy (repeatable or comma-separated)")
+    matrix.add_argument("--network", action="append", default=[],
+                        help=f"the guest's network: {','.join(GUEST_NETWORKS)} "
+                             "(repeatable or comma-separated)")
     matrix.add_argument("--after-setup", action="append", default=[],
                         help="events before the first measurement, e.g. firewalld-reload "
                              "(repeatable: one list each; 'none' for no event)")
@@ -64,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         scenario = load(args.scenario)
         if args.release:
             scenario = scenario.variant(release=args.release)
+        if args.network:
+            scenario = scenario.variant(network=args.network)
     except ScenarioError as error:
         print(f"coexist: invalid scenario: {error}", file=sys.stderr)
         return 2
@@ -95,6 +102,7 @@ def _matrix(args: argparse.Namespace) -> int:
         "libvirt_firewall_backend": _commas(args.libvirt_backend),
         "firewalld_backend": _commas(args.firewalld_backend),
         "docker_iptables": _commas(args.docker_iptables),
+        "network": _commas(args.network),
         "start_order": [order.split(",") for order in args.start_order],
         "after_setup": [_event_list(e) for e in args.after_setup],
         "after_fix": [_event_list(e) for e in args.after_fix],

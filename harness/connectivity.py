@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import paramiko
+
 from harness import log
 from harness.retry import DeadlineExceeded, retry
 from harness.wan import LAB_UPLINK, Endpoints
@@ -12,8 +14,6 @@ from harness.wan import LAB_UPLINK, Endpoints
 if TYPE_CHECKING:
     from harness.guest import Guest
     from harness.wan import Wan
-
-LIBVIRT_DNS = "192.168.122.1"   # libvirt's dnsmasq on virbr0 of the stock `default` network
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,15 @@ class Connectivity:
     def all_ok(self) -> bool:
         return all(probe.ok for probe in self.probes)
 
+    @property
+    def state(self) -> str:
+        """online | symptom | offline (nothing works, DNS included) | partial (anything else)."""
+        if self.all_ok:
+            return "online"
+        if self.symptom:
+            return "symptom"
+        return "offline" if not any(probe.ok for probe in self.probes) else "partial"
+
     def summary(self) -> str:
         return ", ".join(f"{p.what} {'ok' if p.ok else 'FAILS'}" for p in self.probes)
 
@@ -55,16 +64,28 @@ def http_get(host: str, port: int = 80) -> str:
 
 
 def measure(guest: Guest, endpoints: Endpoints) -> Connectivity:
-    """Ask the guest, over SSH, to resolve, ping and fetch; each probe's output is kept."""
+    """Ask the guest, over SSH, to resolve (through its network's resolver), ping and fetch.
+
+    If the host loses the guest (e.g. `net-destroy` unplugged its tap), the probes fail with
+    that as their output: the guest is cut off, which is a measurement, not a broken run.
+    """
+    lost: list[str] = []
 
     def probe(what: str, command: str, must_contain: str | None = None) -> Probe:
-        rc, output = guest.execute(command, timeout=20)
+        if lost:
+            return Probe(what, command, False, lost[0])
+        try:
+            rc, output = guest.execute(command, timeout=20)
+        except (paramiko.SSHException, OSError, EOFError) as error:
+            lost.append(f"not measured: the host lost its SSH session to the guest ({error!r})")
+            log.info(f"guest$ {command}  -> {lost[0]}")
+            return Probe(what, command, False, lost[0])
         ok = rc == 0 and (must_contain is None or must_contain in output)
         log.info(f"guest$ {command}  -> {'ok' if ok else f'fails (exit {rc})'}")
         return Probe(what, command, ok, output)
 
     return Connectivity(
-        dns=probe("DNS", f"nslookup {endpoints.name} {LIBVIRT_DNS}", endpoints.name_address),
+        dns=probe("DNS", f"nslookup {endpoints.name} {guest.network.dns}", endpoints.name_address),
         ping=probe("ping", f"ping -c1 -W2 {endpoints.ping_target}"),
         tcp=probe("TCP", http_get(endpoints.http_host, endpoints.http_port), endpoints.http_body),
     )

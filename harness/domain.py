@@ -18,6 +18,7 @@ class DomainSpec:
     serial_log: str
     mac: str
     network: str = "default"
+    bridge: str | None = None   # the NIC joins this host bridge instead of a libvirt network
     accel: Accel = "tcg"
     memory_mib: int = 256
 
@@ -30,7 +31,8 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) ->
 
 
 def domain_xml(spec: DomainSpec) -> str:
-    """A direct-kernel-boot domain: PVH vmlinux, virtio-net on a libvirt network, serial to a file.
+    """A direct-kernel-boot domain: PVH vmlinux, virtio-net (a libvirt network or a host bridge),
+    serial to a file.
 
     Under TCG the domain type is 'qemu' and the CPU a qemu64 with rdrand; under KVM it is 'kvm'
     with host-passthrough. Nothing a fast boot does not need: no USB, no balloon, no graphics; a
@@ -59,8 +61,12 @@ def domain_xml(spec: DomainSpec) -> str:
     _sub(domain, "on_reboot", "destroy")
     _sub(domain, "on_crash", "destroy")
     devices = _sub(domain, "devices")
-    interface = _sub(devices, "interface", type="network")
-    _sub(interface, "source", network=spec.network)
+    if spec.bridge is not None:
+        interface = _sub(devices, "interface", type="bridge")
+        _sub(interface, "source", bridge=spec.bridge)
+    else:
+        interface = _sub(devices, "interface", type="network")
+        _sub(interface, "source", network=spec.network)
     _sub(interface, "mac", address=spec.mac)
     _sub(interface, "model", type="virtio")
     serial = _sub(devices, "serial", type="file")

@@ -7,6 +7,7 @@ import re
 from harness.connectivity import Connectivity
 from harness.firewall import Snapshot, diff, forward_hooks, tables
 
+_INTERFACE_ARG = re.compile(r"(?:^|\s)-[io] (?P<name>[\w.-]+)")
 _POLICY = re.compile(r"^:(?P<chain>\S+) (?P<policy>ACCEPT|DROP) \[(?P<packets>\d+):\d+\]$")
 
 
@@ -70,3 +71,12 @@ def explain(baseline: Snapshot, symptom: Snapshot, measured: Connectivity,
                          f"removed: {sorted(before_tables - after_tables) or 'none'}")
     return lines
 
+
+
+def fix_scope(commands: tuple[str, ...], bridge: str) -> list[str]:
+    """Why a fix can miss a guest: its rules name interfaces, and not the one the guest is on."""
+    named = sorted({m["name"] for command in commands for m in _INTERFACE_ARG.finditer(command)})
+    if not named or bridge in named:
+        return []
+    return [f"the fix's rules name {', '.join(named)}; this guest's NIC is on {bridge}, which "
+            "no rule of the fix names"]

@@ -67,4 +67,21 @@ SEED_FIREWALLD_DIRECT = Fix(
     needs=("firewalld",),
 )
 
-ALL: dict[str, Fix] = {fix.name: fix for fix in (SEED_FIREWALLD_DIRECT,)}
+DOCKER_USER_BRIDGE_RULE = "-i br0 -o br0 -j ACCEPT"
+
+DOCKER_USER_BRIDGE = Fix(
+    name="docker-user-bridge",
+    summary="Docker's documented way for a host that forwards (\"Docker on a router\"): "
+            "iptables -I DOCKER-USER -i br0 -o br0 -j ACCEPT, for the guests on host bridge br0",
+    commands=(f"iptables -I DOCKER-USER {DOCKER_USER_BRIDGE_RULE}",),
+    host_checks=(
+        HostCheck(
+            "`iptables -C DOCKER-USER -i br0 -o br0 -j ACCEPT` finds the rule",
+            lambda lab: lab.execute(f"iptables -C DOCKER-USER {DOCKER_USER_BRIDGE_RULE}").returncode == 0,
+            lambda lab: lab.execute("iptables -S DOCKER-USER").output,
+        ),
+    ),
+    needs=("dockerd",),
+)
+
+ALL: dict[str, Fix] = {fix.name: fix for fix in (SEED_FIREWALLD_DIRECT, DOCKER_USER_BRIDGE)}

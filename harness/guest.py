@@ -1,6 +1,6 @@
-"""The guest: a libvirt domain on the lab's NAT network, driven over SSH (paramiko).
+"""The guest: a libvirt domain on one of the lab's guest networks, driven over SSH (paramiko).
 
-with Guest(lab, image, keys, name="coexist-1234-guest") as guest:
+with Guest(lab, image, keys, name="coexist-1234-guest", accel="tcg") as guest:
     guest.succeed("nslookup example.test 192.168.122.1")
     guest.fail("ping -c1 -W1 198.51.100.1")
 """
@@ -21,6 +21,7 @@ from harness import log
 from harness.accel import Accel
 from harness.domain import DomainSpec, domain_xml
 from harness.guestimage import FAILED_LINE, GuestImage
+from harness.guestnet import GuestNetwork, guest_network
 from harness.lab import Lab
 from harness.retry import retry
 from harness.sshkeys import GuestKeys
@@ -55,7 +56,7 @@ class Guest:
         *,
         name: str,
         accel: Accel,
-        network: str = "default",
+        network: GuestNetwork | None = None,
         artifacts: Path | None = None,
     ) -> None:
         self.lab = lab
@@ -63,7 +64,7 @@ class Guest:
         self.keys = keys
         self.name = name
         self.accel = accel
-        self.network = network
+        self.network = network or guest_network("default")
         self.artifacts = artifacts
         self.mac = "52:54:00:" + ":".join(f"{byte:02x}" for byte in random.randbytes(3))
         self.serial_log_path = f"/var/log/libvirt/qemu/{name}-serial.log"
@@ -73,7 +74,7 @@ class Guest:
 
     # -- lifetime -------------------------------------------------------------------------------
     def __enter__(self) -> Guest:
-        with log.step(f"boot guest {self.name} ({self.accel}) on network '{self.network}'"):
+        with log.step(f"boot guest {self.name} ({self.accel}) on network '{self.network.kind}'"):
             try:
                 self._boot()
             except BaseException:
@@ -89,10 +90,11 @@ class Guest:
             name=self.name,
             kernel=f"{kernel_dir}/{self.image.kernel.name}",
             initrd=f"{kernel_dir}/{self.image.initrd.name}",
-            cmdline=self.image.cmdline(self.keys.kernel_args()),
+            cmdline=self.image.cmdline(self.keys.kernel_args(), self.network.kernel_args()),
             serial_log=self.serial_log_path,
             mac=self.mac,
-            network=self.network,
+            network=self.network.libvirt_network or "",
+            bridge=None if self.network.libvirt_network else self.network.bridge,
             accel=self.accel,
         )
         conn = self.lab.libvirt()
@@ -121,9 +123,11 @@ class Guest:
             what=f"guest {self.name} prints {READY_LINE}",
             interval=0.05,
         )
-        self.address = retry(
-            lambda last: self._lease(), timeout=60, what=f"a DHCP lease for {self.mac}", interval=0.05
-        )
+        if self.network.static_address is not None:
+            self.address = self.network.static_address.split("/")[0]
+        else:
+            self.address = retry(lambda last: self._lease(), timeout=60,
+                                 what=f"a DHCP lease for {self.mac}", interval=0.05)
         first_ssh = retry(
             lambda last: self._try_ssh(last) and time.monotonic(),
             timeout=60,
@@ -137,7 +141,8 @@ class Guest:
         )
 
     def _lease(self) -> str | None:
-        network = self.lab.libvirt().networkLookupByName(self.network)
+        assert self.network.libvirt_network is not None
+        network = self.lab.libvirt().networkLookupByName(self.network.libvirt_network)
         for lease in network.DHCPLeases(self.mac):
             if lease.get("ipaddr"):
                 return str(lease["ipaddr"])

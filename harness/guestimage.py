@@ -76,7 +76,7 @@ class GuestImage:
 
     def cmdline(self, *extra: str) -> str:
         """The kernel command line: the boot arguments /init relies on, plus `extra`."""
-        return " ".join((BOOT_ARGS, *extra))
+        return " ".join(arg for arg in (BOOT_ARGS, *extra) if arg)
 
     @classmethod
     def load(cls, directory: Path) -> GuestImage:

@@ -12,9 +12,10 @@ from pathlib import Path
 import docker.errors
 
 from harness import accel, connectivity, containers, events, firewall, fixes, log, processes
-from harness.explain import explain
+from harness.explain import explain, fix_scope
 from harness.guest import GUEST_IMAGE_DIR, Guest
 from harness.guestimage import GuestImage, build_guest_image
+from harness.guestnet import STOCK_NETWORK, GuestNetwork, guest_network
 from harness.hostimage import HostImage, build_host_image
 from harness.lab import Lab
 from harness.namespaces import SYSTEM_PATH, ensure_root
@@ -57,8 +58,10 @@ def build_images(release: str) -> Images:
 
 
 @contextmanager
-def lab_for(host: Host, images: Images, *, name: str = "lab") -> Iterator[Lab]:
-    """A wan and a lab configured as `host` says, daemons not yet started."""
+def lab_for(host: Host, images: Images, *, name: str = "lab",
+            network: GuestNetwork | None = None) -> Iterator[Lab]:
+    """A wan and a lab configured as `host` says (and ready for the guest's `network`), daemons
+    not yet started."""
     ensure_root()
     sweep_leftovers()
     owner = processes.owner_token()
@@ -69,6 +72,9 @@ def lab_for(host: Host, images: Images, *, name: str = "lab") -> Iterator[Lab]:
                 images.host, wan, workdir=workdir / "lab", name=name,
                 shares={GUEST_IMAGE_DIR: images.guest.kernel.parent}) as lab:
             configure(lab, host)
+            if network is not None:
+                network.prepare_host(lab)
+                network.prepare_wan(wan)
             yield lab
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -155,8 +161,11 @@ def _give_qemu_user_kvm(lab: Lab, user: str = "libvirt-qemu") -> None:
     group_file.write_text("\n".join(lines) + "\n")
 
 
-def start_in_order(lab: Lab, order: tuple[str, ...]) -> None:
+def start_in_order(lab: Lab, order: tuple[str, ...], network: GuestNetwork | None = None) -> None:
     """Start `order`'s daemons one after the other; the system bus first if firewalld is in it.
+
+    "libvirt" is libvirtd, its stock `default` network and the guest's `network` if that is
+    another libvirt network.
 
     A Debian host has its D-Bus system bus before these daemons, and with firewalld that matters:
     libvirtd started without a bus disables its firewalld support for good ("DBus not available"),
@@ -172,23 +181,28 @@ def start_in_order(lab: Lab, order: tuple[str, ...]) -> None:
         if item == "libvirt":
             lab.start("libvirtd")
             start_network(lab)
+            if network is not None and network.defined_here:
+                start_network(lab, network)
         else:
             lab.start(item)
 
 
-def start_network(lab: Lab, name: str = "default") -> None:
-    """Define (from libvirt's stock XML) and start a libvirt network."""
+def start_network(lab: Lab, network: GuestNetwork | None = None) -> None:
+    """Define and start a libvirt network (default: the stock one, from libvirt's own XML)."""
     import libvirt
 
+    network = network or guest_network("default")
+    name = network.libvirt_network
+    assert name is not None, f"the {network.kind} guest network is no libvirt network"
     with log.step(f"libvirt network '{name}' up"):
         conn = lab.libvirt()
         try:
-            network = conn.networkLookupByName(name)
+            defined = conn.networkLookupByName(name)
         except libvirt.libvirtError:
-            xml = lab.path(f"/usr/share/libvirt/networks/{name}.xml").read_text()
-            network = conn.networkDefineXML(xml)
-        if not network.isActive():
-            network.create()
+            stock = lab.path(f"/usr/share/libvirt/networks/{STOCK_NETWORK}.xml").read_text()
+            defined = conn.networkDefineXML(network.network_xml(stock))
+        if not defined.isActive():
+            defined.create()
 
 
 def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None = None) -> Verdict:
@@ -215,11 +229,12 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
         return web_failed is None and connectivity.published_port_answers(lab.wan, port)
 
     with log.step(f"scenario {scenario.name} on {scenario.host.release}"), ExitStack() as stack:
-        lab = stack.enter_context(lab_for(scenario.host, images))
+        network = guest_network(scenario.guest.network)
+        lab = stack.enter_context(lab_for(scenario.host, images, network=network))
         stack.callback(save_logs, lab, artifacts)
         stack.push(lambda kind, *_: kind is not None and _snapshot_failure(lab, artifacts))
         phase = time.monotonic()
-        start_in_order(lab, scenario.host.start_order)
+        start_in_order(lab, scenario.host.start_order, network)
         timings["daemons"] = time.monotonic() - phase
         if scenario.workload.published_port is not None:
             if not lab.running("dockerd"):
@@ -238,9 +253,10 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
         baseline.save(artifacts)
         phase = time.monotonic()
         guest = stack.enter_context(Guest(lab, images.guest, keys, name=f"coexist-{lab.owner}",
-                                          accel=decision.accel, artifacts=artifacts))
+                                          accel=decision.accel, network=network,
+                                          artifacts=artifacts))
         timings["guest boot to SSH"] = time.monotonic() - phase
-        events.happen(lab, scenario.events.after_setup)
+        events.happen(lab, scenario.events.after_setup, network)
         with log.step("before any fix: what can the guest reach?"):
             before = connectivity.measure(guest, lab.wan.endpoints)
         symptom = firewall.snapshot(lab, "2-symptom")
@@ -262,7 +278,7 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
             after_probed.save(artifacts)
             verdict.published_after = port_answers()
             if scenario.events.after_fix:
-                events.happen(lab, scenario.events.after_fix)
+                events.happen(lab, scenario.events.after_fix, network)
                 with log.step(f"after {', '.join(scenario.events.after_fix)}: still reachable?"):
                     verdict.after_events = connectivity.measure_until_ok(
                         guest, lab.wan.endpoints, timeout=FIX_SETTLE_TIMEOUT)
@@ -270,6 +286,8 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
                 firewall.snapshot(lab, "5-after-events").save(artifacts)
         verdict.explanation = explain(baseline, symptom, before, after_fix, after_probed,
                                       verdict.after)
+        if fix is not None and verdict.after is not None and not verdict.after.all_ok:
+            verdict.explanation += fix_scope(fix.commands, network.bridge)
         if web_failed is not None:
             verdict.explanation.append(web_failed)
         timings["scenario"] = time.monotonic() - started

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.guestnet import KINDS as GUEST_NETWORKS
+
 RELEASES = ("bookworm", "trixie", "forky")
 LIBVIRT_BACKENDS = ("default", "iptables", "nftables")
 FIREWALLD_BACKENDS = ("default", "nftables", "iptables")
@@ -44,6 +46,11 @@ class Host:
 
 
 @dataclass(frozen=True)
+class GuestSetup:
+    network: str = "default"   # one of harness.guestnet.KINDS, which describes each
+
+
+@dataclass(frozen=True)
 class Events:
     after_setup: tuple[str, ...] = ()   # once the guest is up, before the first measurement
     after_fix: tuple[str, ...] = ()     # after the fix; connectivity is measured again
@@ -57,6 +64,7 @@ class Workload:
 @dataclass(frozen=True)
 class Expect:
     symptom: bool                       # DNS works, ping and TCP to the outside fail (no fix yet)
+    dns_before: bool | None = None      # the guest's DNS probe works before any fix (None: either)
     fix_effective: bool | None = None   # after the fix: DNS, ping and TCP all work
     published_port: bool = True         # the container's published port answers from outside
     published_port_after_fix: bool | None = None   # after the fix (None: as published_port)
@@ -82,6 +90,7 @@ class Scenario:
     host: Host
     events: Events
     workload: Workload
+    guest: GuestSetup
     fix: str | None
     base_expect: Expect
     cases: tuple[Case, ...] = ()
@@ -96,6 +105,7 @@ class Scenario:
             "docker_iptables": self.host.docker_iptables,
             "start_order": list(self.host.start_order),
             "firewalld": self.host.firewalld,
+            "network": self.guest.network,
             "after_setup": list(self.events.after_setup),
             "after_fix": list(self.events.after_fix),
         }
@@ -119,19 +129,23 @@ class Scenario:
         """The same scenario with other axis values (validated like a file)."""
         host = {k: axes.pop(k) for k in list(axes) if k in _SCHEMA["host"]}
         events = {k: axes.pop(k) for k in list(axes) if k in _SCHEMA["events"]}
+        guest = {k: axes.pop(k) for k in list(axes) if k in _SCHEMA["guest"]}
         if axes:
             raise ScenarioError(self.path, "variant", f"unknown axes {sorted(axes)}")
-        where = f"{self.path} (variant {host | events})"
+        where = f"{self.path} (variant {host | events | guest})"
         new_host = _host(where, {**_host_data(self.host), **host})
         new_events = _events(where, {"after_setup": list(self.events.after_setup),
                                      "after_fix": list(self.events.after_fix), **events})
-        return dataclasses.replace(self, host=new_host, events=new_events)
+        new_guest = _guest(where, {**dataclasses.asdict(self.guest), **guest})
+        return dataclasses.replace(self, host=new_host, events=new_events, guest=new_guest)
 
     def label(self) -> str:
         """A short description of the axis values, for reports."""
         h = self.host
         parts = [h.release, f"libvirt:{h.libvirt_firewall_backend}",
                  "order:" + ">".join(h.start_order)]
+        if self.guest.network != "default":
+            parts.append(f"network:{self.guest.network}")
         if h.firewalld_backend != "default":
             parts.append(f"firewalld:{h.firewalld_backend}")
         if h.docker_iptables != "default":
@@ -148,19 +162,20 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "host": {"release": str, "libvirt_firewall_backend": str, "firewalld_backend": str,
              "docker_iptables": str, "start_order": list},
     "events": {"after_setup": list, "after_fix": list},
+    "guest": {"network": str},
     "workload": {"published_port": int},
     "fix": {"name": str},
-    "expect": {"symptom": bool, "fix_effective": bool, "published_port": bool,
+    "expect": {"symptom": bool, "dns_before": bool, "fix_effective": bool, "published_port": bool,
                "published_port_after_fix": bool, "survives_events": bool, "case": list},
 }
 _REQUIRED = {"scenario": ("name", "summary"), "expect": ("symptom",)}
 _CASE_MATCH: dict[str, type] = {
     "release": str, "libvirt_firewall_backend": str, "firewalld_backend": str,
     "docker_iptables": str, "start_order": list, "firewalld": bool, "after_setup": list,
-    "after_fix": list}
-_CASE_OUTCOME: dict[str, type] = {"symptom": bool, "fix_effective": bool, "published_port": bool,
-                                  "published_port_after_fix": bool, "survives_events": bool,
-                                  "note": str}
+    "after_fix": list, "network": str}
+_CASE_OUTCOME: dict[str, type] = {"symptom": bool, "dns_before": bool, "fix_effective": bool,
+                                  "published_port": bool, "published_port_after_fix": bool,
+                                  "survives_events": bool, "note": str}
 
 
 def load(path: Path | str) -> Scenario:
@@ -192,6 +207,7 @@ def parse(data: dict[str, Any], path: Path | str = "<scenario>") -> Scenario:
     meta = data["scenario"]
     host = _host(path, data.get("host", {}))
     events = _events(path, data.get("events", {}))
+    guest = _guest(path, data.get("guest", {}))
     port = data.get("workload", {}).get("published_port", Workload.published_port)
     if port is not None and not 1 <= port <= 65535:
         raise ScenarioError(path, "workload.published_port", f"must be 1..65535, got {port}")
@@ -218,9 +234,11 @@ def parse(data: dict[str, Any], path: Path | str = "<scenario>") -> Scenario:
         host=host,
         events=events,
         workload=Workload(published_port=port),
+        guest=guest,
         fix=fix,
         base_expect=Expect(
             symptom=expect_data["symptom"],
+            dns_before=expect_data.get("dns_before"),
             fix_effective=expect_data.get("fix_effective"),
             published_port=expect_data.get("published_port", Expect.published_port),
             published_port_after_fix=expect_data.get("published_port_after_fix"),
@@ -253,6 +271,12 @@ def _host(path: Path | str, data: dict[str, Any]) -> Host:
     )
 
 
+def _guest(path: Path | str, data: dict[str, Any]) -> GuestSetup:
+    _check_types(path, "guest", data, _SCHEMA["guest"])
+    return GuestSetup(network=_choice(path, "guest.network", data.get("network", GuestSetup.network),
+                                      GUEST_NETWORKS))
+
+
 def _events(path: Path | str, data: dict[str, Any]) -> Events:
     _check_types(path, "events", data, _SCHEMA["events"])
     lists = {}
@@ -281,7 +305,8 @@ def _case(path: Path, index: int, data: Any) -> Case:
         raise ScenarioError(path, where, "states no outcome: give one of "
                             f"{_names({k: v for k, v in _CASE_OUTCOME.items() if k != 'note'})}")
     allowed = {"release": RELEASES, "libvirt_firewall_backend": LIBVIRT_BACKENDS,
-               "firewalld_backend": FIREWALLD_BACKENDS, "docker_iptables": DOCKER_IPTABLES}
+               "firewalld_backend": FIREWALLD_BACKENDS, "docker_iptables": DOCKER_IPTABLES,
+               "network": GUEST_NETWORKS}
     for key, choices in allowed.items():
         if key in match:
             _choice(path, f"{where}.{key}", match[key], choices)

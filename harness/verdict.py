@@ -54,6 +54,10 @@ class Verdict:
         if self.symptom != expect.symptom:
             found.append(f"symptom expected {_yes(expect.symptom)}, measured {_yes(self.symptom)}"
                          f" ({self.before.summary()})")
+        if expect.dns_before is not None and self.before.dns.ok != expect.dns_before:
+            found.append(f"DNS before any fix expected {'to work' if expect.dns_before else 'to fail'}"
+                         f", measured {'working' if self.before.dns.ok else 'failing'} "
+                         f"({self.before.summary()})")
         if expect.fix_effective is not None and self.fix_effective != expect.fix_effective:
             assert self.after is not None
             found.append(f"fix effective expected {_yes(expect.fix_effective)}, measured "
@@ -87,7 +91,7 @@ class Verdict:
         for deviation in self.deviations:
             lines.append(f"  DEVIATION from a real host: {deviation}")
         lines += ["", f"  Symptom reproduced: {_yes(self.symptom).upper()}   "
-                      f"(before any fix: {self.before.summary()})"]
+                      f"(before any fix: {self.before.summary()}; {self.before.state})"]
         if self.after is not None:
             nothing = " -- nothing to fix: online before it" if self.before.all_ok else ""
             lines.append(f"  Fix effective:      {_yes(self.fix_effective).upper()}   "

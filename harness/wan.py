@@ -57,7 +57,8 @@ class Wan:
 
     The router and DNS sit at 203.0.113.1; the "external hosts" 203.0.113.10 and 198.51.100.1 on its
     loopback. dnsmasq answers example.test; an HTTP server answers on port 80 on every address.
-    It has no route back to any private range: traffic that was not NATed gets no answer.
+    It has no route back to any private range (traffic that was not NATed gets no answer) unless
+    a routed guest network asks for one, as its upstream router must have.
     """
 
     def __init__(self, *, owner: str, workdir: Path) -> None:
@@ -113,7 +114,10 @@ class Wan:
                     "--pid-file",
                     f"--listen-address={ROUTER}",
                     "--bind-interfaces",
-                    f"--address=/{EXTERNAL_NAME}/{WEB_HOST}",
+                    # A local name: A is answered, AAAA gets "no data" (without --local dnsmasq
+                    # REFUSES it, having no upstream, and busybox nslookup then exits 1)
+                    f"--host-record={EXTERNAL_NAME},{WEB_HOST}",
+                    f"--local=/{EXTERNAL_NAME}/",
                 ],
                 log=dns_log,
             )
@@ -137,6 +141,10 @@ class Wan:
         inside.run(["ip", "addr", "add", f"{LAB_UPLINK}/24", "dev", "uplink"])
         inside.run(["ip", "link", "set", "uplink", "up"])
         inside.run(["ip", "route", "add", "default", "via", ROUTER])
+
+    def route(self, subnet: str, *, via: str) -> None:
+        """A route on the wan's router to `subnet` through `via` (the lab host, for a routed net)."""
+        Executor(self.holder, mount=False, where="wan").run(["ip", "route", "add", subnet, "via", via])
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -89,3 +89,17 @@ def test_contradictions_of_the_post_are_listed() -> None:
     failed = verdict(trixie, reach(True, False, False), reach(True, False, False))
     assert matrix.contradictions(failed) == [
         "the fix does not restore the guest: DNS ok, ping FAILS, TCP FAILS"]
+
+
+def test_no_symptom_says_whether_the_guest_was_online_or_cut_off() -> None:
+    bridged = parse({
+        "scenario": {"name": "bridged", "summary": "s"},
+        "guest": {"network": "bridged"},
+        "expect": {"symptom": False, "dns_before": False},
+    })
+    offline = matrix.Row(bridged, verdict(bridged, reach(False, False, False), None))
+    assert offline.cells()["symptom"] == ("no: offline", "expected")
+    online = matrix.Row(bridged, verdict(bridged, reach(True, True, True), None))
+    assert online.cells()["symptom"] == ("no: online", "unexpected")
+    assert online.verdict.mismatches() == [
+        "DNS before any fix expected to fail, measured working (DNS ok, ping ok, TCP ok)"]

@@ -59,6 +59,10 @@ def test_defaults() -> None:
         (minimal(expect={"fix_effective": True}), "expect.fix_effective", "no [fix]"),
         ({"scenario": {"name": "s"}, "expect": {"symptom": True}}, "scenario.summary", "required"),
         (minimal(expect={"symptom": "yes"}), "expect.symptom", "must be a bool"),
+        (minimal(guest={"network": "macvtap"}), "guest.network",
+         "allowed: default, nat2, routed, bridged"),
+        (minimal(guest={"nic": "virtio"}), "guest.nic", "unknown key; allowed: network"),
+        (minimal(expect={"dns_before": 1}), "expect.dns_before", "must be a bool"),
     ],
 )
 def test_errors_name_the_file_the_field_and_what_is_allowed(data: dict, where: str,
@@ -115,6 +119,7 @@ def test_variants_are_validated_like_files() -> None:
         ({"release": "trixie", "symptom": False, "colour": "x"}, "expect.case[0].colour"),
         ({"release": "potato", "symptom": False}, "'potato' is not allowed"),
         ({"firewalld": "yes", "symptom": False}, "must be a bool"),
+        ({"network": "wifi", "symptom": False}, "expect.case[0].network: 'wifi' is not allowed"),
     ],
 )
 def test_bad_cases_are_named(case: dict, says: str) -> None:
@@ -136,3 +141,16 @@ def test_every_event_a_scenario_may_name_can_happen() -> None:
     from harness.scenario import EVENTS
 
     assert set(EVENTS) == set(events.HAPPEN)
+
+
+def test_the_guest_network_is_an_axis_cases_can_match() -> None:
+    data = minimal(expect={"case": [{"network": "bridged", "symptom": False, "dns_before": False,
+                                     "note": "bridged frames cross FORWARD"}]})
+    scenario = parse(data)
+    assert scenario.guest.network == "default" and scenario.expect.dns_before is None
+    bridged = scenario.variant(network="bridged")
+    assert bridged.guest.network == "bridged" and bridged.axes()["network"] == "bridged"
+    assert bridged.expect.symptom is False and bridged.expect.dns_before is False
+    assert "network:bridged" in bridged.label() and "network:" not in scenario.label()
+    with pytest.raises(ScenarioError, match="guest.network: 'vlan' is not allowed"):
+        scenario.variant(network="vlan")

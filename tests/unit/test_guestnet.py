@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import replace
+
+import pytest
+
+from harness.domain import DomainSpec, domain_xml
+from harness.explain import fix_scope
+from harness.fixes import ALL
+from harness.guestnet import KINDS, guest_network
+
+STOCK = """<network>
+  <name>default</name>
+  <forward mode='nat'/>
+  <bridge name='virbr0' stp='on' delay='0'/>
+  <ip address='192.168.122.1' netmask='255.255.255.0'>
+    <dhcp><range start='192.168.122.2' end='192.168.122.254'/></dhcp>
+  </ip>
+</network>"""
+
+
+@pytest.mark.parametrize(("kind", "mode", "bridge", "gateway"), [
+    ("nat2", "nat", "virbr1", "192.168.100.1"),
+    ("routed", "route", "virbr2", "192.168.110.1"),
+])
+def test_extra_networks_have_their_own_bridge_subnet_and_dhcp(kind: str, mode: str, bridge: str,
+                                                              gateway: str) -> None:
+    network = guest_network(kind)
+    root = ET.fromstring(network.network_xml(STOCK))
+    assert root.findtext("name") == network.libvirt_network != "default"
+    assert root.find("forward").get("mode") == mode
+    assert root.find("bridge").get("name") == bridge == network.bridge
+    assert root.find("ip").get("address") == gateway == network.dns
+    assert root.find("ip/dhcp/range").get("start") == gateway.rsplit(".", 1)[0] + ".2"
+    assert network.defined_here and network.kernel_args() == ""
+
+
+def test_the_stock_network_is_libvirts_own_xml() -> None:
+    network = guest_network("default")
+    assert not network.defined_here
+    assert ET.fromstring(network.network_xml(STOCK)).find("bridge").get("name") == "virbr0"
+
+
+def test_a_bridged_guest_has_a_static_address_on_the_lan_and_no_libvirt_network() -> None:
+    network = guest_network("bridged")
+    assert network.libvirt_network is None and network.bridge == "br0"
+    assert network.kernel_args() == ("coexist.ip=203.0.113.50/24 coexist.gateway=203.0.113.1 "
+                                     "coexist.dns=203.0.113.1")
+    spec = DomainSpec(name="g", kernel="k", initrd="i", cmdline="c", serial_log="s",
+                      mac="52:54:00:00:00:01", network="", bridge=network.bridge)
+    interface = ET.fromstring(domain_xml(spec)).find("devices/interface")
+    assert interface.get("type") == "bridge"
+    assert interface.find("source").get("bridge") == "br0"
+
+
+def test_unknown_kinds_are_refused() -> None:
+    assert KINDS == ("default", "nat2", "routed", "bridged")
+    with pytest.raises(ValueError, match="known: default, nat2, routed, bridged"):
+        guest_network("macvtap")
+
+
+def test_libvirt_accepts_the_network_definitions() -> None:
+    libvirt = pytest.importorskip("libvirt")
+    conn = libvirt.open("test:///default")
+    try:
+        for kind in ("nat2", "routed"):
+            network = guest_network(kind)
+            defined = conn.networkDefineXML(network.network_xml(STOCK))
+            assert defined.bridgeName() == network.bridge
+            defined.undefine()
+        spec = DomainSpec(name="bridged", kernel="/k", initrd="/i", cmdline="c", serial_log="/s",
+                          mac="52:54:00:00:00:02", network="", bridge="br0")
+        domain = conn.defineXML(domain_xml(spec))
+        assert ET.fromstring(domain.XMLDesc()).find("devices/interface").get("type") == "bridge"
+        domain.undefine()
+    finally:
+        conn.close()
+
+
+def test_a_fix_that_names_other_interfaces_is_explained() -> None:
+    seed = ALL["seed-firewalld-direct"].commands
+    assert fix_scope(seed, "virbr0") == []
+    assert fix_scope(seed, "virbr1") == [
+        "the fix's rules name virbr0; this guest's NIC is on virbr1, which no rule of the fix names"]
+    assert fix_scope(ALL["docker-user-bridge"].commands, "br0") == []
