@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
                      help="run on this Debian release instead of the scenario's own")
     run.add_argument("--network", choices=GUEST_NETWORKS, default=None,
                      help="put the guest on this network instead of the scenario's own")
+    run.add_argument("--ipv6", action="store_true", help="add IPv6 to the guest's libvirt network")
     check = sub.add_parser("check", help="validate scenario files without running anything")
     check.add_argument("scenarios", type=Path, nargs="+")
     matrix = sub.add_parser("matrix", help="run scenarios crossed with axes; write a report")
@@ -39,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     matrix.add_argument("--network", action="append", default=[],
                         help=f"the guest's network: {','.join(GUEST_NETWORKS)} "
                              "(repeatable or comma-separated)")
+    matrix.add_argument("--ipv6", action="append", default=[], choices=["no", "yes", "no,yes"],
+                        help="IPv6 on the guest's libvirt network: no, yes or no,yes")
     matrix.add_argument("--after-setup", action="append", default=[],
                         help="events before the first measurement, e.g. firewalld-reload "
                              "(repeatable: one list each; 'none' for no event)")
@@ -71,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             scenario = scenario.variant(release=args.release)
         if args.network:
             scenario = scenario.variant(network=args.network)
+        if args.ipv6:
+            scenario = scenario.variant(ipv6=True)
     except ScenarioError as error:
         print(f"coexist: invalid scenario: {error}", file=sys.stderr)
         return 2
@@ -103,6 +108,7 @@ def _matrix(args: argparse.Namespace) -> int:
         "firewalld_backend": _commas(args.firewalld_backend),
         "docker_iptables": _commas(args.docker_iptables),
         "network": _commas(args.network),
+        "ipv6": [value == "yes" for value in _commas(args.ipv6)],
         "start_order": [order.split(",") for order in args.start_order],
         "after_setup": [_event_list(e) for e in args.after_setup],
         "after_fix": [_event_list(e) for e in args.after_fix],

@@ -31,14 +31,21 @@ class Connectivity:
     dns: Probe
     ping: Probe
     tcp: Probe
+    ipv6: tuple[Probe, ...] = ()   # ping and TCP over IPv6, when the guest's network has IPv6
 
     @property
-    def probes(self) -> tuple[Probe, Probe, Probe]:
-        return (self.dns, self.ping, self.tcp)
+    def probes(self) -> tuple[Probe, ...]:
+        return (self.dns, self.ping, self.tcp, *self.ipv6)
+
+    @property
+    def ipv6_ok(self) -> bool | None:
+        """Ping and TCP over IPv6 both work (None: the guest has no IPv6)."""
+        return all(probe.ok for probe in self.ipv6) if self.ipv6 else None
 
     @property
     def symptom(self) -> bool:
-        """The reported symptom: DNS (INPUT path) works, the FORWARD path to the outside does not."""
+        """The reported symptom: DNS (INPUT path) works, the FORWARD path to the outside does not
+        (IPv4; the IPv6 probes are reported on their own)."""
         return self.dns.ok and not self.ping.ok and not self.tcp.ok
 
     @property
@@ -47,12 +54,13 @@ class Connectivity:
 
     @property
     def state(self) -> str:
-        """online | symptom | offline (nothing works, DNS included) | partial (anything else)."""
-        if self.all_ok:
+        """IPv4: online | symptom | offline (nothing works, DNS included) | partial (the rest)."""
+        ipv4 = (self.dns, self.ping, self.tcp)
+        if all(probe.ok for probe in ipv4):
             return "online"
         if self.symptom:
             return "symptom"
-        return "offline" if not any(probe.ok for probe in self.probes) else "partial"
+        return "offline" if not any(probe.ok for probe in ipv4) else "partial"
 
     def summary(self) -> str:
         return ", ".join(f"{p.what} {'ok' if p.ok else 'FAILS'}" for p in self.probes)
@@ -84,11 +92,14 @@ def measure(guest: Guest, endpoints: Endpoints) -> Connectivity:
         log.info(f"guest$ {command}  -> {'ok' if ok else f'fails (exit {rc})'}")
         return Probe(what, command, ok, output)
 
-    return Connectivity(
-        dns=probe("DNS", f"nslookup {endpoints.name} {guest.network.dns}", endpoints.name_address),
-        ping=probe("ping", f"ping -c1 -W2 {endpoints.ping_target}"),
-        tcp=probe("TCP", http_get(endpoints.http_host, endpoints.http_port), endpoints.http_body),
-    )
+    dns = probe("DNS", f"nslookup {endpoints.name} {guest.network.dns}", endpoints.name_address)
+    ping = probe("ping", f"ping -c1 -W2 {endpoints.ping_target}")
+    tcp = probe("TCP", http_get(endpoints.http_host, endpoints.http_port), endpoints.http_body)
+    ipv6: tuple[Probe, ...] = ()
+    if guest.network.ipv6:
+        ipv6 = (probe("ping6", f"ping6 -c1 -W2 {endpoints.far_host6}"),
+                probe("TCP6", http_get(endpoints.far_host6, endpoints.http_port), endpoints.http_body))
+    return Connectivity(dns=dns, ping=ping, tcp=tcp, ipv6=ipv6)
 
 
 def measure_until_ok(guest: Guest, endpoints: Endpoints, *, timeout: float) -> Connectivity:

@@ -135,6 +135,8 @@ class Guest:
             interval=0.1,
         )
         self.boot_times = BootTimes(ready - started, time.monotonic() - started, first_ssh - started)
+        if self.network.ipv6:   # SLAAC from the network's router advertisements
+            self.wait_until_succeeds("ip -6 route show default | grep -q via", timeout=30)
         log.info(
             f"guest up at {self.address}: ready line {self.boot_times.ready_line:.1f}s, "
             f"first SSH command {self.boot_times.first_ssh:.1f}s after start"

@@ -57,11 +57,12 @@ class Row:
                 cells[outcome] = (_yes(measured), "expected")
             else:
                 cells[outcome] = (f"{_yes(measured)} (expected {_yes(expected)})", "unexpected")
+        text, status = cells["symptom"]
         if not v.symptom:   # "no" alone would hide whether the guest was online or cut off
-            text, status = cells["symptom"]
-            dns_wrong = e.dns_before is not None and v.before.dns.ok != e.dns_before
-            cells["symptom"] = (f"{text}: {v.before.state}",
-                                "unexpected" if dns_wrong else status)
+            text = f"{text}: {v.before.state}"
+        if v.before.ipv6_ok is not None:
+            text = f"{text}; IPv6 {'ok' if v.before.ipv6_ok else 'fails'}"
+        cells["symptom"] = (text, "unexpected" if v.before_mismatches() else status)
         return cells
 
     def to_json(self) -> dict[str, Any]:

@@ -180,7 +180,8 @@ def start_in_order(lab: Lab, order: tuple[str, ...], network: GuestNetwork | Non
     for item in order:
         if item == "libvirt":
             lab.start("libvirtd")
-            start_network(lab)
+            is_stock = network is not None and network.libvirt_network == STOCK_NETWORK
+            start_network(lab, network if is_stock else None)
             if network is not None and network.defined_here:
                 start_network(lab, network)
         else:
@@ -188,7 +189,7 @@ def start_in_order(lab: Lab, order: tuple[str, ...], network: GuestNetwork | Non
 
 
 def start_network(lab: Lab, network: GuestNetwork | None = None) -> None:
-    """Define and start a libvirt network (default: the stock one, from libvirt's own XML)."""
+    """Define (if the host has not) and start a libvirt network (default: the stock one)."""
     import libvirt
 
     network = network or guest_network("default")
@@ -197,12 +198,15 @@ def start_network(lab: Lab, network: GuestNetwork | None = None) -> None:
     with log.step(f"libvirt network '{name}' up"):
         conn = lab.libvirt()
         try:
-            defined = conn.networkLookupByName(name)
+            existing = conn.networkLookupByName(name)   # Debian's package defines `default`
         except libvirt.libvirtError:
-            stock = lab.path(f"/usr/share/libvirt/networks/{STOCK_NETWORK}.xml").read_text()
-            defined = conn.networkDefineXML(network.network_xml(stock))
-        if not defined.isActive():
-            defined.create()
+            existing = None
+        if existing is None or network.ipv6:   # IPv6: the host's own definition, plus a /64
+            base = (existing.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE) if existing else
+                    lab.path(f"/usr/share/libvirt/networks/{STOCK_NETWORK}.xml").read_text())
+            existing = conn.networkDefineXML(network.network_xml(base))
+        if not existing.isActive():
+            existing.create()
 
 
 def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None = None) -> Verdict:
@@ -229,7 +233,7 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
         return web_failed is None and connectivity.published_port_answers(lab.wan, port)
 
     with log.step(f"scenario {scenario.name} on {scenario.host.release}"), ExitStack() as stack:
-        network = guest_network(scenario.guest.network)
+        network = guest_network(scenario.guest.network, ipv6=scenario.guest.ipv6)
         lab = stack.enter_context(lab_for(scenario.host, images, network=network))
         stack.callback(save_logs, lab, artifacts)
         stack.push(lambda kind, *_: kind is not None and _snapshot_failure(lab, artifacts))

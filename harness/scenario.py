@@ -48,6 +48,7 @@ class Host:
 @dataclass(frozen=True)
 class GuestSetup:
     network: str = "default"   # one of harness.guestnet.KINDS, which describes each
+    ipv6: bool = False         # an IPv6 /64 on the guest's libvirt network, probed too
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class Workload:
 class Expect:
     symptom: bool                       # DNS works, ping and TCP to the outside fail (no fix yet)
     dns_before: bool | None = None      # the guest's DNS probe works before any fix (None: either)
+    ipv6_before: bool | None = None     # with guest.ipv6: ping and TCP over IPv6 work before a fix
     fix_effective: bool | None = None   # after the fix: DNS, ping and TCP all work
     published_port: bool = True         # the container's published port answers from outside
     published_port_after_fix: bool | None = None   # after the fix (None: as published_port)
@@ -106,6 +108,7 @@ class Scenario:
             "start_order": list(self.host.start_order),
             "firewalld": self.host.firewalld,
             "network": self.guest.network,
+            "ipv6": self.guest.ipv6,
             "after_setup": list(self.events.after_setup),
             "after_fix": list(self.events.after_fix),
         }
@@ -146,6 +149,8 @@ class Scenario:
                  "order:" + ">".join(h.start_order)]
         if self.guest.network != "default":
             parts.append(f"network:{self.guest.network}")
+        if self.guest.ipv6:
+            parts.append("ipv6")
         if h.firewalld_backend != "default":
             parts.append(f"firewalld:{h.firewalld_backend}")
         if h.docker_iptables != "default":
@@ -162,18 +167,20 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "host": {"release": str, "libvirt_firewall_backend": str, "firewalld_backend": str,
              "docker_iptables": str, "start_order": list},
     "events": {"after_setup": list, "after_fix": list},
-    "guest": {"network": str},
+    "guest": {"network": str, "ipv6": bool},
     "workload": {"published_port": int},
     "fix": {"name": str},
-    "expect": {"symptom": bool, "dns_before": bool, "fix_effective": bool, "published_port": bool,
+    "expect": {"symptom": bool, "dns_before": bool, "ipv6_before": bool, "fix_effective": bool,
+               "published_port": bool,
                "published_port_after_fix": bool, "survives_events": bool, "case": list},
 }
 _REQUIRED = {"scenario": ("name", "summary"), "expect": ("symptom",)}
 _CASE_MATCH: dict[str, type] = {
     "release": str, "libvirt_firewall_backend": str, "firewalld_backend": str,
     "docker_iptables": str, "start_order": list, "firewalld": bool, "after_setup": list,
-    "after_fix": list, "network": str}
-_CASE_OUTCOME: dict[str, type] = {"symptom": bool, "dns_before": bool, "fix_effective": bool,
+    "after_fix": list, "network": str, "ipv6": bool}
+_CASE_OUTCOME: dict[str, type] = {"symptom": bool, "dns_before": bool, "ipv6_before": bool,
+                                  "fix_effective": bool,
                                   "published_port": bool, "published_port_after_fix": bool,
                                   "survives_events": bool, "note": str}
 
@@ -223,6 +230,9 @@ def parse(data: dict[str, Any], path: Path | str = "<scenario>") -> Scenario:
     if events.after_fix and "survives_events" not in expect_data:
         raise ScenarioError(path, "expect.survives_events",
                             "is required when the scenario has events.after_fix")
+    if "ipv6_before" in expect_data and not guest.ipv6:
+        raise ScenarioError(path, "expect.ipv6_before", "given, but the guest has no IPv6 "
+                                                        "(guest.ipv6 = true)")
     if events.after_fix and fix is None:
         raise ScenarioError(path, "events.after_fix", "given, but the scenario has no [fix]")
     return Scenario(
@@ -239,6 +249,7 @@ def parse(data: dict[str, Any], path: Path | str = "<scenario>") -> Scenario:
         base_expect=Expect(
             symptom=expect_data["symptom"],
             dns_before=expect_data.get("dns_before"),
+            ipv6_before=expect_data.get("ipv6_before"),
             fix_effective=expect_data.get("fix_effective"),
             published_port=expect_data.get("published_port", Expect.published_port),
             published_port_after_fix=expect_data.get("published_port_after_fix"),
@@ -273,8 +284,12 @@ def _host(path: Path | str, data: dict[str, Any]) -> Host:
 
 def _guest(path: Path | str, data: dict[str, Any]) -> GuestSetup:
     _check_types(path, "guest", data, _SCHEMA["guest"])
-    return GuestSetup(network=_choice(path, "guest.network", data.get("network", GuestSetup.network),
-                                      GUEST_NETWORKS))
+    network = _choice(path, "guest.network", data.get("network", GuestSetup.network), GUEST_NETWORKS)
+    ipv6 = data.get("ipv6", GuestSetup.ipv6)
+    if ipv6 and network == "bridged":
+        raise ScenarioError(path, "guest.ipv6", "only on a libvirt network (default, nat2, routed), "
+                                                "not with network = \"bridged\"")
+    return GuestSetup(network=network, ipv6=ipv6)
 
 
 def _events(path: Path | str, data: dict[str, Any]) -> Events:

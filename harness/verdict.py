@@ -54,10 +54,7 @@ class Verdict:
         if self.symptom != expect.symptom:
             found.append(f"symptom expected {_yes(expect.symptom)}, measured {_yes(self.symptom)}"
                          f" ({self.before.summary()})")
-        if expect.dns_before is not None and self.before.dns.ok != expect.dns_before:
-            found.append(f"DNS before any fix expected {'to work' if expect.dns_before else 'to fail'}"
-                         f", measured {'working' if self.before.dns.ok else 'failing'} "
-                         f"({self.before.summary()})")
+        found += self.before_mismatches()
         if expect.fix_effective is not None and self.fix_effective != expect.fix_effective:
             assert self.after is not None
             found.append(f"fix effective expected {_yes(expect.fix_effective)}, measured "
@@ -76,6 +73,18 @@ class Verdict:
                              f"{'reachable' if expected else 'unreachable'}, "
                              f"measured {'reachable' if value else 'unreachable'}")
         found += [f"fix check failed: {c.description}" for c in self.fix_checks if not c.holds]
+        return found
+
+    def before_mismatches(self) -> list[str]:
+        """The optional expectations on the first measurement: DNS, and IPv6 where probed."""
+        expect, found = self.scenario.expect, []
+        for what, expected, measured in (("DNS", expect.dns_before, self.before.dns.ok),
+                                         ("IPv6 (ping6, TCP6)", expect.ipv6_before,
+                                          self.before.ipv6_ok)):
+            if expected is not None and measured is not None and measured != expected:
+                found.append(f"{what} before any fix expected {'to work' if expected else 'to fail'}"
+                             f", measured {'working' if measured else 'failing'} "
+                             f"({self.before.summary()})")
         return found
 
     def render(self) -> str:

@@ -17,12 +17,15 @@ ROUTER = "203.0.113.1"  # the lab's default gateway and resolver
 LAB_UPLINK = "203.0.113.2"  # the lab's address on the uplink
 WEB_HOST = "203.0.113.10"  # example.test
 FAR_HOST = "198.51.100.1"  # another network, reachable only through routing
+ROUTER6 = "2001:db8:ff::1"   # IPv6 on the same link (used when a guest network has IPv6)
+LAB_UPLINK6 = "2001:db8:ff::2"
+FAR_HOST6 = "2001:db8:feed::1"
 EXTERNAL_NAME = "example.test"
 HTTP_PORT = 80
 HTTP_BODY = "coexist-wan-ok"
 
 _HTTP_SERVER = f'''
-import http.server, socketserver, sys
+import http.server, socket, socketserver, sys
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         body = b"{HTTP_BODY}\\n"
@@ -34,9 +37,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         sys.stderr.write("http %s %s\\n" % (self.client_address[0], fmt % args))
         sys.stderr.flush()
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    address_family = socket.AF_INET6   # dual stack: IPv4 arrives as ::ffff:a.b.c.d
     allow_reuse_address = True
     daemon_threads = True
-Server(("0.0.0.0", {HTTP_PORT}), Handler).serve_forever()
+Server(("::", {HTTP_PORT}), Handler).serve_forever()
 '''
 
 
@@ -50,13 +54,15 @@ class Endpoints:
     http_host: str = FAR_HOST
     http_port: int = HTTP_PORT
     http_body: str = HTTP_BODY
+    far_host6: str = FAR_HOST6   # pinged and fetched over IPv6 when the guest has IPv6
 
 
 class Wan:
     """A network namespace standing in for the internet; the lab plugs into it by a veth.
 
     The router and DNS sit at 203.0.113.1; the "external hosts" 203.0.113.10 and 198.51.100.1 on its
-    loopback. dnsmasq answers example.test; an HTTP server answers on port 80 on every address.
+    loopback (and 2001:db8:feed::1 for IPv6, the router being 2001:db8:ff::1 on the same link).
+    dnsmasq answers example.test; an HTTP server answers on port 80 on every address.
     It has no route back to any private range (traffic that was not NATed gets no answer) unless
     a routed guest network asks for one, as its upstream router must have.
     """
@@ -81,8 +87,10 @@ class Wan:
                     "ip link set lo up",
                     f"ip addr add {WEB_HOST}/32 dev lo",
                     f"ip addr add {FAR_HOST}/32 dev lo",
+                    f"ip -6 addr add {FAR_HOST6}/128 dev lo",
                     "ip link add lab0 type veth peer name uplink",
                     f"ip addr add {ROUTER}/24 dev lab0",
+                    f"ip -6 addr add {ROUTER6}/64 dev lab0 nodad",
                     "ip link set lab0 up",
                 ]
             )

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from dataclasses import replace
 
 import pytest
 
@@ -38,8 +37,19 @@ def test_extra_networks_have_their_own_bridge_subnet_and_dhcp(kind: str, mode: s
 
 def test_the_stock_network_is_libvirts_own_xml() -> None:
     network = guest_network("default")
-    assert not network.defined_here
+    assert not network.defined_here and not network.ipv6
     assert ET.fromstring(network.network_xml(STOCK)).find("bridge").get("name") == "virbr0"
+
+
+@pytest.mark.parametrize("kind", ["default", "nat2", "routed"])
+def test_ipv6_adds_a_documentation_prefix_to_a_libvirt_network(kind: str) -> None:
+    network = guest_network(kind, ipv6=True)
+    assert network.ipv6 and network.ipv6_prefix.startswith("2001:db8:")
+    ips = ET.fromstring(network.network_xml(STOCK)).findall("ip")
+    assert [ip.get("family") for ip in ips] == [None, "ipv6"]
+    assert ips[1].get("address") == f"{network.ipv6_prefix}1" and ips[1].get("prefix") == "64"
+    with pytest.raises(ValueError, match="not of a bridged guest"):
+        guest_network("bridged", ipv6=True)
 
 
 def test_a_bridged_guest_has_a_static_address_on_the_lan_and_no_libvirt_network() -> None:
@@ -64,8 +74,8 @@ def test_libvirt_accepts_the_network_definitions() -> None:
     libvirt = pytest.importorskip("libvirt")
     conn = libvirt.open("test:///default")
     try:
-        for kind in ("nat2", "routed"):
-            network = guest_network(kind)
+        for kind, ipv6 in (("nat2", False), ("routed", False), ("nat2", True)):
+            network = guest_network(kind, ipv6=ipv6)
             defined = conn.networkDefineXML(network.network_xml(STOCK))
             assert defined.bridgeName() == network.bridge
             defined.undefine()

@@ -103,3 +103,20 @@ def test_no_symptom_says_whether_the_guest_was_online_or_cut_off() -> None:
     assert online.cells()["symptom"] == ("no: online", "unexpected")
     assert online.verdict.mismatches() == [
         "DNS before any fix expected to fail, measured working (DNS ok, ping ok, TCP ok)"]
+
+
+def test_ipv6_is_reported_beside_the_symptom() -> None:
+    v6 = parse({
+        "scenario": {"name": "v6", "summary": "s"},
+        "guest": {"ipv6": True},
+        "expect": {"symptom": True, "ipv6_before": False},
+    })
+    before = reach(True, False, False)
+    works = Connectivity(before.dns, before.ping, before.tcp,
+                         ipv6=(Probe("ping6", "ping6", True, ""), Probe("TCP6", "nc", True, "")))
+    row = matrix.Row(v6, verdict(v6, works, None))
+    assert works.state == "symptom" and works.ipv6_ok is True and not works.all_ok
+    assert row.cells()["symptom"] == ("yes; IPv6 ok", "unexpected")
+    assert row.verdict.mismatches() == ["IPv6 (ping6, TCP6) before any fix expected to fail, "
+                                        "measured working (DNS ok, ping FAILS, TCP FAILS, "
+                                        "ping6 ok, TCP6 ok)"]

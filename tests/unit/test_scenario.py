@@ -63,6 +63,9 @@ def test_defaults() -> None:
          "allowed: default, nat2, routed, bridged"),
         (minimal(guest={"nic": "virtio"}), "guest.nic", "unknown key; allowed: network"),
         (minimal(expect={"dns_before": 1}), "expect.dns_before", "must be a bool"),
+        (minimal(guest={"network": "bridged", "ipv6": True}), "guest.ipv6",
+         "only on a libvirt network"),
+        (minimal(expect={"ipv6_before": True}), "expect.ipv6_before", "guest has no IPv6"),
     ],
 )
 def test_errors_name_the_file_the_field_and_what_is_allowed(data: dict, where: str,
@@ -154,3 +157,12 @@ def test_the_guest_network_is_an_axis_cases_can_match() -> None:
     assert "network:bridged" in bridged.label() and "network:" not in scenario.label()
     with pytest.raises(ScenarioError, match="guest.network: 'vlan' is not allowed"):
         scenario.variant(network="vlan")
+
+
+def test_ipv6_is_an_axis_with_its_own_expectation() -> None:
+    scenario = parse(minimal(guest={"ipv6": True}, expect={
+        "ipv6_before": True, "case": [{"release": "forky", "ipv6_before": False}]}))
+    assert scenario.guest.ipv6 and scenario.expect.ipv6_before is True
+    assert "ipv6" in scenario.label()
+    assert scenario.variant(release="forky").expect.ipv6_before is False
+    assert scenario.variant(ipv6=False).axes()["ipv6"] is False
