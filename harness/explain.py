@@ -23,16 +23,30 @@ def policy_counters(iptables_save: str) -> dict[str, tuple[str, int]]:
     return counters
 
 
+_IPTABLES_VARIANTS = (("iptables", "iptables-save.txt"),
+                      ("iptables-legacy", "iptables-legacy-save.txt"))
+
+
 def dropped_by_policy(before: Snapshot, after: Snapshot) -> list[str]:
-    """Built-in chains with a DROP policy whose counter grew between two snapshots."""
-    old = policy_counters(before.files.get("iptables-save.txt", ""))
-    new = policy_counters(after.files.get("iptables-save.txt", ""))
+    """Built-in chains with a DROP policy whose counter grew between two snapshots, in
+    iptables-nft and in iptables-legacy (whose tables nft cannot see)."""
     grown = []
-    for chain, (policy, packets) in new.items():
-        delta = packets - old.get(chain, (policy, 0))[1]
-        if policy == "DROP" and delta > 0:
-            grown.append(f"iptables {chain} policy DROP counted {delta} packet(s) meanwhile")
+    for variant, name in _IPTABLES_VARIANTS:
+        old = policy_counters(before.files.get(name, ""))
+        new = policy_counters(after.files.get(name, ""))
+        for chain, (policy, packets) in new.items():
+            delta = packets - old.get(chain, (policy, 0))[1]
+            if policy == "DROP" and delta > 0:
+                grown.append(f"{variant} {chain} policy DROP counted {delta} packet(s) meanwhile")
     return grown
+
+
+def legacy_forward(snapshot: Snapshot) -> str | None:
+    """iptables-legacy's filter FORWARD, which nft's listing of forward hooks does not show."""
+    for chain, (policy, _) in policy_counters(snapshot.files.get("iptables-legacy-save.txt", "")).items():
+        if chain == "filter/FORWARD":
+            return f"iptables-legacy filter FORWARD (policy {policy.lower()})"
+    return None
 
 
 def explain(baseline: Snapshot, symptom: Snapshot, measured: Connectivity,
@@ -41,6 +55,8 @@ def explain(baseline: Snapshot, symptom: Snapshot, measured: Connectivity,
     lines = []
     hooks = ", ".join(f"{h.family} {h.table} {h.chain} (priority {h.priority}, policy {h.policy})"
                       for h in forward_hooks(symptom.nft))
+    if legacy := legacy_forward(symptom):
+        hooks = f"{hooks}, and outside nft: {legacy}" if hooks else legacy
     lines.append(f"base chains on the forward hook: {hooks or 'none'}; a packet must be "
                  "accepted by every one of them (a drop in any table is final)")
     if measured.symptom:

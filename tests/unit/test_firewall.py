@@ -86,3 +86,22 @@ def test_explanation_names_the_chains_and_the_drop() -> None:
     assert "INPUT path" in text and "FORWARD path" in text
     assert "policy DROP counted 3 packet(s)" in text
     assert "+-A FORWARD -o virbr0 -j ACCEPT" in text
+
+
+def test_a_drop_in_iptables_legacy_is_found_where_nft_cannot_see_it() -> None:
+    """dockerd on iptables-legacy, libvirt on iptables-nft (recorded on trixie, no firewalld)."""
+    legacy = Path(__file__).parent / "data" / "trixie-docker-legacy"
+
+    def phase(name: str, prefix: str) -> Snapshot:
+        files = {f: (legacy / f"{prefix}-{f}").read_text()
+                 for f in ("iptables-save.txt", "iptables-legacy-save.txt")}
+        return Snapshot(name, files, json.loads((legacy / "symptom-nft.json").read_text()))
+
+    baseline, symptom = phase("1-baseline", "baseline"), phase("2-symptom", "symptom")
+    assert dropped_by_policy(baseline, symptom) == [
+        "iptables-legacy filter/FORWARD policy DROP counted 3 packet(s) meanwhile"]
+    cut_off = Connectivity(Probe("DNS", "", True, ""), Probe("ping", "", False, ""),
+                           Probe("TCP", "", False, ""))
+    first = explain(baseline, symptom, cut_off)[0]
+    assert "ip filter FORWARD (priority 0, policy accept)" in first
+    assert "outside nft: iptables-legacy filter FORWARD (policy drop)" in first
