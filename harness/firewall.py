@@ -50,6 +50,10 @@ def parse_listing(text: str) -> tuple[str | None, list[ListedRule]]:
     return policy, rules
 
 
+_VERDICTS = {"", "ACCEPT", "DROP", "REJECT", "RETURN", "LOG", "MASQUERADE", "DNAT", "SNAT", "MARK",
+             "CONNMARK", "CHECKSUM", "TCPMSS", "NFLOG", "NFQUEUE", "CT", "TRACE"}
+
+
 def forward_accepts_for(listing: str, iface: str) -> list[tuple[str, ListedRule]]:
     """Unconditional ACCEPT rules for traffic in ('in') or out ('out') of `iface`."""
     _, rules = parse_listing(listing)
@@ -104,6 +108,15 @@ class HostFirewall:
     def forward_listing(self) -> str:
         """`iptables -L FORWARD -n -v --line-numbers` (interfaces shown: -v matters)."""
         return self.lab.succeed(["iptables", "-L", "FORWARD", "-n", "-v", "--line-numbers"])
+
+    def forward_path_listing(self) -> str:
+        """FORWARD's listing and those of the chains it jumps to (firewalld's iptables backend
+        puts --direct rules in FORWARD_direct, Docker its own in DOCKER-USER, ...)."""
+        listing = self.forward_listing()
+        chains = [rule.target for rule in parse_listing(listing)[1] if rule.target not in _VERDICTS]
+        return "\n".join([listing] + [
+            self.lab.succeed(["iptables", "-L", chain, "-n", "-v", "--line-numbers"])
+            for chain in dict.fromkeys(chains)])
 
     def forward_policy(self) -> str | None:
         return parse_listing(self.forward_listing())[0]

@@ -29,13 +29,13 @@ class Fix:
 
 
 def _forward_listing(lab: Lab) -> str:
-    return lab.firewall.forward_listing()
+    return lab.firewall.forward_path_listing()
 
 
 def _direct_rules_listed(lab: Lab) -> bool:
     from harness.firewall import forward_accepts_for
 
-    rules = forward_accepts_for(lab.firewall.forward_listing(), "virbr0")
+    rules = forward_accepts_for(lab.firewall.forward_path_listing(), "virbr0")
     return {"in", "out"} <= {direction for direction, _ in rules}
 
 
@@ -54,7 +54,8 @@ SEED_FIREWALLD_DIRECT = Fix(
     ),
     host_checks=(
         HostCheck(
-            "`iptables -L FORWARD -n -v` lists ACCEPT rules in and out of virbr0",
+            "`iptables -L FORWARD -n -v` (or a chain it jumps to) lists ACCEPT rules in and out "
+            "of virbr0",
             _direct_rules_listed,
             _forward_listing,
         ),
