@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from harness import log
 from harness.scenario import GUEST_NETWORKS, RELEASES
@@ -102,7 +103,7 @@ def _matrix(args: argparse.Namespace) -> int:
 
     files = [p for path in args.scenarios
              for p in (sorted(path.glob("*.toml")) if path.is_dir() else [path])]
-    axes = {
+    axes: dict[str, list[Any]] = {
         "release": _commas(args.release),
         "libvirt_firewall_backend": _commas(args.libvirt_backend),
         "firewalld_backend": _commas(args.firewalld_backend),
