@@ -50,10 +50,6 @@ def parse_listing(text: str) -> tuple[str | None, list[ListedRule]]:
     return policy, rules
 
 
-_VERDICTS = {"", "ACCEPT", "DROP", "REJECT", "RETURN", "LOG", "MASQUERADE", "DNAT", "SNAT", "MARK",
-             "CONNMARK", "CHECKSUM", "TCPMSS", "NFLOG", "NFQUEUE", "CT", "TRACE"}
-
-
 def forward_accepts_for(listing: str, iface: str) -> list[tuple[str, ListedRule]]:
     """Unconditional ACCEPT rules for traffic in ('in') or out ('out') of `iface`."""
     _, rules = parse_listing(listing)
@@ -113,7 +109,9 @@ class HostFirewall:
         """FORWARD's listing and those of the chains it jumps to (firewalld's iptables backend
         puts --direct rules in FORWARD_direct, Docker its own in DOCKER-USER, ...)."""
         listing = self.forward_listing()
-        chains = [rule.target for rule in parse_listing(listing)[1] if rule.target not in _VERDICTS]
+        user_chains = {line.split()[1] for line in self.lab.succeed(["iptables", "-S"]).splitlines()
+                       if line.startswith("-N ")}
+        chains = [rule.target for rule in parse_listing(listing)[1] if rule.target in user_chains]
         return "\n".join([listing] + [
             self.lab.succeed(["iptables", "-L", chain, "-n", "-v", "--line-numbers"])
             for chain in dict.fromkeys(chains)])
