@@ -24,12 +24,13 @@ def policy_counters(iptables_save: str) -> dict[str, tuple[str, int]]:
 
 
 _IPTABLES_VARIANTS = (("iptables", "iptables-save.txt"),
-                      ("iptables-legacy", "iptables-legacy-save.txt"))
+                      ("iptables-legacy", "iptables-legacy-save.txt"),
+                      ("ip6tables", "ip6tables-save.txt"))
 
 
 def dropped_by_policy(before: Snapshot, after: Snapshot) -> list[str]:
     """Built-in chains with a DROP policy whose counter grew between two snapshots, in
-    iptables-nft and in iptables-legacy (whose tables nft cannot see)."""
+    iptables-nft, in iptables-legacy (whose tables nft cannot see) and in ip6tables."""
     grown = []
     for variant, name in _IPTABLES_VARIANTS:
         old = policy_counters(before.files.get(name, ""))

@@ -160,6 +160,7 @@ class Snapshot:
 _CAPTURE = {
     "iptables-save.txt": "iptables-save -c",
     "iptables-legacy-save.txt": "iptables-legacy-save -c 2>/dev/null || true",
+    "ip6tables-save.txt": "ip6tables-save -c",
     "forward-listing.txt": "iptables -L FORWARD -n -v --line-numbers",
     "nft-ruleset.txt": "nft -a list ruleset",
     "nft-ruleset.json": "nft -j list ruleset",

@@ -209,6 +209,20 @@ def start_network(lab: Lab, network: GuestNetwork | None = None) -> None:
             existing.create()
 
 
+def accel_for(lab: Lab, images: Images) -> accel.AccelDecision:
+    """KVM or TCG for this guest image (probed once per machine boot, see harness.accel)."""
+    return accel.decide(lab, f"{GUEST_IMAGE_DIR}/{images.guest.kernel.name}",
+                        f"{GUEST_IMAGE_DIR}/{images.guest.initrd.name}")
+
+
+def guest_for(lab: Lab, images: Images, *, network: GuestNetwork | None = None,
+              artifacts: Path | None = None, suffix: str = "") -> Guest:
+    """A guest with fresh keys on `network` (default: the stock one); it boots on `with`."""
+    keys = GuestKeys.generate(lab.workdir / f"keys{suffix}")
+    return Guest(lab, images.guest, keys, name=f"coexist-{lab.owner}{suffix}",
+                 accel=accel_for(lab, images).accel, network=network, artifacts=artifacts)
+
+
 def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None = None) -> Verdict:
     """Run `scenario` for real and return the verdict (it does not raise on unexpected outcomes)."""
     fix = fixes.ALL[scenario.fix] if scenario.fix else None
@@ -249,16 +263,11 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
             except docker.errors.APIError as error:  # measured: e.g. firewalld 1.3.3 flushed DOCKER
                 web_failed = f"the web container did not start: {error.explanation or error}"
                 log.info(web_failed)
-        kernel = f"{GUEST_IMAGE_DIR}/{images.guest.kernel.name}"
-        initrd = f"{GUEST_IMAGE_DIR}/{images.guest.initrd.name}"
-        decision = accel.decide(lab, kernel, initrd)
-        keys = GuestKeys.generate(lab.workdir / "keys")
+        decision = accel_for(lab, images)
         baseline = firewall.snapshot(lab, "1-baseline")
         baseline.save(artifacts)
         phase = time.monotonic()
-        guest = stack.enter_context(Guest(lab, images.guest, keys, name=f"coexist-{lab.owner}",
-                                          accel=decision.accel, network=network,
-                                          artifacts=artifacts))
+        guest = stack.enter_context(guest_for(lab, images, network=network, artifacts=artifacts))
         timings["guest boot to SSH"] = time.monotonic() - phase
         events.happen(lab, scenario.events.after_setup, network)
         with log.step("before any fix: what can the guest reach?"):

@@ -11,8 +11,7 @@ from harness import firewall, fixes, scenario
 from harness.connectivity import http_get
 from harness.guest import Guest
 from harness.lab import Lab
-from harness.runner import Images, build_images, lab_for, save_logs, start_in_order
-from harness.sshkeys import GuestKeys
+from harness.runner import Images, build_images, guest_for, lab_for, save_logs, start_in_order
 
 pytestmark = pytest.mark.e2e
 SEED = Path(__file__).resolve().parents[2] / "scenarios" / "seed-firewalld-direct.toml"
@@ -62,14 +61,7 @@ def lab(seed: scenario.Scenario, images: Images, artifacts: Path) -> Iterator[La
 
 @pytest.fixture
 def guest(lab: Lab, images: Images, artifacts: Path) -> Iterator[Guest]:
-    from harness import accel
-    from harness.guest import GUEST_IMAGE_DIR
-
-    decision = accel.decide(lab, f"{GUEST_IMAGE_DIR}/{images.guest.kernel.name}",
-                            f"{GUEST_IMAGE_DIR}/{images.guest.initrd.name}")
-    keys = GuestKeys.generate(lab.workdir / "keys")
-    with Guest(lab, images.guest, keys, name=f"coexist-{lab.owner}-script",
-               accel=decision.accel, artifacts=artifacts) as guest:
+    with guest_for(lab, images, artifacts=artifacts, suffix="-script") as guest:
         yield guest
 
 
