@@ -66,3 +66,47 @@ def run_web(lab: Lab, *, name: str, published_port: int) -> Container:
             ports={"80/tcp": published_port}, labels={LABEL: lab.owner},
             restart_policy={"Name": "unless-stopped"},   # back after a dockerd restart
         )
+
+
+
+ISOLATED_NETWORKS = ("coexist-net-a", "coexist-net-b")   # the prober's, the server's
+
+
+def run_isolated_server(lab: Lab) -> Container:
+    """A web server on one user-defined bridge network, and a second network to probe it from.
+
+    Docker keeps its bridge networks apart (DOCKER-ISOLATION-STAGE-1/2): a container on the
+    other network must not reach the server, unless something has removed those rules.
+    """
+    import_base_image(lab)
+    client = lab.docker()
+    with log.step(f"Docker networks {' and '.join(ISOLATED_NETWORKS)}, a server on the second"):
+        for network in ISOLATED_NETWORKS:
+            client.networks.create(network, driver="bridge", labels={LABEL: lab.owner})
+        return client.containers.run(
+            BASE_IMAGE, ["httpd", "-f", "-p", "80", "-h", "/www"], name="coexist-isolated-server",
+            network=ISOLATED_NETWORKS[1], detach=True, labels={LABEL: lab.owner},
+            restart_policy={"Name": "unless-stopped"})
+
+
+def reaches_across(lab: Lab, server: Container) -> bool:
+    """Does a container on the other network get the server's page over HTTP?
+
+    A one-shot `docker run`, not `docker exec`: in the lab, an exec'd process joins the
+    container's network namespace but not its root filesystem (measured; see the README).
+    """
+    import docker.errors
+
+    server.reload()
+    address = server.attrs["NetworkSettings"]["Networks"][ISOLATED_NETWORKS[1]]["IPAddress"]
+    request = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {address} 80"
+    try:
+        output = lab.docker().containers.run(BASE_IMAGE, ["sh", "-c", request], remove=True,
+                                             network=ISOLATED_NETWORKS[0],
+                                             labels={LABEL: lab.owner})
+    except docker.errors.ContainerError:
+        output = b""
+    reached = b"coexist-container-ok" in output
+    log.info(f"container on {ISOLATED_NETWORKS[0]} -> {address}:80 on {ISOLATED_NETWORKS[1]}: "
+             f"{'REACHED' if reached else 'blocked'}")
+    return reached

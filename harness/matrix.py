@@ -21,7 +21,8 @@ from harness import log
 from harness.scenario import RELEASES, Scenario
 from harness.verdict import Verdict
 
-OUTCOMES = ("symptom", "fix effective", "survives events", "port before fix", "port after fix")
+OUTCOMES = ("symptom", "fix effective", "survives events", "port before fix", "port after fix",
+            "isolation before fix", "isolation after fix")
 
 
 @dataclass
@@ -46,6 +47,8 @@ class Row:
             "survives events": (v.survives_events, e.survives_events),
             "port before fix": (v.published_before, e.published_port),
             "port after fix": (v.published_after, e.published_port_after_fix),
+            "isolation before fix": (v.isolation_before, e.docker_isolation),
+            "isolation after fix": (v.isolation_after, e.docker_isolation_after_fix),
         }
         cells = {}
         for outcome, (measured, expected) in pairs.items():
@@ -233,6 +236,8 @@ def contradictions(verdict: Verdict) -> list[str]:
                                                                  if verdict.after else ""))
     if verdict.published_before and verdict.published_after is False:
         found.append("the fix cuts Docker's published port off")
+    if verdict.isolation_before and verdict.isolation_after is False:
+        found.append("the fix breaks Docker's network isolation")
     return found
 
 

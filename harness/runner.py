@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import docker.errors
+from docker.models.containers import Container
 
 from harness import accel, connectivity, containers, events, firewall, fixes, log, processes
 from harness.explain import explain, fix_scope
@@ -238,6 +239,12 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
     images = images or build_images(scenario.host.release)
     timings["images"] = time.monotonic() - started
     web_failed: str | None = None
+    workload_problems: list[str] = []   # containers that could not start: said in the verdict
+    isolated: Container | None = None
+
+    def isolation_kept() -> bool | None:
+        """Are Docker's two networks still kept apart? None: the scenario does not probe it."""
+        return None if isolated is None else not containers.reaches_across(lab, isolated)
 
     def port_answers() -> bool | None:
         """Does the published port answer from outside? None: the scenario publishes none."""
@@ -262,7 +269,17 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
                                    published_port=scenario.workload.published_port)
             except docker.errors.APIError as error:  # measured: e.g. firewalld 1.3.3 flushed DOCKER
                 web_failed = f"the web container did not start: {error.explanation or error}"
+                workload_problems.append(web_failed)
                 log.info(web_failed)
+        if scenario.workload.isolated_networks:
+            if not lab.running("dockerd"):
+                raise ScenarioUnsupported("workload.isolated_networks needs dockerd in host.start_order")
+            try:
+                isolated = containers.run_isolated_server(lab)
+            except docker.errors.APIError as error:   # as the web container: Docker's chains gone
+                workload_problems.append(
+                    f"the isolation probe could not start: {error.explanation or error}")
+                log.info(workload_problems[-1])
         decision = accel_for(lab, images)
         baseline = firewall.snapshot(lab, "1-baseline")
         baseline.save(artifacts)
@@ -277,6 +294,7 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
         verdict = Verdict(scenario, dict(images.host.manifest), decision, list(lab.deviations),
                           before, timings=timings, artifacts=str(artifacts))
         verdict.published_before = port_answers()
+        verdict.isolation_before = isolation_kept()
         after_fix = after_probed = None
         if fix is not None:
             lab.apply(fix)
@@ -290,6 +308,7 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
             after_probed = firewall.snapshot(lab, "4-after-fix-probed")
             after_probed.save(artifacts)
             verdict.published_after = port_answers()
+            verdict.isolation_after = isolation_kept()
             if scenario.events.after_fix:
                 events.happen(lab, scenario.events.after_fix, network)
                 with log.step(f"after {', '.join(scenario.events.after_fix)}: still reachable?"):
@@ -301,8 +320,7 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
                                       verdict.after)
         if fix is not None and verdict.after is not None and not verdict.after.all_ok:
             verdict.explanation += fix_scope(fix.commands, network.bridge)
-        if web_failed is not None:
-            verdict.explanation.append(web_failed)
+        verdict.explanation += workload_problems
         timings["scenario"] = time.monotonic() - started
     (artifacts / "verdict.txt").write_text(verdict.render() + "\n")
     (artifacts / "verdict.json").write_text(verdict.dumps() + "\n")

@@ -60,6 +60,7 @@ class Events:
 @dataclass(frozen=True)
 class Workload:
     published_port: int | None = 8080   # a container publishing this port; None: no container
+    isolated_networks: bool = False     # two containers on two Docker networks (isolation probe)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ class Expect:
     fix_effective: bool | None = None   # after the fix: DNS, ping and TCP all work
     published_port: bool = True         # the container's published port answers from outside
     published_port_after_fix: bool | None = None   # after the fix (None: as published_port)
+    # with workload.isolated_networks: Docker keeps its networks apart (before / after the fix)
+    docker_isolation: bool = True
+    docker_isolation_after_fix: bool | None = None   # None: as docker_isolation
     # after events.after_fix (in the file or a matrix variant): DNS, ping and TCP still work
     survives_events: bool | None = None
     notes: tuple[str, ...] = ()         # why, from the cases that applied
@@ -126,6 +130,8 @@ class Scenario:
         outcome["notes"] = tuple(notes)
         if outcome["published_port_after_fix"] is None:
             outcome["published_port_after_fix"] = outcome["published_port"]
+        if outcome["docker_isolation_after_fix"] is None:
+            outcome["docker_isolation_after_fix"] = outcome["docker_isolation"]
         return Expect(**outcome)
 
     def variant(self, **axes: Any) -> Scenario:
@@ -168,11 +174,12 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
              "docker_iptables": str, "start_order": list},
     "events": {"after_setup": list, "after_fix": list},
     "guest": {"network": str, "ipv6": bool},
-    "workload": {"published_port": int},
+    "workload": {"published_port": int, "isolated_networks": bool},
     "fix": {"name": str},
     "expect": {"symptom": bool, "dns_before": bool, "ipv6_before": bool, "fix_effective": bool,
                "published_port": bool,
-               "published_port_after_fix": bool, "survives_events": bool, "case": list},
+               "published_port_after_fix": bool, "survives_events": bool,
+               "docker_isolation": bool, "docker_isolation_after_fix": bool, "case": list},
 }
 _REQUIRED = {"scenario": ("name", "summary"), "expect": ("symptom",)}
 _CASE_MATCH: dict[str, type] = {
@@ -182,7 +189,8 @@ _CASE_MATCH: dict[str, type] = {
 _CASE_OUTCOME: dict[str, type] = {"symptom": bool, "dns_before": bool, "ipv6_before": bool,
                                   "fix_effective": bool,
                                   "published_port": bool, "published_port_after_fix": bool,
-                                  "survives_events": bool, "note": str}
+                                  "survives_events": bool, "docker_isolation": bool,
+                                  "docker_isolation_after_fix": bool, "note": str}
 
 
 def load(path: Path | str) -> Scenario:
@@ -230,6 +238,12 @@ def parse(data: dict[str, Any], path: Path | str = "<scenario>") -> Scenario:
     if events.after_fix and "survives_events" not in expect_data:
         raise ScenarioError(path, "expect.survives_events",
                             "is required when the scenario has events.after_fix")
+    workload = Workload(published_port=port, isolated_networks=data.get("workload", {}).get(
+        "isolated_networks", Workload.isolated_networks))
+    for key in ("docker_isolation", "docker_isolation_after_fix"):
+        if key in expect_data and not workload.isolated_networks:
+            raise ScenarioError(path, f"expect.{key}", "given, but the scenario probes no Docker "
+                                                     "isolation (workload.isolated_networks = true)")
     if "ipv6_before" in expect_data and not guest.ipv6:
         raise ScenarioError(path, "expect.ipv6_before", "given, but the guest has no IPv6 "
                                                         "(guest.ipv6 = true)")
@@ -243,7 +257,7 @@ def parse(data: dict[str, Any], path: Path | str = "<scenario>") -> Scenario:
         notes=tuple(_strings(path, "scenario.notes", meta.get("notes", []))),
         host=host,
         events=events,
-        workload=Workload(published_port=port),
+        workload=workload,
         guest=guest,
         fix=fix,
         base_expect=Expect(
@@ -254,6 +268,8 @@ def parse(data: dict[str, Any], path: Path | str = "<scenario>") -> Scenario:
             published_port=expect_data.get("published_port", Expect.published_port),
             published_port_after_fix=expect_data.get("published_port_after_fix"),
             survives_events=expect_data.get("survives_events"),
+            docker_isolation=expect_data.get("docker_isolation", Expect.docker_isolation),
+            docker_isolation_after_fix=expect_data.get("docker_isolation_after_fix"),
         ),
         cases=tuple(_case(path, i, c) for i, c in enumerate(expect_data.get("case", []))),
     )

@@ -30,6 +30,8 @@ class Verdict:
     published_after: bool | None = None
     after_events: Connectivity | None = None
     published_after_events: bool | None = None   # measured, not expected: shown for evidence
+    isolation_before: bool | None = None   # Docker's networks kept apart (None: not probed)
+    isolation_after: bool | None = None
     fix_checks: list[CheckResult] = field(default_factory=list)
     explanation: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -72,6 +74,13 @@ class Verdict:
                 found.append(f"published port {when}: expected "
                              f"{'reachable' if expected else 'unreachable'}, "
                              f"measured {'reachable' if value else 'unreachable'}")
+        for when, value, expected in (
+                ("before the fix", self.isolation_before, expect.docker_isolation),
+                ("after the fix", self.isolation_after, expect.docker_isolation_after_fix)):
+            if value is not None and value != expected:
+                found.append(f"Docker network isolation {when}: expected "
+                             f"{'kept' if expected else 'broken'}, "
+                             f"measured {'kept' if value else 'broken'}")
         found += [f"fix check failed: {c.description}" for c in self.fix_checks if not c.holds]
         return found
 
@@ -116,6 +125,11 @@ class Verdict:
                 f", after the fix: {'reachable' if self.published_after else 'UNREACHABLE'}"
             lines.append(f"  Docker published port from outside: before: "
                          f"{'reachable' if self.published_before else 'UNREACHABLE'}{after}")
+        if self.isolation_before is not None:
+            after = "" if self.isolation_after is None else \
+                f", after the fix: {'kept' if self.isolation_after else 'BROKEN'}"
+            lines.append(f"  Docker network isolation (container on one network -> another): "
+                         f"before: {'kept' if self.isolation_before else 'BROKEN'}{after}")
         for check in self.fix_checks:
             lines.append(f"  host check: {'ok  ' if check.holds else 'FAILS'} {check.description}")
         if self.explanation:
@@ -144,6 +158,7 @@ class Verdict:
             "published_before": self.published_before, "published_after": self.published_after,
             "survives_events": self.survives_events,
             "published_after_events": self.published_after_events,
+            "isolation_before": self.isolation_before, "isolation_after": self.isolation_after,
             "after_events": asdict(self.after_events) if self.after_events else None,
             "label": self.scenario.label(), "expect_notes": list(self.scenario.expect.notes),
             "fix_checks": [asdict(c) for c in self.fix_checks], "explanation": self.explanation,

@@ -43,6 +43,8 @@ def test_seed_scenario_verdict_matches_what_was_measured(seed: scenario.Scenario
     assert verdict.symptom == seed.expect.symptom, verdict.render()
     assert verdict.fix_effective == seed.expect.fix_effective, verdict.render()
     assert all(check.holds for check in verdict.fix_checks), verdict.render()
+    assert verdict.isolation_before is True, verdict.render()   # Docker's networks kept apart
+    assert verdict.isolation_after == seed.expect.docker_isolation_after_fix, verdict.render()
     assert not verdict.mismatches(), verdict.render()
     assert (artifacts / "2-symptom" / "nft-ruleset.json").is_file()
     assert (artifacts / "guest-serial.log").read_text().count("COEXIST-GUEST-READY") == 1

@@ -120,3 +120,16 @@ def test_ipv6_is_reported_beside_the_symptom() -> None:
     assert row.verdict.mismatches() == ["IPv6 (ping6, TCP6) before any fix expected to fail, "
                                         "measured working (DNS ok, ping FAILS, TCP FAILS, "
                                         "ping6 ok, TCP6 ok)"]
+
+
+def test_a_fix_that_breaks_docker_isolation_is_unexpected_and_a_contradiction() -> None:
+    seed = BASE.variant(release="trixie")
+    broken = verdict(seed, reach(True, False, False), reach(True, True, True))
+    broken.isolation_before, broken.isolation_after = True, False
+    row = matrix.Row(seed, broken)
+    assert row.cells()["isolation before fix"] == ("yes", "expected")
+    assert row.cells()["isolation after fix"] == ("no (expected yes)", "unexpected")
+    assert "Docker network isolation after the fix: expected kept, measured broken" in \
+        broken.mismatches()
+    assert "the fix breaks Docker's network isolation" in matrix.contradictions(broken)
+    assert "after the fix: BROKEN" in broken.render()

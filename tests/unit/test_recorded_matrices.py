@@ -35,7 +35,9 @@ def measured(verdict: dict[str, Any]) -> dict[str, bool | None]:
             "published_port": verdict["published_before"],
             "published_port_after_fix": verdict["published_after"],
             "dns_before": before["dns"]["ok"],
-            "ipv6_before": all(p["ok"] for p in ipv6) if ipv6 else None}
+            "ipv6_before": all(p["ok"] for p in ipv6) if ipv6 else None,
+            "docker_isolation": verdict.get("isolation_before"),
+            "docker_isolation_after_fix": verdict.get("isolation_after")}
 
 
 def test_every_recorded_run_matches_the_scenario_files() -> None:

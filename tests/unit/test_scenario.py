@@ -66,6 +66,10 @@ def test_defaults() -> None:
         (minimal(guest={"network": "bridged", "ipv6": True}), "guest.ipv6",
          "only on a libvirt network"),
         (minimal(expect={"ipv6_before": True}), "expect.ipv6_before", "guest has no IPv6"),
+        (minimal(workload={"isolated_networks": "yes"}), "workload.isolated_networks",
+         "must be a bool"),
+        (minimal(expect={"docker_isolation_after_fix": False}), "expect.docker_isolation_after_fix",
+         "probes no Docker isolation"),
     ],
 )
 def test_errors_name_the_file_the_field_and_what_is_allowed(data: dict, where: str,
@@ -166,3 +170,12 @@ def test_ipv6_is_an_axis_with_its_own_expectation() -> None:
     assert "ipv6" in scenario.label()
     assert scenario.variant(release="forky").expect.ipv6_before is False
     assert scenario.variant(ipv6=False).axes()["ipv6"] is False
+
+
+def test_docker_isolation_after_the_fix_defaults_to_before() -> None:
+    scenario = parse(minimal(workload={"isolated_networks": True}, expect={
+        "case": [{"release": "forky", "docker_isolation_after_fix": False}]}))
+    assert scenario.workload.isolated_networks
+    assert scenario.expect.docker_isolation is True
+    assert scenario.expect.docker_isolation_after_fix is True
+    assert scenario.variant(release="forky").expect.docker_isolation_after_fix is False
