@@ -67,20 +67,18 @@ class Verdict:
                          f"expected {'kept' if expect.survives_events else 'lost'}, measured "
                          f"{'kept' if self.survives_events else 'lost'} "
                          f"({self.after_events.summary()})")
-        for when, value, expected in (
-                ("before the fix", self.published_before, expect.published_port),
-                ("after the fix", self.published_after, expect.published_port_after_fix)):
+        for what, value, expected, (yes, no) in (
+                ("published port before the fix", self.published_before, expect.published_port,
+                 ("reachable", "unreachable")),
+                ("published port after the fix", self.published_after,
+                 expect.published_port_after_fix, ("reachable", "unreachable")),
+                ("Docker network isolation before the fix", self.isolation_before,
+                 expect.docker_isolation, ("kept", "broken")),
+                ("Docker network isolation after the fix", self.isolation_after,
+                 expect.docker_isolation_after_fix, ("kept", "broken"))):
             if value is not None and value != expected:
-                found.append(f"published port {when}: expected "
-                             f"{'reachable' if expected else 'unreachable'}, "
-                             f"measured {'reachable' if value else 'unreachable'}")
-        for when, value, expected in (
-                ("before the fix", self.isolation_before, expect.docker_isolation),
-                ("after the fix", self.isolation_after, expect.docker_isolation_after_fix)):
-            if value is not None and value != expected:
-                found.append(f"Docker network isolation {when}: expected "
-                             f"{'kept' if expected else 'broken'}, "
-                             f"measured {'kept' if value else 'broken'}")
+                found.append(f"{what}: expected {yes if expected else no}, "
+                             f"measured {yes if value else no}")
         found += [f"fix check failed: {c.description}" for c in self.fix_checks if not c.holds]
         return found
 
