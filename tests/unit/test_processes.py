@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 
 from harness import processes
 
@@ -53,7 +54,10 @@ def test_a_dead_runs_qemu_is_recognised_by_its_domain_name() -> None:
     dead = subprocess.Popen(["true"])
     token = processes.owner_token(dead.pid)
     dead.wait()
-    qemu_like = subprocess.Popen(["sh", "-c", "sleep 60", "-name", f"guest=coexist-{token}-x"],
+    # A process that keeps its command line (`sh -c "sleep 60"` may exec sleep, and then the
+    # `guest=` argument is gone before the sweep looks: that made this test flaky).
+    qemu_like = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-name",
+                                  f"guest=coexist-{token}-x"],
                                  env={k: v for k, v in os.environ.items()
                                       if k != processes.OWNER_VAR})
     try:
