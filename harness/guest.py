@@ -135,8 +135,10 @@ class Guest:
             interval=0.1,
         )
         self.boot_times = BootTimes(ready - started, time.monotonic() - started, first_ssh - started)
-        if self.network.ipv6:   # SLAAC from the network's router advertisements
-            self.wait_until_succeeds("ip -6 route show default | grep -q via", timeout=30)
+        if self.network.ipv6:   # SLAAC: a default route from the RA, an address past DAD
+            self.wait_until_succeeds("ip -6 route show default | grep -q via && "
+                                     "ip -6 -o addr show scope global | grep -v tentative | "
+                                     "grep -q inet6", timeout=30)
         log.info(
             f"guest up at {self.address}: ready line {self.boot_times.ready_line:.1f}s, "
             f"first SSH command {self.boot_times.first_ssh:.1f}s after start"
