@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import paramiko
 
 from harness import log
+from harness.containers import PAGE
 from harness.retry import DeadlineExceeded, retry
 from harness.wan import LAB_UPLINK, Endpoints
 
@@ -128,7 +129,7 @@ def published_port_answers(wan: Wan, port: int, *, timeout: float = 10) -> bool:
                     reply += chunk
         except OSError:
             return False
-        return b"coexist-container-ok" in reply
+        return PAGE in reply
 
     try:
         return retry(attempt, timeout=timeout, what=f"published port {port} from outside")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import shutil
 import tarfile
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from harness import log
 from harness.commands import run
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 BASE_IMAGE = "coexist/busybox:latest"
 LABEL = "coexist"
+PAGE = b"coexist-container-ok"   # what the containers' web servers answer
 
 
 def busybox_rootfs() -> bytes:
@@ -40,7 +41,7 @@ def busybox_rootfs() -> bytes:
             link = tarfile.TarInfo(f"bin/{applet}")
             link.type, link.linkname = tarfile.SYMTYPE, "busybox"
             tar.addfile(link)
-        page = b"coexist-container-ok\n"
+        page = PAGE + b"\n"
         info = tarfile.TarInfo("www/index.html")
         info.size = len(page)
         tar.addfile(info, io.BytesIO(page))
@@ -57,15 +58,18 @@ def import_base_image(lab: Lab) -> None:
                                           tag="latest", changes=["ENV PATH=/bin", 'CMD ["sh"]'])
 
 
+def _web_server(lab: Lab, name: str, **where: Any) -> Container:
+    """A busybox httpd container serving PAGE on port 80, back after a dockerd restart."""
+    return lab.docker().containers.run(
+        BASE_IMAGE, ["httpd", "-f", "-p", "80", "-h", "/www"], name=name, detach=True,
+        labels={LABEL: lab.owner}, restart_policy={"Name": "unless-stopped"}, **where)
+
+
 def run_web(lab: Lab, *, name: str, published_port: int) -> Container:
     """A container serving HTTP on `published_port`, published on all of the lab host's addresses."""
     import_base_image(lab)
     with log.step(f"container {name}: busybox httpd, published port {published_port}"):
-        return lab.docker().containers.run(
-            BASE_IMAGE, ["httpd", "-f", "-p", "80", "-h", "/www"], name=name, detach=True,
-            ports={"80/tcp": published_port}, labels={LABEL: lab.owner},
-            restart_policy={"Name": "unless-stopped"},   # back after a dockerd restart
-        )
+        return _web_server(lab, name, ports={"80/tcp": published_port})
 
 
 
@@ -83,10 +87,7 @@ def run_isolated_server(lab: Lab) -> Container:
     with log.step(f"Docker networks {' and '.join(ISOLATED_NETWORKS)}, a server on the second"):
         for network in ISOLATED_NETWORKS:
             client.networks.create(network, driver="bridge", labels={LABEL: lab.owner})
-        return client.containers.run(
-            BASE_IMAGE, ["httpd", "-f", "-p", "80", "-h", "/www"], name="coexist-isolated-server",
-            network=ISOLATED_NETWORKS[1], detach=True, labels={LABEL: lab.owner},
-            restart_policy={"Name": "unless-stopped"})
+        return _web_server(lab, "coexist-isolated-server", network=ISOLATED_NETWORKS[1])
 
 
 def reaches_across(lab: Lab, server: Container) -> bool:
@@ -106,7 +107,7 @@ def reaches_across(lab: Lab, server: Container) -> bool:
                                              labels={LABEL: lab.owner})
     except docker.errors.ContainerError:
         output = b""
-    reached = b"coexist-container-ok" in output
+    reached = PAGE in output
     log.info(f"container on {ISOLATED_NETWORKS[0]} -> {address}:80 on {ISOLATED_NETWORKS[1]}: "
              f"{'REACHED' if reached else 'blocked'}")
     return reached

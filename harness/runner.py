@@ -217,11 +217,14 @@ def accel_for(lab: Lab, images: Images) -> accel.AccelDecision:
 
 
 def guest_for(lab: Lab, images: Images, *, network: GuestNetwork | None = None,
-              artifacts: Path | None = None, suffix: str = "") -> Guest:
-    """A guest with fresh keys on `network` (default: the stock one); it boots on `with`."""
+              artifacts: Path | None = None, suffix: str = "",
+              decision: accel.AccelDecision | None = None) -> Guest:
+    """A guest with fresh keys on `network` (default: the stock one); it boots on `with`.
+    Under `decision`'s accelerator, or the one accel_for decides."""
     keys = GuestKeys.generate(lab.workdir / f"keys{suffix}")
     return Guest(lab, images.guest, keys, name=f"coexist-{lab.owner}{suffix}",
-                 accel=accel_for(lab, images).accel, network=network, artifacts=artifacts)
+                 accel=(decision or accel_for(lab, images)).accel, network=network,
+                 artifacts=artifacts)
 
 
 def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None = None) -> Verdict:
@@ -231,6 +234,10 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
     if missing:
         raise ScenarioUnsupported(f"fix {scenario.fix} needs {', '.join(missing)}, which "
                                   f"host.start_order does not start")
+    for field, wanted in (("workload.published_port", scenario.workload.published_port is not None),
+                          ("workload.isolated_networks", scenario.workload.isolated_networks)):
+        if wanted and "dockerd" not in scenario.host.start_order:
+            raise ScenarioUnsupported(f"{field} needs dockerd in host.start_order")
     if scenario.host.libvirt_firewall_backend != "default" and scenario.host.release == "bookworm":
         raise ScenarioUnsupported("libvirt 9.0 (bookworm) has no firewall_backend setting")
     timings: dict[str, float] = {}
@@ -262,8 +269,6 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
         start_in_order(lab, scenario.host.start_order, network)
         timings["daemons"] = time.monotonic() - phase
         if scenario.workload.published_port is not None:
-            if not lab.running("dockerd"):
-                raise ScenarioUnsupported("workload.published_port needs dockerd in host.start_order")
             try:
                 containers.run_web(lab, name="coexist-web",
                                    published_port=scenario.workload.published_port)
@@ -272,8 +277,6 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
                 workload_problems.append(web_failed)
                 log.info(web_failed)
         if scenario.workload.isolated_networks:
-            if not lab.running("dockerd"):
-                raise ScenarioUnsupported("workload.isolated_networks needs dockerd in host.start_order")
             try:
                 isolated = containers.run_isolated_server(lab)
             except docker.errors.APIError as error:   # as the web container: Docker's chains gone
@@ -284,7 +287,8 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
         baseline = firewall.snapshot(lab, "1-baseline")
         baseline.save(artifacts)
         phase = time.monotonic()
-        guest = stack.enter_context(guest_for(lab, images, network=network, artifacts=artifacts))
+        guest = stack.enter_context(guest_for(lab, images, network=network, artifacts=artifacts,
+                                              decision=decision))
         timings["guest boot to SSH"] = time.monotonic() - phase
         events.happen(lab, scenario.events.after_setup, network)
         with log.step("before any fix: what can the guest reach?"):

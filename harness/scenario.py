@@ -128,10 +128,10 @@ class Scenario:
                 notes += [case.outcome["note"]] if "note" in case.outcome else []
                 outcome.update({k: v for k, v in case.outcome.items() if k != "note"})
         outcome["notes"] = tuple(notes)
-        if outcome["published_port_after_fix"] is None:
-            outcome["published_port_after_fix"] = outcome["published_port"]
-        if outcome["docker_isolation_after_fix"] is None:
-            outcome["docker_isolation_after_fix"] = outcome["docker_isolation"]
+        for after, before in (("published_port_after_fix", "published_port"),
+                              ("docker_isolation_after_fix", "docker_isolation")):
+            if outcome[after] is None:   # unstated: as before the fix
+                outcome[after] = outcome[before]
         return Expect(**outcome)
 
     def variant(self, **axes: Any) -> Scenario:
@@ -223,7 +223,8 @@ def parse(data: dict[str, Any], path: Path | str = "<scenario>") -> Scenario:
     host = _host(path, data.get("host", {}))
     events = _events(path, data.get("events", {}))
     guest = _guest(path, data.get("guest", {}))
-    port = data.get("workload", {}).get("published_port", Workload.published_port)
+    workload_data = data.get("workload", {})
+    port = workload_data.get("published_port", Workload.published_port)
     if port is not None and not 1 <= port <= 65535:
         raise ScenarioError(path, "workload.published_port", f"must be 1..65535, got {port}")
     fix = data.get("fix", {}).get("name")
@@ -238,15 +239,16 @@ def parse(data: dict[str, Any], path: Path | str = "<scenario>") -> Scenario:
     if events.after_fix and "survives_events" not in expect_data:
         raise ScenarioError(path, "expect.survives_events",
                             "is required when the scenario has events.after_fix")
-    workload = Workload(published_port=port, isolated_networks=data.get("workload", {}).get(
+    workload = Workload(published_port=port, isolated_networks=workload_data.get(
         "isolated_networks", Workload.isolated_networks))
-    for key in ("docker_isolation", "docker_isolation_after_fix"):
-        if key in expect_data and not workload.isolated_networks:
-            raise ScenarioError(path, f"expect.{key}", "given, but the scenario probes no Docker "
-                                                     "isolation (workload.isolated_networks = true)")
-    if "ipv6_before" in expect_data and not guest.ipv6:
-        raise ScenarioError(path, "expect.ipv6_before", "given, but the guest has no IPv6 "
-                                                        "(guest.ipv6 = true)")
+    for key, probed, because in (
+            ("docker_isolation", workload.isolated_networks,
+             "the scenario probes no Docker isolation (workload.isolated_networks = true)"),
+            ("docker_isolation_after_fix", workload.isolated_networks,
+             "the scenario probes no Docker isolation (workload.isolated_networks = true)"),
+            ("ipv6_before", guest.ipv6, "the guest has no IPv6 (guest.ipv6 = true)")):
+        if key in expect_data and not probed:
+            raise ScenarioError(path, f"expect.{key}", f"given, but {because}")
     if events.after_fix and fix is None:
         raise ScenarioError(path, "events.after_fix", "given, but the scenario has no [fix]")
     return Scenario(

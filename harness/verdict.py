@@ -118,16 +118,14 @@ class Verdict:
                 f"; published port {'reachable' if self.published_after_events else 'UNREACHABLE'}")
             lines.append(f"  Survives {events}: {_yes(self.survives_events).upper()}   "
                          f"({self.after_events.summary()}{port})")
-        if self.published_before is not None:
-            after = "" if self.published_after is None else \
-                f", after the fix: {'reachable' if self.published_after else 'UNREACHABLE'}"
-            lines.append(f"  Docker published port from outside: before: "
-                         f"{'reachable' if self.published_before else 'UNREACHABLE'}{after}")
-        if self.isolation_before is not None:
-            after = "" if self.isolation_after is None else \
-                f", after the fix: {'kept' if self.isolation_after else 'BROKEN'}"
-            lines.append(f"  Docker network isolation (container on one network -> another): "
-                         f"before: {'kept' if self.isolation_before else 'BROKEN'}{after}")
+        for what, before, after, (yes, no) in (
+                ("Docker published port from outside", self.published_before,
+                 self.published_after, ("reachable", "UNREACHABLE")),
+                ("Docker network isolation (container on one network -> another)",
+                 self.isolation_before, self.isolation_after, ("kept", "BROKEN"))):
+            if before is not None:
+                later = "" if after is None else f", after the fix: {yes if after else no}"
+                lines.append(f"  {what}: before: {yes if before else no}{later}")
         for check in self.fix_checks:
             lines.append(f"  host check: {'ok  ' if check.holds else 'FAILS'} {check.description}")
         if self.explanation:
