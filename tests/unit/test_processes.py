@@ -3,8 +3,21 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from harness import processes
+from harness.retry import retry
+
+
+def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Popen, and wait until the child's exec has finished: Popen returns when the close-on-exec
+    pipe closes, a moment before the kernel sets up the new program's environment and arguments;
+    until then /proc/<pid>/environ and cmdline read empty (seen in over half of immediate reads
+    here, and once as a failed CI run)."""
+    child = subprocess.Popen(argv, env=env)
+    retry(lambda _: Path(f"/proc/{child.pid}/environ").read_bytes(), timeout=5,
+          what=f"{argv[0]} (pid {child.pid}) has its environment")
+    return child
 
 
 def test_owner_token_of_this_process_is_alive() -> None:
@@ -29,7 +42,7 @@ def test_a_dead_runs_marked_process_is_found_and_ended() -> None:
     dead = subprocess.Popen(["true"])
     token = processes.owner_token(dead.pid)
     dead.wait()
-    orphan = subprocess.Popen(["sleep", "60"], env={**os.environ, processes.OWNER_VAR: token})
+    orphan = _spawn(["sleep", "60"], env={**os.environ, processes.OWNER_VAR: token})
     try:
         assert token in processes.stale_owners()
         assert orphan.pid in processes.leftovers({token})
@@ -41,8 +54,7 @@ def test_a_dead_runs_marked_process_is_found_and_ended() -> None:
 
 
 def test_a_live_runs_processes_are_not_leftovers() -> None:
-    mine = subprocess.Popen(["sleep", "60"],
-                            env={**os.environ, processes.OWNER_VAR: processes.owner_token()})
+    mine = _spawn(["sleep", "60"], env={**os.environ, processes.OWNER_VAR: processes.owner_token()})
     try:
         assert processes.owner_token() not in processes.stale_owners()
     finally:
@@ -54,12 +66,10 @@ def test_a_dead_runs_qemu_is_recognised_by_its_domain_name() -> None:
     dead = subprocess.Popen(["true"])
     token = processes.owner_token(dead.pid)
     dead.wait()
-    # A process that keeps its command line (`sh -c "sleep 60"` may exec sleep, and then the
-    # `guest=` argument is gone before the sweep looks: that made this test flaky).
-    qemu_like = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-name",
-                                  f"guest=coexist-{token}-x"],
-                                 env={k: v for k, v in os.environ.items()
-                                      if k != processes.OWNER_VAR})
+    # A process that keeps its command line (`sh -c "sleep 60"` may exec sleep and lose it).
+    qemu_like = _spawn([sys.executable, "-c", "import time; time.sleep(60)", "-name",
+                        f"guest=coexist-{token}-x"],
+                       env={k: v for k, v in os.environ.items() if k != processes.OWNER_VAR})
     try:
         assert token in processes.stale_owners()
         assert qemu_like.pid in processes.leftovers({token})
