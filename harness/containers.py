@@ -93,8 +93,7 @@ def run_isolated_server(lab: Lab) -> Container:
 def reaches_across(lab: Lab, server: Container) -> bool:
     """Does a container on the other network get the server's page over HTTP?
 
-    A one-shot `docker run`, not `docker exec`: in the lab, an exec'd process joins the
-    container's network namespace but not its root filesystem (measured; see the README).
+    Asked by a one-shot container on the first network, which has nothing else running in it.
     """
     import docker.errors
 

@@ -1,6 +1,6 @@
 """The lab: a KVM host in a box.
 
-A network namespace and a private mount namespace over an overlay of the host image, chrooted, with
+A network namespace and a private mount namespace pivoted onto an overlay of the host image, with
 proc, a fresh sysfs, the cgroup hierarchies, /dev (kvm, net/tun), tmpfs on /run and /tmp, and a
 resolv.conf pointing at the simulated internet. Real daemons start inside it in the order the caller
 chooses; nothing of it is visible in, or changes, the root network namespace.
@@ -124,7 +124,7 @@ class Lab:
             (self.workdir / "resolv.conf").write_text(f"nameserver {ROUTER}\n")
             setup = _mount_script(self.image.root, self.workdir, self.workdir / "root", self.shares)
             self._holder = Holder(
-                self.name, mount=True, setup=setup, owner=self.owner, chroot=self.workdir / "root"
+                self.name, mount=True, setup=setup, owner=self.owner, root=self.workdir / "root"
             )
             try:
                 self.wan.plug(self._holder)

@@ -24,19 +24,24 @@ class Holder:
     """A long-lived process in fresh namespaces; everything else enters them through it.
 
     It dies with the thread that started it (PR_SET_PDEATHSIG), so a killed run takes it along.
-    `setup` is shell run inside the new namespaces before the holder settles into `sleep` (inside
-    `chroot`, if given, which then becomes the root of every command entered through it).
+    `setup` is shell run inside the new namespaces before the holder settles into `sleep`. With
+    `root` (a mount point made by `setup`), the holder pivots the mount namespace onto it and
+    detaches the machine's root: `root` is then the namespace's own root, for every command entered
+    through the holder and for every namespace made inside it (a container's `docker exec` joins
+    its container's root; under a mere chroot it landed on the machine's `/`).
     """
 
     def __init__(
-        self, name: str, *, mount: bool, setup: str = "", owner: str, chroot: Path | None = None
+        self, name: str, *, mount: bool, setup: str = "", owner: str, root: Path | None = None
     ) -> None:
         self.name = name
         self.owner = owner
         flags = ["--net"] + (["--mount", "--propagation", "private"] if mount else [])
         settle = "echo ready; exec sleep infinity"
-        if chroot is not None:
-            settle = f"exec chroot {shlex.quote(str(chroot))} /bin/sh -c '{settle}'"
+        if root is not None:
+            # pivot_root(".", "."), then detach the old root stacked on top (as runc does).
+            settle = (f"cd {shlex.quote(str(root))}\npivot_root . .\numount -l .\ncd /\n"
+                      f"exec /bin/sh -c '{settle}'")
         script = f"set -e\n{setup}\n{settle}\n"
         self._proc = subprocess.Popen(
             ["unshare", *flags, "--", "/bin/sh", "-c", script],

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import firewall, fixes, scenario
+from harness import containers, firewall, fixes, scenario
 from harness.connectivity import http_get
 from harness.guest import Guest
 from harness.lab import Lab
@@ -82,3 +82,12 @@ def test_seed_symptom_then_fix_as_a_script(lab: Lab, guest: Guest) -> None:
     assert "coexist-wan-ok" in guest.succeed(http_get(FAR_HOST))
     guest.succeed("nslookup example.test 192.168.122.1")
     assert lab.firewall.masquerade("libvirt")
+
+
+def test_docker_exec_enters_the_containers_own_root(lab: Lab) -> None:
+    """The lab is pivoted onto its image, so a container's namespace root is the container's.
+    (Under a plain chroot, `docker exec` landed on the machine's `/`.)"""
+    web = containers.run_web(lab, name="coexist-exec-probe", published_port=8081)
+    page = web.exec_run(["cat", "/www/index.html"])
+    assert (page.exit_code, page.output.strip()) == (0, containers.PAGE), page.output
+    assert web.exec_run(["test", "-e", "/usr"]).exit_code == 1   # the busybox image has no /usr
