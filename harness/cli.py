@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"the guest's network: {','.join(GUEST_NETWORKS)} "
                              "(repeatable or comma-separated)")
     matrix.add_argument("--ipv6", action="append", default=[], choices=["no", "yes", "no,yes"],
+                        metavar="no|yes|no,yes",
                         help="IPv6 on the guest's libvirt network: no, yes or no,yes")
     matrix.add_argument("--after-setup", action="append", default=[],
                         help="events before the first measurement, e.g. firewalld-reload "
