@@ -17,10 +17,15 @@ class DomainSpec:
     cmdline: str
     serial_log: str
     mac: str
-    network: str = "default"
-    bridge: str | None = None   # the NIC joins this host bridge instead of a libvirt network
+    network: str | None = "default"   # the libvirt network the NIC joins, or
+    bridge: str | None = None          # the host bridge it joins instead (then network is None)
     accel: Accel = "tcg"
     memory_mib: int = 256
+
+    def __post_init__(self) -> None:
+        if (self.network is None) == (self.bridge is None):
+            raise ValueError(f"domain {self.name}: the NIC joins a libvirt network or a host bridge, "
+                             f"exactly one (network={self.network!r}, bridge={self.bridge!r})")
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -65,6 +70,7 @@ def domain_xml(spec: DomainSpec) -> str:
         interface = _sub(devices, "interface", type="bridge")
         _sub(interface, "source", bridge=spec.bridge)
     else:
+        assert spec.network is not None
         interface = _sub(devices, "interface", type="network")
         _sub(interface, "source", network=spec.network)
     _sub(interface, "mac", address=spec.mac)

@@ -93,7 +93,7 @@ class Guest:
             cmdline=self.image.cmdline(self.keys.kernel_args(), self.network.kernel_args()),
             serial_log=self.serial_log_path,
             mac=self.mac,
-            network=self.network.libvirt_network or "",
+            network=self.network.libvirt_network,
             bridge=None if self.network.libvirt_network else self.network.bridge,
             accel=self.accel,
         )

@@ -58,10 +58,13 @@ def test_a_bridged_guest_has_a_static_address_on_the_lan_and_no_libvirt_network(
     assert network.kernel_args() == ("coexist.ip=203.0.113.50/24 coexist.gateway=203.0.113.1 "
                                      "coexist.dns=203.0.113.1")
     spec = DomainSpec(name="g", kernel="k", initrd="i", cmdline="c", serial_log="s",
-                      mac="52:54:00:00:00:01", network="", bridge=network.bridge)
+                      mac="52:54:00:00:00:01", network=None, bridge=network.bridge)
     interface = ET.fromstring(domain_xml(spec)).find("devices/interface")
     assert interface.get("type") == "bridge"
     assert interface.find("source").get("bridge") == "br0"
+    with pytest.raises(ValueError, match="exactly one"):
+        DomainSpec(name="g", kernel="k", initrd="i", cmdline="c", serial_log="s",
+                   mac="52:54:00:00:00:01", bridge="br0")   # and the default network
 
 
 def test_unknown_kinds_are_refused() -> None:
@@ -80,7 +83,7 @@ def test_libvirt_accepts_the_network_definitions() -> None:
             assert defined.bridgeName() == network.bridge
             defined.undefine()
         spec = DomainSpec(name="bridged", kernel="/k", initrd="/i", cmdline="c", serial_log="/s",
-                          mac="52:54:00:00:00:02", network="", bridge="br0")
+                          mac="52:54:00:00:00:02", network=None, bridge="br0")
         domain = conn.defineXML(domain_xml(spec))
         assert ET.fromstring(domain.XMLDesc()).find("devices/interface").get("type") == "bridge"
         domain.undefine()
