@@ -44,10 +44,10 @@ def dropped_by_policy(before: Snapshot, after: Snapshot) -> list[str]:
 
 def legacy_forward(snapshot: Snapshot) -> str | None:
     """iptables-legacy's filter FORWARD, which nft's listing of forward hooks does not show."""
-    for chain, (policy, _) in policy_counters(snapshot.files.get("iptables-legacy-save.txt", "")).items():
-        if chain == "filter/FORWARD":
-            return f"iptables-legacy filter FORWARD (policy {policy.lower()})"
-    return None
+    counters = policy_counters(snapshot.files.get("iptables-legacy-save.txt", ""))
+    if "filter/FORWARD" not in counters:
+        return None
+    return f"iptables-legacy filter FORWARD (policy {counters['filter/FORWARD'][0].lower()})"
 
 
 def explain(baseline: Snapshot, symptom: Snapshot, measured: Connectivity,
