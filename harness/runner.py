@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,9 +245,20 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
     artifacts.mkdir(parents=True, exist_ok=True)
     images = images or build_images(scenario.host.release)
     timings["images"] = time.monotonic() - started
-    web_failed: str | None = None
     workload_problems: list[str] = []   # containers that could not start: said in the verdict
+    port = scenario.workload.published_port
+    web: Container | None = None
     isolated: Container | None = None
+
+    def start_workload(failure: str, start: Callable[[], Container]) -> Container | None:
+        """Start a container; Docker refusing (measured: e.g. firewalld 1.3.3 flushed Docker's
+        chains) is a finding the verdict states, not a broken run."""
+        try:
+            return start()
+        except docker.errors.APIError as error:
+            workload_problems.append(f"{failure}: {error.explanation or error}")
+            log.info(workload_problems[-1])
+            return None
 
     def isolation_kept() -> bool | None:
         """Are Docker's two networks still kept apart? None: the scenario does not probe it."""
@@ -255,10 +266,9 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
 
     def port_answers() -> bool | None:
         """Does the published port answer from outside? None: the scenario publishes none."""
-        port = scenario.workload.published_port
         if port is None:
             return None
-        return web_failed is None and connectivity.published_port_answers(lab.wan, port)
+        return web is not None and connectivity.published_port_answers(lab.wan, port)
 
     with log.step(f"scenario {scenario.name} on {scenario.host.release}"), ExitStack() as stack:
         network = guest_network(scenario.guest.network, ipv6=scenario.guest.ipv6)
@@ -268,21 +278,12 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
         phase = time.monotonic()
         start_in_order(lab, scenario.host.start_order, network)
         timings["daemons"] = time.monotonic() - phase
-        if scenario.workload.published_port is not None:
-            try:
-                containers.run_web(lab, name="coexist-web",
-                                   published_port=scenario.workload.published_port)
-            except docker.errors.APIError as error:  # measured: e.g. firewalld 1.3.3 flushed DOCKER
-                web_failed = f"the web container did not start: {error.explanation or error}"
-                workload_problems.append(web_failed)
-                log.info(web_failed)
+        if port is not None:
+            web = start_workload("the web container did not start", lambda: containers.run_web(
+                lab, name="coexist-web", published_port=port))
         if scenario.workload.isolated_networks:
-            try:
-                isolated = containers.run_isolated_server(lab)
-            except docker.errors.APIError as error:   # as the web container: Docker's chains gone
-                workload_problems.append(
-                    f"the isolation probe could not start: {error.explanation or error}")
-                log.info(workload_problems[-1])
+            isolated = start_workload("the isolation probe could not start",
+                                      lambda: containers.run_isolated_server(lab))
         decision = accel_for(lab, images)
         baseline = firewall.snapshot(lab, "1-baseline")
         baseline.save(artifacts)
