@@ -21,8 +21,9 @@ def main(argv: list[str] | None = None) -> int:
                      help="where logs, rulesets and the verdict go (default: ./artifacts/<name>-<time>)")
     run.add_argument("--release", choices=RELEASES, default=None,
                      help="run on this Debian release instead of the scenario's own")
-    run.add_argument("--network", choices=GUEST_NETWORKS, default=None,
-                     help="put the guest on this network instead of the scenario's own")
+    run.add_argument("--network", default=None,
+                     help=f"put the first guest on this network instead of the scenario's own "
+                          f"({', '.join(GUEST_NETWORKS)}, or one the scenario defines)")
     run.add_argument("--ipv6", action="store_true", help="add IPv6 to the guest's libvirt network")
     check = sub.add_parser("check", help="validate scenario files without running anything")
     check.add_argument("scenarios", type=Path, nargs="+")
@@ -59,10 +60,17 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "check":
+            bad = 0
             for path in args.scenarios:
-                scenario = load(path)
-                print(f"{path}: ok ({scenario.name}, {scenario.host.release})")
-            return 0
+                try:
+                    scenario = load(path)
+                except ScenarioError as error:
+                    print(f"coexist: invalid scenario: {error}", file=sys.stderr)
+                    bad += 1
+                    continue
+                steps = ", ".join(step.id for step in scenario.steps)
+                print(f"{path}: ok ({scenario.name}, {scenario.host.release}; steps: {steps})")
+            return 2 if bad else 0
         if args.command == "images":
             from harness.runner import build_images
 
@@ -82,13 +90,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"coexist: invalid scenario: {error}", file=sys.stderr)
         return 2
 
-    from harness.runner import ScenarioUnsupported, run_scenario
+    from harness.runner import NotApplicable, run_scenario
 
     artifacts = args.artifacts or Path("artifacts") / f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         verdict = run_scenario(scenario, artifacts=artifacts.resolve())
-    except (PermissionError, ScenarioUnsupported) as error:
+    except PermissionError as error:
         print(f"coexist: {error}", file=sys.stderr)
+        return 2
+    except NotApplicable as error:
+        print(f"coexist: not applicable on {scenario.host.release}: {error}", file=sys.stderr)
         return 2
     except Exception as error:
         log.info(f"coexist: the run itself failed: {type(error).__name__}: {error}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -73,48 +74,38 @@ def http_get(host: str, port: int = 80) -> str:
 
 
 def measure(guest: Guest, endpoints: Endpoints) -> Connectivity:
-    """Ask the guest, over SSH, to resolve (through its network's resolver), ping and fetch.
+    """Ask the guest, over SSH, to resolve (through its network's resolver), ping and fetch; the
+    probes run at once, each on its own SSH channel, so a round takes as long as its slowest.
 
     If the host loses the guest (e.g. `net-destroy` unplugged its tap), the probes fail with
     that as their output: the guest is cut off, which is a measurement, not a broken run.
     """
-    lost: list[str] = []
 
     def probe(what: str, command: str, must_contain: str | None = None) -> Probe:
-        if lost:
-            return Probe(what, command, False, lost[0])
         try:
-            rc, output = guest.execute(command, timeout=20)
+            try:
+                rc, output = guest.execute(command, timeout=20)
+            except (paramiko.SSHException, OSError, EOFError):
+                if not guest.reconnect():   # a broken session is not yet a guest cut off
+                    raise
+                rc, output = guest.execute(command, timeout=20)
         except (paramiko.SSHException, OSError, EOFError) as error:
-            lost.append(f"not measured: the host lost its SSH session to the guest ({error!r})")
-            log.info(f"guest$ {command}  -> {lost[0]}")
-            return Probe(what, command, False, lost[0])
+            lost = f"not measured: the host lost its SSH session to the guest ({error!r})"
+            log.info(f"guest {guest.name}$ {command}  -> {lost}")
+            return Probe(what, command, False, lost)
         ok = rc == 0 and (must_contain is None or must_contain in output)
-        log.info(f"guest$ {command}  -> {'ok' if ok else f'fails (exit {rc})'}")
+        log.info(f"guest {guest.name}$ {command}  -> {'ok' if ok else f'fails (exit {rc})'}")
         return Probe(what, command, ok, output)
 
-    dns = probe("DNS", f"nslookup {endpoints.name} {guest.network.dns}", endpoints.name_address)
-    ping = probe("ping", f"ping -c1 -W2 {endpoints.ping_target}")
-    tcp = probe("TCP", http_get(endpoints.http_host, endpoints.http_port), endpoints.http_body)
-    ipv6: tuple[Probe, ...] = ()
+    probes = [("DNS", f"nslookup {endpoints.name} {guest.network.dns}", endpoints.name_address),
+              ("ping", f"ping -c1 -W2 {endpoints.ping_target}", None),
+              ("TCP", http_get(endpoints.http_host, endpoints.http_port), endpoints.http_body)]
     if guest.network.ipv6:
-        ipv6 = (probe("ping6", f"ping6 -c1 -W2 {endpoints.far_host6}"),
-                probe("TCP6", http_get(endpoints.far_host6, endpoints.http_port), endpoints.http_body))
-    return Connectivity(dns=dns, ping=ping, tcp=tcp, ipv6=ipv6)
-
-
-def measure_until_ok(guest: Guest, endpoints: Endpoints, *, timeout: float) -> Connectivity:
-    """Measure until everything works or `timeout` passes; return the last measurement."""
-    last: list[Connectivity] = []
-
-    def attempt(last_try: bool) -> Connectivity | None:
-        last.append(measure(guest, endpoints))
-        return last[-1] if last[-1].all_ok else None
-
-    try:
-        return retry(attempt, timeout=timeout, what="guest connectivity", interval=1.0)
-    except DeadlineExceeded:
-        return last[-1]
+        probes += [("ping6", f"ping6 -c1 -W2 {endpoints.far_host6}", None),
+                   ("TCP6", http_get(endpoints.far_host6, endpoints.http_port), endpoints.http_body)]
+    with ThreadPoolExecutor(len(probes), thread_name_prefix="probe") as pool:
+        done = list(pool.map(lambda args: probe(*args), probes))
+    return Connectivity(dns=done[0], ping=done[1], tcp=done[2], ipv6=tuple(done[3:]))
 
 
 def published_port_answers(wan: Wan, port: int, *, timeout: float = 10) -> bool:

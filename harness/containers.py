@@ -74,6 +74,7 @@ def run_web(lab: Lab, *, name: str, published_port: int) -> Container:
 
 
 ISOLATED_NETWORKS = ("coexist-net-a", "coexist-net-b")   # the prober's, the server's
+ISOLATED_SERVER = "coexist-isolated-server"
 
 
 def run_isolated_server(lab: Lab) -> Container:
@@ -87,7 +88,7 @@ def run_isolated_server(lab: Lab) -> Container:
     with log.step(f"Docker networks {' and '.join(ISOLATED_NETWORKS)}, a server on the second"):
         for network in ISOLATED_NETWORKS:
             client.networks.create(network, driver="bridge", labels={LABEL: lab.owner})
-        return _web_server(lab, "coexist-isolated-server", network=ISOLATED_NETWORKS[1])
+        return _web_server(lab, ISOLATED_SERVER, network=ISOLATED_NETWORKS[1])
 
 
 def reaches_across(lab: Lab, server: Container) -> bool:

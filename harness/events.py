@@ -1,4 +1,5 @@
-"""Things that happen to a host after setup: reloads and restarts, by the names scenarios use."""
+"""Things that happen to a host after boot, by the names scenarios use: reloads, restarts, a guest
+restart and a host reboot."""
 
 from __future__ import annotations
 
@@ -6,40 +7,45 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from harness import log
-from harness.guestnet import STOCK_NETWORK, GuestNetwork
 
 if TYPE_CHECKING:
-    from harness.lab import Lab
+    from harness.runner import Run
 
 
-def _firewalld_reload(lab: Lab, network: GuestNetwork) -> None:
-    lab.succeed("firewall-cmd --reload")
+def _firewalld_reload(run: Run) -> None:
+    run.lab.succeed("firewall-cmd --reload")
 
 
-def _libvirt_network_restart(lab: Lab, network: GuestNetwork) -> None:
-    """`virsh net-destroy` + `net-start` of the guest's network (a bridged guest: the stock one)."""
-    name = network.libvirt_network or STOCK_NETWORK
-    defined = lab.libvirt().networkLookupByName(name)
-    if defined.isActive():
-        defined.destroy()
-    defined.create()
+def _libvirt_network_restart(run: Run) -> None:
+    """`virsh net-destroy` + `net-start` of each libvirt network a guest is on (none: the stock one)."""
+    names = {n.libvirt_network for n in run.networks.values() if n.libvirt_network} or {"default"}
+    for name in sorted(names):
+        defined = run.lab.libvirt().networkLookupByName(name)
+        if defined.isActive():
+            defined.destroy()
+        defined.create()
 
 
-# name -> (the daemon it acts on, what makes it happen)
-HAPPEN: dict[str, tuple[str, Callable[[Lab, GuestNetwork], None]]] = {
-    "firewalld-reload": ("firewalld", _firewalld_reload),
-    "firewalld-restart": ("firewalld", lambda lab, _: lab.restart("firewalld")),
-    "dockerd-restart": ("dockerd", lambda lab, _: lab.restart("dockerd")),
-    "libvirt-network-restart": ("libvirtd", _libvirt_network_restart),
-    "libvirtd-restart": ("libvirtd", lambda lab, _: lab.restart("libvirtd")),
+def _guest_restart(run: Run) -> None:
+    """Each guest power-cycled (`virsh destroy` + `virsh start`): it boots and asks DHCP afresh."""
+    for guest in run.guests.values():
+        guest.restart()
+
+
+# name -> what makes it happen (scenario.EVENT_NEEDS says which daemon each needs)
+HAPPEN: dict[str, Callable[[Run], None]] = {
+    "firewalld-reload": _firewalld_reload,
+    "firewalld-restart": lambda run: run.lab.restart("firewalld"),
+    "dockerd-restart": lambda run: run.lab.restart("dockerd"),
+    "libvirt-network-restart": _libvirt_network_restart,
+    "libvirtd-restart": lambda run: run.lab.restart("libvirtd"),
+    "guest-restart": _guest_restart,
+    "host-reboot": lambda run: run.reboot(),
 }
 
 
-def happen(lab: Lab, events: tuple[str, ...], network: GuestNetwork) -> None:
-    """Make each event happen, in order; an event on a daemon that is not running is an error."""
+def happen(run: Run, events: tuple[str, ...]) -> None:
+    """Make each event happen, in order."""
     for event in events:
-        daemon, make_happen = HAPPEN[event]
-        if not lab.running(daemon):
-            raise RuntimeError(f"event {event}: {daemon} is not running in this scenario")
         with log.step(f"event: {event}"):
-            make_happen(lab, network)
+            HAPPEN[event](run)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from harness.connectivity import Connectivity
 from harness.firewall import Snapshot, diff, forward_hooks, tables
 
-_INTERFACE_ARG = re.compile(r"(?:^|\s)-[io] (?P<name>[\w.-]+)")
+if TYPE_CHECKING:
+    from harness.guestnet import GuestNetwork
+    from harness.measure import StepResult
+
+_INTERFACE_ARG = re.compile(r"(?:^|\s)-[io] (?P<name>[\w.+-]+)")
 _POLICY = re.compile(r"^:(?P<chain>\S+) (?P<policy>ACCEPT|DROP) \[(?P<packets>\d+):\d+\]$")
 
 
@@ -36,7 +41,8 @@ def dropped_by_policy(before: Snapshot, after: Snapshot) -> list[str]:
         old = policy_counters(before.files.get(name, ""))
         new = policy_counters(after.files.get(name, ""))
         for chain, (policy, packets) in new.items():
-            delta = packets - old.get(chain, (policy, 0))[1]
+            before_count = old.get(chain, (policy, 0))[1]
+            delta = packets - before_count if packets >= before_count else packets   # reset: a reboot
             if policy == "DROP" and delta > 0:
                 grown.append(f"{variant} {chain} policy DROP counted {delta} packet(s) meanwhile")
     return grown
@@ -50,50 +56,58 @@ def legacy_forward(snapshot: Snapshot) -> str | None:
     return f"iptables-legacy filter FORWARD (policy {counters['filter/FORWARD'][0].lower()})"
 
 
-def explain(baseline: Snapshot, symptom: Snapshot, measured: Connectivity,
-            after_fix: Snapshot | None = None, after_probed: Snapshot | None = None,
-            measured_after: Connectivity | None = None) -> list[str]:
-    lines = []
+def explain_steps(snapshots: list[Snapshot], results: list[StepResult],
+                  networks: Mapping[str, GuestNetwork]) -> list[str]:
+    """Reasons, step by step: who sees forwarded packets, which DROP policy counted lost
+    packets while a step was measured, what a step changed in the firewall.
+
+    `snapshots` are the baseline (daemons up, before the guests) and one per step, in order."""
+    if len(snapshots) < 2:
+        return []
+    first = snapshots[1]
     hooks = ", ".join(f"{h.family} {h.table} {h.chain} (priority {h.priority}, policy {h.policy})"
-                      for h in forward_hooks(symptom.nft))
-    if legacy := legacy_forward(symptom):
+                      for h in forward_hooks(first.nft))
+    if legacy := legacy_forward(first):
         hooks = f"{hooks}, and outside nft: {legacy}" if hooks else legacy
-    lines.append(f"base chains on the forward hook: {hooks or 'none'}; a packet must be "
-                 "accepted by every one of them (a drop in any table is final)")
-    if measured.symptom:
+    lines = [f"base chains on the forward hook: {hooks or 'none'}; a packet must be "
+             "accepted by every one of them (a drop in any table is final)"]
+    if any(s.final.symptom for s in results[0].guests.values()):
         lines.append("DNS is answered by libvirt's dnsmasq on the host itself (INPUT path), while "
                      "ping and TCP to the outside must be forwarded (FORWARD path)")
-    drops = dropped_by_policy(baseline, symptom)
-    if drops:
-        lines += [f"while the guest probed: {d}" for d in drops]
-    elif not measured.all_ok:
-        lines.append("no iptables DROP policy counted the lost packets: look at the nft ruleset "
-                     "in the artifacts (the drop is elsewhere, or the packets were never answered)")
-    if after_fix is not None:
-        changes = [line for line in diff(symptom, after_fix).splitlines()
-                   if line[:1] in "+-" and not line.startswith(("+++", "---"))]
-        if changes:
-            lines.append(f"the fix changed iptables ({len(changes)} line(s)):")
-            lines += [f"  {line}" for line in changes[:15]]
-            if len(changes) > 15:
-                lines.append(f"  ... {len(changes) - 15} more in the artifacts")
-        if measured_after is not None and not measured_after.all_ok and after_probed is not None:
-            drops = dropped_by_policy(after_fix, after_probed)
-            lines += [f"after the fix, while the guest probed: {d}" for d in drops] or [
-                "after the fix no iptables DROP policy counted the lost packets"]
-        before_tables = set(tables(symptom.nft))
-        after_tables = set(tables(after_fix.nft))
-        if before_tables != after_tables:
-            lines.append(f"nft tables added: {sorted(after_tables - before_tables) or 'none'}; "
-                         f"removed: {sorted(before_tables - after_tables) or 'none'}")
+    for before, after, result in zip(snapshots, snapshots[1:], results, strict=False):
+        step = result.step
+        if step.kind != "do":
+            changes = [line for line in diff(before, after).splitlines()
+                       if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+            if changes:
+                lines.append(f"[{step.id}] iptables changed ({len(changes)} line(s)):")
+                lines += [f"  {line}" for line in changes[:15]]
+                if len(changes) > 15:
+                    lines.append(f"  ... {len(changes) - 15} more in the artifacts")
+            old_tables, new_tables = set(tables(before.nft)), set(tables(after.nft))
+            if old_tables != new_tables:
+                lines.append(f"[{step.id}] nft tables added: {sorted(new_tables - old_tables) or 'none'}; "
+                             f"removed: {sorted(old_tables - new_tables) or 'none'}")
+        if all(s.final.all_ok for s in result.guests.values()):
+            continue
+        drops = dropped_by_policy(before, after)
+        lines += [f"[{step.id}] while the guests were probed: {d}" for d in drops] or [
+            f"[{step.id}] no iptables DROP policy counted the lost packets: look at the nft "
+            "ruleset in the artifacts (the drop is elsewhere, or the packets were never answered)"]
+        if step.kind == "fix" and step.fix is not None:
+            for name, settled in result.guests.items():
+                if not settled.final.all_ok:
+                    lines += [f"[{step.id}] guest {name}: {line}"
+                              for line in fix_scope(step.fix.commands, networks[name].bridge)]
+    for result in results:
+        lines += [f"[{result.step.id}] {problem}" for problem in result.problems]
     return lines
-
 
 
 def fix_scope(commands: tuple[str, ...], bridge: str) -> list[str]:
     """Why a fix can miss a guest: its rules name interfaces, and not the one the guest is on."""
     named = sorted({m["name"] for command in commands for m in _INTERFACE_ARG.finditer(command)})
-    if not named or bridge in named:
+    if not named or any(bridge == n or n.endswith("+") and bridge.startswith(n[:-1]) for n in named):
         return []
     return [f"the fix's rules name {', '.join(named)}; this guest's NIC is on {bridge}, which "
             "no rule of the fix names"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -158,9 +159,10 @@ class Snapshot:
 
 
 _CAPTURE = {
-    "iptables-save.txt": "iptables-save -c",
+    # stderr apart: iptables-nft's warning about legacy tables would land inside the rules
+    "iptables-save.txt": "iptables-save -c 2>/dev/null",
     "iptables-legacy-save.txt": "iptables-legacy-save -c 2>/dev/null || true",
-    "ip6tables-save.txt": "ip6tables-save -c",
+    "ip6tables-save.txt": "ip6tables-save -c 2>/dev/null",
     "forward-listing.txt": "iptables -L FORWARD -n -v --line-numbers",
     "nft-ruleset.txt": "nft -a list ruleset",
     "nft-ruleset.json": "nft -j list ruleset",
@@ -181,7 +183,10 @@ _CAPTURE = {
 
 
 def snapshot(lab: Lab, phase: str) -> Snapshot:
-    files = {name: lab.execute(command).output for name, command in _CAPTURE.items()}
+    """Every capture at once, each on its own thread (the tools do not wait for one another)."""
+    with ThreadPoolExecutor(len(_CAPTURE), thread_name_prefix="snapshot") as pool:
+        outputs = pool.map(lambda command: lab.execute(command).output, _CAPTURE.values())
+        files = dict(zip(_CAPTURE, outputs, strict=True))
     try:
         nft = json.loads(files["nft-ruleset.json"] or "{}")
     except json.JSONDecodeError:

@@ -8,12 +8,13 @@ with Guest(lab, image, keys, name="coexist-1234-guest", accel="tcg") as guest:
 from __future__ import annotations
 
 import random
-import shutil
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import paramiko
 
@@ -25,6 +26,9 @@ from harness.guestnet import GuestNetwork, guest_network
 from harness.lab import Lab
 from harness.retry import retry
 from harness.sshkeys import GuestKeys
+
+if TYPE_CHECKING:
+    import libvirt
 
 GUEST_IMAGE_DIR = "/var/lib/coexist/guest"  # where a lab sees the guest image (read-only)
 READY_LINE = "COEXIST-GUEST-READY"
@@ -58,11 +62,15 @@ class Guest:
         accel: Accel,
         network: GuestNetwork | None = None,
         artifacts: Path | None = None,
+        role: str = "guest",
     ) -> None:
         self.lab = lab
         self.image = image
         self.keys = keys
         self.name = name
+        self.role = role   # the scenario's name for it
+        self._console_history = ""
+        self._reconnecting = threading.Lock()
         self.accel = accel
         self.network = network or guest_network("default")
         self.artifacts = artifacts
@@ -74,7 +82,7 @@ class Guest:
 
     # -- lifetime -------------------------------------------------------------------------------
     def __enter__(self) -> Guest:
-        with log.step(f"boot guest {self.name} ({self.accel}) on network '{self.network.kind}'"):
+        with log.step(f"boot guest {self.role} ({self.name}, {self.accel}) on network '{self.network.name}'"):
             try:
                 self._boot()
             except BaseException:
@@ -98,17 +106,63 @@ class Guest:
             accel=self.accel,
         )
         conn = self.lab.libvirt()
-        for stale in (self.name,):
-            try:
-                old = conn.lookupByName(stale)
-            except libvirt.libvirtError:
-                continue
+        try:
+            old = conn.lookupByName(self.name)
+        except libvirt.libvirtError:
+            old = None
+        if old is not None:
             if old.isActive():
                 old.destroy()
             old.undefine()
         domain = conn.defineXML(domain_xml(spec))
         started = time.monotonic()
         domain.create()
+        self.wait_up(started)
+
+    def domain(self) -> libvirt.virDomain:
+        return self.lab.libvirt().lookupByName(self.name)
+
+    def restart(self) -> None:
+        """Power-cycle the guest (`virsh destroy` + `virsh start`), then wait until it answers SSH
+        again: a fresh boot, a fresh DHCP request."""
+        with log.step(f"guest {self.role}: restart (destroy + start)"):
+            domain = self.domain()
+            if domain.isActive():
+                domain.destroy()
+            self.power_lost()
+            started = time.monotonic()
+            domain.create()
+            self.wait_up(started)
+
+    def reconnect(self) -> bool:
+        """A new SSH session after the old one broke (one try; threads share the result)."""
+        with self._reconnecting:
+            transport = self._ssh.get_transport() if self._ssh is not None else None
+            if transport is not None and transport.is_active():
+                return True   # another probe's thread reconnected meanwhile
+            if self._ssh is not None:
+                self._ssh.close()
+                self._ssh = None
+            ok = self._try_ssh(True)
+            log.info(f"guest {self.role}: SSH session lost; reconnect {'worked' if ok else 'FAILED'}")
+            return ok
+
+    def power_lost(self) -> None:
+        """The guest is gone (its host rebooting, or a restart): close SSH, keep its console."""
+        if self._ssh is not None:
+            self._ssh.close()
+            self._ssh = None
+        path = self.lab.path(self.serial_log_path)
+        if path.exists():
+            self._console_history += path.read_text(errors="replace")
+            path.write_text("")
+
+    def wait_up(self, started: float, *, autostarted: bool = False) -> None:
+        """Wait for the ready line, the address and the first SSH command (`started`: when the
+        domain was started; `autostarted`: libvirtd starts it itself, wait for that first)."""
+        if autostarted:
+            retry(lambda last: self.domain().isActive() == 1, timeout=120,
+                  what=f"libvirtd autostarts guest {self.role}", interval=0.2)
 
         def ready_line(last_try: bool) -> float | None:
             console = self.serial_log()
@@ -140,7 +194,7 @@ class Guest:
                                      "ip -6 -o addr show scope global | grep -v tentative | "
                                      "grep -q inet6", timeout=30)
         log.info(
-            f"guest up at {self.address}: ready line {self.boot_times.ready_line:.1f}s, "
+            f"guest {self.role} up at {self.address}: ready line {self.boot_times.ready_line:.1f}s, "
             f"first SSH command {self.boot_times.first_ssh:.1f}s after start"
         )
 
@@ -185,9 +239,11 @@ class Guest:
         if self._ssh is not None:
             self._ssh.close()
             self._ssh = None
-        if self.artifacts is not None and self.lab.path(self.serial_log_path).exists():
+        if self.artifacts is not None:
             self.artifacts.mkdir(parents=True, exist_ok=True)
-            shutil.copy(self.lab.path(self.serial_log_path), self.artifacts / "guest-serial.log")
+            suffix = "" if self.role == "guest" else f"-{self.role}"
+            (self.artifacts / f"guest{suffix}-serial.log").write_text(
+                self._console_history + self.serial_log())
         try:
             domain = self.lab.libvirt().lookupByName(self.name)
             if domain.isActive():

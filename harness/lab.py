@@ -8,6 +8,7 @@ chooses; nothing of it is visible in, or changes, the root network namespace.
 
 from __future__ import annotations
 
+import json
 import shlex
 import shutil
 import socket
@@ -18,14 +19,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
-from harness import daemons, log, processes
+from harness import daemons, hostconfig, log, processes
 from harness.commands import Result
 from harness.firewall import HostFirewall
 from harness.fixes import Fix
 from harness.hostimage import HostImage
 from harness.namespaces import Executor, Holder
 from harness.retry import retry
-from harness.wan import ROUTER, Wan
+from harness.wan import LAB_UPLINK, ROUTER, Wan
 
 if TYPE_CHECKING:
     import docker
@@ -110,6 +111,7 @@ class Lab:
         self.deviations: list[str] = []   # ways this lab differs from a real host, for the verdict
         self.daemon_env: dict[str, dict[str, str]] = {}   # per daemon, over the default env
         self._holder: Holder | None = None
+        self._boot_sysctls: dict[str, str] = {}
         self._daemons: dict[str, tuple[subprocess.Popen[str], IO[str]]] = {}
         self._libvirt: libvirt.virConnect | None = None
         self._docker: docker.DockerClient | None = None
@@ -223,6 +225,10 @@ class Lab:
             def answers(last_try: bool) -> bool:
                 if proc.poll() is not None:
                     tail = (self.logdir / f"{name}.log").read_text()[-3000:]
+                    refusal = hostconfig.dockerd_refusal(tail, self.image.release)
+                    if name == "dockerd" and refusal is not None:
+                        self._daemons.pop(name)
+                        raise refusal
                     raise RuntimeError(f"{name} exited with {proc.returncode} while starting:\n{tail}")
                 return spec.ready(self, last_try)
 
@@ -318,6 +324,60 @@ class Lab:
             for command in fix.commands:
                 output = self.succeed(command, timeout=120).strip()
                 log.info(f"host# {command}  -> {output or 'ok'}")
+
+    # -- a reboot ---------------------------------------------------------------------------------
+    BOOT_SYSCTLS = ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding",
+                    "net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables")
+
+    def sysctl(self, key: str, value: str | None = None) -> str | None:
+        """Read (and with `value`, first write) a network sysctl of the lab's own namespace; None
+        if the lab's kernel has no such key. Always from inside the lab: /proc/sys/net shows the
+        namespace of the process that reads it, so the machine's path would be the machine's."""
+        path = "/proc/sys/" + key.replace(".", "/")
+        script = f'[ -e {path} ] || exit 3\n' + (f"echo {shlex.quote(value)} > {path}\n" if value else "")
+        result = self.execute(["sh", "-ec", script + f"cat {path}"])
+        if result.returncode == 3:
+            return None
+        if result.returncode != 0:
+            raise RuntimeError(f"sysctl {key}: {result.output.strip()}")
+        return result.output.strip()
+
+    def record_boot_sysctls(self) -> None:
+        """Remember the forwarding sysctls as the host boots with them (restored by power_cycle)."""
+        self._boot_sysctls = {key: value for key in self.BOOT_SYSCTLS
+                              if (value := self.sysctl(key)) is not None}
+
+    def power_cycle(self) -> None:
+        """As a host going down and coming back up, short of starting anything: every daemon and
+        process stopped, the runtime firewall state gone (nft tables, iptables nft and legacy,
+        forwarding sysctls back to their boot values), bridges, taps and veths gone, /run and
+        /tmp empty; the uplink as the host's network configuration brings it up. Permanent
+        configuration (the image's /etc and /var, Docker's and libvirt's state) is kept."""
+        with log.step(f"lab '{self.name}': power cycle (daemons stopped, runtime state gone)"):
+            for name in reversed(list(self._daemons)):
+                self.stop(name, timeout=5)   # as a shutdown's stop timeout; libvirtd 11.3 can hang
+            processes.kill_all(processes.netns_members(self.holder.pid))
+            processes.kill_all(processes.cgroup_members(f"coexist-{self.owner}"))
+            links = json.loads(self.succeed(["ip", "-j", "link", "show"]))
+            script = ["nft flush ruleset"]
+            for tool in ("iptables-legacy", "ip6tables-legacy"):
+                for table in ("filter", "nat", "mangle", "raw"):
+                    script += [f"{tool} -t {table} -F 2>/dev/null || true",
+                               f"{tool} -t {table} -X 2>/dev/null || true"]
+                script += [f"{tool} -P {chain} ACCEPT 2>/dev/null || true"
+                           for chain in ("INPUT", "FORWARD", "OUTPUT")]
+            script += [f"ip link del {link['ifname']} 2>/dev/null || true" for link in links
+                       if link["ifname"] not in ("lo", "uplink")]
+            script += ["ip addr flush dev uplink", "ip -6 addr flush dev uplink scope global",
+                       f"ip addr add {LAB_UPLINK}/24 dev uplink", "ip link set uplink up",
+                       f"ip route replace default via {ROUTER}",
+                       # Docker's network namespaces are bind mounts under /run/docker/netns
+                       "awk '$2 ~ \"^/(run|tmp|dev/shm)/\" {print $2}' /proc/self/mounts | sort -r"
+                       " | while read -r m; do umount -l \"$m\"; done",
+                       "find /run /tmp /dev/shm -mindepth 1 -delete"]
+            self.succeed(["sh", "-c", "\n".join(script)])
+            for key, value in self._boot_sysctls.items():
+                self.sysctl(key, value)
 
     # -- deviations from a real host ------------------------------------------------------------
     def install_tc_csum_shim(self) -> None:

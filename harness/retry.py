@@ -20,7 +20,8 @@ def retry(
     what: str,
     interval: float = 0.2,
 ) -> T:
-    """Call `attempt(last_try)` until it returns something other than None or False.
+    """Call `attempt(last_try)` until it returns a result: anything truthy, or a number (0 too).
+    None, False and empty values (b"", "", []) mean "not yet".
 
     The deadline is in seconds. On the last try `last_try` is True, so the attempt can log what it
     saw or raise a precise error; if it still returns nothing, DeadlineExceeded names `what`.
@@ -30,8 +31,8 @@ def retry(
     while True:
         last_try = time.monotonic() + interval >= deadline
         result = attempt(last_try)
-        if result is not None and result is not False:
-            return result
+        if result or isinstance(result, int | float) and not isinstance(result, bool):
+            return result  # type: ignore[return-value]
         if last_try:
             raise DeadlineExceeded(f"{what}: not true after {timeout:.0f}s")
         time.sleep(interval)

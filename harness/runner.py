@@ -1,36 +1,37 @@
-"""Running a scenario end to end: lab up, daemons in order, guest, symptom, fix, verdict."""
+"""Running a scenario end to end: lab up, then its steps in order, each measured, then the verdict."""
 
 from __future__ import annotations
 
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import docker.errors
-from docker.models.containers import Container
 
-from harness import accel, connectivity, containers, events, firewall, fixes, log, processes
-from harness.explain import explain, fix_scope
+from harness import accel, connectivity, containers, events, firewall, hostconfig, log, processes
+from harness.explain import explain_steps
 from harness.guest import GUEST_IMAGE_DIR, Guest
 from harness.guestimage import GuestImage, build_guest_image
-from harness.guestnet import STOCK_NETWORK, GuestNetwork, guest_network
+from harness.guestnet import GuestNetwork, NetworkSpec, uplink_ipv6
+from harness.hostconfig import NotApplicable
 from harness.hostimage import HostImage, build_host_image
 from harness.lab import Lab
-from harness.namespaces import SYSTEM_PATH, ensure_root
-from harness.scenario import Host, Scenario
+from harness.measure import CommandRun, StepResult, host_facts, settle, wanted_facts
+from harness.namespaces import ensure_root
+from harness.scenario import Host, Scenario, Step
 from harness.sshkeys import GuestKeys
-from harness.verdict import CheckResult, Verdict
+from harness.verdict import Verdict
 from harness.wan import Wan
 
 WORK_ROOT = Path("/var/tmp/coexist")
-FIX_SETTLE_TIMEOUT = 20.0   # how long the guest may take to regain connectivity after a fix
+WEB = "coexist-web"
+PORT_TIMEOUT = 5.0   # how long the published port may take to answer from outside
 
-
-class ScenarioUnsupported(RuntimeError):
-    """The scenario asks for something the selected release cannot do."""
+ScenarioUnsupported = NotApplicable   # the name earlier code and tests used
 
 
 def sweep_leftovers() -> None:
@@ -59,10 +60,8 @@ def build_images(release: str) -> Images:
 
 
 @contextmanager
-def lab_for(host: Host, images: Images, *, name: str = "lab",
-            network: GuestNetwork | None = None) -> Iterator[Lab]:
-    """A wan and a lab configured as `host` says (and ready for the guest's `network`), daemons
-    not yet started."""
+def lab_for(host: Host, images: Images, *, name: str = "lab") -> Iterator[Lab]:
+    """A wan and a lab with `host`'s configuration files written, daemons not yet started."""
     ensure_root()
     sweep_leftovers()
     owner = processes.owner_token()
@@ -73,57 +72,34 @@ def lab_for(host: Host, images: Images, *, name: str = "lab",
                 images.host, wan, workdir=workdir / "lab", name=name,
                 shares={GUEST_IMAGE_DIR: images.guest.kernel.parent}) as lab:
             configure(lab, host)
-            if network is not None:
-                network.prepare_host(lab)
-                network.prepare_wan(wan)
             yield lab
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 def configure(lab: Lab, host: Host) -> None:
-    """Settings that must be in place before the daemons start."""
+    """Settings that must be in place before the daemons start (kept across a host-reboot)."""
     _give_qemu_user_kvm(lab)
     # The stock network would autostart with libvirtd; the scenario's start order decides instead.
     autostart = lab.path("/etc/libvirt/qemu/networks/autostart/default.xml")
     if autostart.is_symlink() or autostart.exists():
         autostart.unlink()
-    if host.libvirt_firewall_backend != "default":
-        conf = lab.path("/etc/libvirt/network.conf")
-        if not conf.exists() or "firewall_backend" not in conf.read_text():
-            raise ScenarioUnsupported(
-                f"libvirt on {host.release} has no firewall_backend setting "
-                f"(/etc/libvirt/network.conf); use libvirt_firewall_backend = \"default\"")
-        with conf.open("a") as handle:
-            handle.write(f'\n# coexist scenario\nfirewall_backend = "{host.libvirt_firewall_backend}"\n')
-        if host.libvirt_firewall_backend == "nftables":
-            lab.install_tc_csum_shim()
-    if host.firewalld_backend != "default":
-        _set_firewalld_backend(lab, host.firewalld_backend)
-    if host.docker_iptables != "default":
-        _give_dockerd_iptables(lab, host.docker_iptables)
+    hostconfig.apply(lab, host.settings())
 
 
-def _set_firewalld_backend(lab: Lab, backend: str) -> None:
-    conf = lab.path("/etc/firewalld/firewalld.conf")
-    lines = conf.read_text().splitlines()
-    if not any(line.startswith("FirewallBackend=") for line in lines):
-        raise ScenarioUnsupported(f"{conf.name} has no FirewallBackend= line to set")
-    conf.write_text("\n".join(f"FirewallBackend={backend}" if line.startswith("FirewallBackend=")
-                              else line for line in lines) + "\n")
-
-
-def _give_dockerd_iptables(lab: Lab, variant: str) -> None:
-    """dockerd alone finds iptables-<variant> first on its PATH; other daemons keep the default."""
-    bindir = "/usr/local/lib/coexist/docker-iptables"
-    lab.path(bindir).mkdir(parents=True, exist_ok=True)
-    for tool in ("iptables", "ip6tables", "iptables-save", "iptables-restore", "ip6tables-save",
-                 "ip6tables-restore"):
-        target = lab.path(f"/usr/sbin/{tool.replace('tables', 'tables-' + variant, 1)}")
-        if not target.exists():
-            raise ScenarioUnsupported(f"{lab.image.release} has no {target.name}")
-        lab.path(f"{bindir}/{tool}").symlink_to(f"/usr/sbin/{target.name}")
-    lab.daemon_env["dockerd"] = {"PATH": f"{bindir}:{SYSTEM_PATH}"}
+def boot_host(lab: Lab, host: Host, networks: list[NetworkSpec], *, wan_routes: bool = True) -> None:
+    """What a host's boot does before and while its daemons start: the LAN bridge, IPv6 on the
+    uplink, sysctls, then the daemons in `host.start_order` with the libvirt `networks`."""
+    for spec in networks:
+        spec.prepare_host(lab)
+        if wan_routes:
+            spec.prepare_wan(lab.wan)
+    if any(spec.ipv6 for spec in networks):
+        uplink_ipv6(lab)
+    hostconfig.apply_sysctls(lab, host.settings())
+    if wan_routes:
+        lab.record_boot_sysctls()
+    start_in_order(lab, host.start_order, networks)
 
 
 def _give_qemu_user_kvm(lab: Lab, user: str = "libvirt-qemu") -> None:
@@ -162,11 +138,10 @@ def _give_qemu_user_kvm(lab: Lab, user: str = "libvirt-qemu") -> None:
     group_file.write_text("\n".join(lines) + "\n")
 
 
-def start_in_order(lab: Lab, order: tuple[str, ...], network: GuestNetwork | None = None) -> None:
+def start_in_order(lab: Lab, order: tuple[str, ...], networks: list[NetworkSpec] | None = None) -> None:
     """Start `order`'s daemons one after the other; the system bus first if firewalld is in it.
 
-    "libvirt" is libvirtd, its stock `default` network and the guest's `network` if that is
-    another libvirt network.
+    "libvirt" is libvirtd and the libvirt `networks` (default: the stock one), stock first.
 
     A Debian host has its D-Bus system bus before these daemons, and with firewalld that matters:
     libvirtd started without a bus disables its firewalld support for good ("DBus not available"),
@@ -176,27 +151,27 @@ def start_in_order(lab: Lab, order: tuple[str, ...], network: GuestNetwork | Non
     zone, the guest never gets a DHCP lease). Without firewalld the bus changes nothing measured,
     and `firewall-cmd --state` (firewall snapshots) waits ~10 s for firewalld on a bus without it.
     """
+    from harness.guestnet import known
+
+    networks = networks if networks is not None else [known()["default"]]
     if "firewalld" in order:
         lab.start("dbus")
     for item in order:
         if item == "libvirt":
             lab.start("libvirtd")
-            is_stock = network is not None and network.libvirt_network == STOCK_NETWORK
-            start_network(lab, network if is_stock else None)
-            if network is not None and network.defined_here:
-                start_network(lab, network)
+            for spec in sorted((n for n in networks if n.is_libvirt), key=lambda n: not n.stock):
+                start_network(lab, spec)
         else:
             lab.start(item)
 
 
-def start_network(lab: Lab, network: GuestNetwork | None = None) -> None:
-    """Define (if the host has not) and start a libvirt network (default: the stock one)."""
+def start_network(lab: Lab, network: NetworkSpec) -> None:
+    """Define (unless the host has) and start a libvirt network."""
     import libvirt
 
-    network = network or guest_network("default")
-    name = network.libvirt_network
-    assert name is not None, f"the {network.kind} guest network is no libvirt network"
-    with log.step(f"libvirt network '{name}' up"):
+    name = network.libvirt_name
+    assert name is not None, f"network {network.name} is no libvirt network"
+    with log.step(f"libvirt network '{name}' up ({network.forward}, {network.bridge}, {network.ipv4})"):
         conn = lab.libvirt()
         try:
             existing = conn.networkLookupByName(name)   # Debian's package defines `default`
@@ -204,7 +179,7 @@ def start_network(lab: Lab, network: GuestNetwork | None = None) -> None:
             existing = None
         if existing is None or network.ipv6:   # IPv6: the host's own definition, plus a /64
             base = (existing.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE) if existing else
-                    lab.path(f"/usr/share/libvirt/networks/{STOCK_NETWORK}.xml").read_text())
+                    lab.path("/usr/share/libvirt/networks/default.xml").read_text())
             existing = conn.networkDefineXML(network.network_xml(base))
         if not existing.isActive():
             existing.create()
@@ -217,116 +192,185 @@ def accel_for(lab: Lab, images: Images) -> accel.AccelDecision:
 
 
 def guest_for(lab: Lab, images: Images, *, network: GuestNetwork | None = None,
-              artifacts: Path | None = None, suffix: str = "",
+              artifacts: Path | None = None, suffix: str = "", role: str = "guest",
               decision: accel.AccelDecision | None = None) -> Guest:
     """A guest with fresh keys on `network` (default: the stock one); it boots on `with`.
     Under `decision`'s accelerator, or the one accel_for decides."""
     keys = GuestKeys.generate(lab.workdir / f"keys{suffix}")
     return Guest(lab, images.guest, keys, name=f"coexist-{lab.owner}{suffix}",
                  accel=(decision or accel_for(lab, images)).accel, network=network,
-                 artifacts=artifacts)
+                 artifacts=artifacts, role=role)
+
+
+class Run:
+    """A scenario running in its lab: the guests, the workload, and the steps as they happen."""
+
+    def __init__(self, scenario: Scenario, lab: Lab, images: Images, artifacts: Path,
+                 stack: ExitStack) -> None:
+        self.scenario, self.lab, self.images, self.artifacts = scenario, lab, images, artifacts
+        self.stack = stack
+        self.networks = scenario.guest_networks()
+        self.guests: dict[str, Guest] = {}
+        self.decision: accel.AccelDecision | None = None
+        self.snapshots: list[firewall.Snapshot] = []
+        self.wanted = wanted_facts([step.expect for step in scenario.steps])
+        self.timings: dict[str, float] = {}
+
+    # -- the host's life ------------------------------------------------------------------------
+    def boot(self) -> list[str]:
+        """Daemons in start order, the workload, the guests up; returns Docker's refusals."""
+        phase = time.monotonic()
+        boot_host(self.lab, self.scenario.host, self.scenario.host_networks())
+        self.timings["daemons"] = time.monotonic() - phase
+        problems = self._start_workload()
+        self.decision = accel_for(self.lab, self.images)
+        self.snapshot("00-baseline")
+        phase = time.monotonic()
+        for index, (name, network) in enumerate(self.networks.items()):
+            guest = guest_for(self.lab, self.images, network=network, artifacts=self.artifacts,
+                              suffix="" if index == 0 else f"-{name}", role=name,
+                              decision=self.decision)
+            self.guests[name] = self.stack.enter_context(guest)
+        self.timings["guests boot to SSH"] = time.monotonic() - phase
+        return problems
+
+    def reboot(self) -> None:
+        """host-reboot: every daemon stopped and the runtime state gone (Lab.power_cycle),
+        permanent configuration kept, the daemons started again in boot order; libvirtd starts
+        the networks and guests marked autostart itself, as on a real host."""
+        conn = self.lab.libvirt()
+        for network in self.scenario.host_networks():
+            if network.is_libvirt:
+                conn.networkLookupByName(network.libvirt_name).setAutostart(1)
+        for guest in self.guests.values():
+            guest.domain().setAutostart(1)
+            if guest.domain().isActive():
+                guest.domain().destroy()   # the power goes
+            guest.power_lost()
+        self.lab.power_cycle()
+        started = time.monotonic()
+        boot_host(self.lab, self.scenario.host, self.scenario.host_networks(), wan_routes=False)
+        for guest in self.guests.values():
+            guest.wait_up(started, autostarted=True)
+
+    def _start_workload(self) -> list[str]:
+        """The containers the scenario asks for; Docker refusing (measured: e.g. firewalld 1.3.3
+        flushed Docker's chains) is a finding the verdict states, not a broken run."""
+        problems = []
+        workload = self.scenario.workload
+        starts: list[tuple[str, Callable[[], object]]] = []
+        if workload.published_port is not None:
+            port = workload.published_port
+            starts.append(("the web container did not start",
+                           lambda: containers.run_web(self.lab, name=WEB, published_port=port)))
+        if workload.isolated_networks:
+            starts.append(("the isolation probe could not start",
+                           lambda: containers.run_isolated_server(self.lab)))
+        for failure, start in starts:
+            try:
+                start()
+            except docker.errors.APIError as error:
+                problems.append(f"{failure}: {error.explanation or error}")
+                log.info(problems[-1])
+        return problems
+
+    # -- steps ----------------------------------------------------------------------------------
+    def do(self, step: Step, number: int) -> StepResult:
+        started = time.monotonic()
+        result = StepResult(step)
+        with log.step(f"step {number} [{step.id}]: {step.label()}"):
+            if step.kind == "do" and step.do == "boot":
+                result.problems = self.boot()
+            elif step.kind == "run":
+                result.commands = self._commands(step.commands)
+            elif step.kind in ("event", "axis"):
+                events.happen(self, step.events)
+            elif step.kind in ("fix", "revert"):
+                assert step.fix is not None
+                missing = [d for d in step.fix.needs
+                           if not self.lab.running("libvirtd" if d == "libvirt" else d)]
+                if missing:
+                    raise RuntimeError(f"fix {step.fix.name} needs {', '.join(missing)} running")
+                result.commands = self._commands(step.fix.commands if step.kind == "fix"
+                                                 else step.fix.revert)
+            self._measure(step, result, number)
+            if step.kind == "fix":
+                assert step.fix is not None
+                result.checks = [check.evaluate(self.lab) for check in step.fix.checks]
+        result.seconds = time.monotonic() - started
+        for line in result.mismatches():
+            log.info(f"UNEXPECTED {line}")
+        return result
+
+    def _commands(self, commands: tuple[str, ...]) -> list[CommandRun]:
+        ran = []
+        for command in commands:
+            outcome = self.lab.execute(command)
+            ran.append(CommandRun(command, outcome.returncode, outcome.output))
+            shown = outcome.output.strip().splitlines()[-1:] or ["ok"]
+            log.info(f"host# {command}  -> exit {outcome.returncode}: {shown[0][:120]}")
+        return ran
+
+    def _measure(self, step: Step, result: StepResult, number: int) -> None:
+        with log.step(f"measure after [{step.id}] (until settled, at most {step.settle:.0f}s)"):
+            with ThreadPoolExecutor(max(1, len(self.guests)), thread_name_prefix="guest") as pool:
+                settled = {name: pool.submit(settle, guest, limit=step.settle)
+                           for name, guest in self.guests.items()}
+                result.guests = {name: future.result() for name, future in settled.items()}
+            workload = self.scenario.workload
+            if workload.published_port is not None:
+                result.published_port = self._container_running(WEB) and \
+                    connectivity.published_port_answers(self.lab.wan, workload.published_port,
+                                                        timeout=PORT_TIMEOUT)
+            if workload.isolated_networks:
+                result.docker_isolation = self._isolation_kept()
+            result.facts = host_facts(self.lab, self.wanted)
+            self.snapshot(f"{number:02d}-{step.id}")
+
+    def _container_running(self, name: str) -> bool:
+        if not self.lab.running("dockerd"):
+            return False
+        try:
+            return bool(self.lab.docker().containers.get(name).status == "running")
+        except docker.errors.DockerException:
+            return False
+
+    def _isolation_kept(self) -> bool | None:
+        """Are Docker's two networks still kept apart? None: the probe's server is not running."""
+        if not self._container_running(containers.ISOLATED_SERVER):
+            return None
+        server = self.lab.docker().containers.get(containers.ISOLATED_SERVER)
+        return not containers.reaches_across(self.lab, server)
+
+    def snapshot(self, phase: str) -> None:
+        snap = firewall.snapshot(self.lab, phase)
+        snap.save(self.artifacts)
+        self.snapshots.append(snap)
 
 
 def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None = None) -> Verdict:
-    """Run `scenario` for real and return the verdict (it does not raise on unexpected outcomes)."""
-    fix = fixes.ALL[scenario.fix] if scenario.fix else None
-    missing = [d for d in (fix.needs if fix else ()) if d not in scenario.host.start_order]
-    if missing:
-        raise ScenarioUnsupported(f"fix {scenario.fix} needs {', '.join(missing)}, which "
-                                  f"host.start_order does not start")
-    for field, wanted in (("workload.published_port", scenario.workload.published_port is not None),
-                          ("workload.isolated_networks", scenario.workload.isolated_networks)):
-        if wanted and "dockerd" not in scenario.host.start_order:
-            raise ScenarioUnsupported(f"{field} needs dockerd in host.start_order")
-    if scenario.host.libvirt_firewall_backend != "default" and scenario.host.release == "bookworm":
-        raise ScenarioUnsupported("libvirt 9.0 (bookworm) has no firewall_backend setting")
-    timings: dict[str, float] = {}
+    """Run `scenario` for real and return the verdict (it does not raise on unexpected outcomes).
+    NotApplicable: the release cannot do what the scenario asks (before or while it runs)."""
+    why = scenario.not_applicable()
+    if why is not None:
+        raise NotApplicable(why)
     started = time.monotonic()
     artifacts.mkdir(parents=True, exist_ok=True)
     images = images or build_images(scenario.host.release)
-    timings["images"] = time.monotonic() - started
-    workload_problems: list[str] = []   # containers that could not start: said in the verdict
-    port = scenario.workload.published_port
-    web: Container | None = None
-    isolated: Container | None = None
-
-    def start_workload(failure: str, start: Callable[[], Container]) -> Container | None:
-        """Start a container; Docker refusing (measured: e.g. firewalld 1.3.3 flushed Docker's
-        chains) is a finding the verdict states, not a broken run."""
-        try:
-            return start()
-        except docker.errors.APIError as error:
-            workload_problems.append(f"{failure}: {error.explanation or error}")
-            log.info(workload_problems[-1])
-            return None
-
-    def isolation_kept() -> bool | None:
-        """Are Docker's two networks still kept apart? None: the scenario does not probe it."""
-        return None if isolated is None else not containers.reaches_across(lab, isolated)
-
-    def port_answers() -> bool | None:
-        """Does the published port answer from outside? None: the scenario publishes none."""
-        if port is None:
-            return None
-        return web is not None and connectivity.published_port_answers(lab.wan, port)
-
+    results: list[StepResult] = []
     with log.step(f"scenario {scenario.name} on {scenario.host.release}"), ExitStack() as stack:
-        network = guest_network(scenario.guest.network, ipv6=scenario.guest.ipv6)
-        lab = stack.enter_context(lab_for(scenario.host, images, network=network))
+        lab = stack.enter_context(lab_for(scenario.host, images))
         stack.callback(save_logs, lab, artifacts)
         stack.push(lambda kind, *_: kind is not None and _snapshot_failure(lab, artifacts))
-        phase = time.monotonic()
-        start_in_order(lab, scenario.host.start_order, network)
-        timings["daemons"] = time.monotonic() - phase
-        if port is not None:
-            web = start_workload("the web container did not start", lambda: containers.run_web(
-                lab, name="coexist-web", published_port=port))
-        if scenario.workload.isolated_networks:
-            isolated = start_workload("the isolation probe could not start",
-                                      lambda: containers.run_isolated_server(lab))
-        decision = accel_for(lab, images)
-        baseline = firewall.snapshot(lab, "1-baseline")
-        baseline.save(artifacts)
-        phase = time.monotonic()
-        guest = stack.enter_context(guest_for(lab, images, network=network, artifacts=artifacts,
-                                              decision=decision))
-        timings["guest boot to SSH"] = time.monotonic() - phase
-        events.happen(lab, scenario.events.after_setup, network)
-        with log.step("before any fix: what can the guest reach?"):
-            before = connectivity.measure(guest, lab.wan.endpoints)
-        symptom = firewall.snapshot(lab, "2-symptom")
-        symptom.save(artifacts)
-        verdict = Verdict(scenario, dict(images.host.manifest), decision, list(lab.deviations),
-                          before, timings=timings, artifacts=str(artifacts))
-        verdict.published_before = port_answers()
-        verdict.isolation_before = isolation_kept()
-        after_fix = after_probed = None
-        if fix is not None:
-            lab.apply(fix)
-            verdict.fix_checks = [CheckResult(c.description, c.holds(lab), c.evidence(lab))
-                                  for c in fix.host_checks]
-            after_fix = firewall.snapshot(lab, "3-after-fix")
-            after_fix.save(artifacts)
-            with log.step("after the fix: what can the guest reach?"):
-                verdict.after = connectivity.measure_until_ok(guest, lab.wan.endpoints,
-                                                              timeout=FIX_SETTLE_TIMEOUT)
-            after_probed = firewall.snapshot(lab, "4-after-fix-probed")
-            after_probed.save(artifacts)
-            verdict.published_after = port_answers()
-            verdict.isolation_after = isolation_kept()
-            if scenario.events.after_fix:
-                events.happen(lab, scenario.events.after_fix, network)
-                with log.step(f"after {', '.join(scenario.events.after_fix)}: still reachable?"):
-                    verdict.after_events = connectivity.measure_until_ok(
-                        guest, lab.wan.endpoints, timeout=FIX_SETTLE_TIMEOUT)
-                    verdict.published_after_events = port_answers()
-                firewall.snapshot(lab, "5-after-events").save(artifacts)
-        verdict.explanation = explain(baseline, symptom, before, after_fix, after_probed,
-                                      verdict.after)
-        if fix is not None and verdict.after is not None and not verdict.after.all_ok:
-            verdict.explanation += fix_scope(fix.commands, network.bridge)
-        verdict.explanation += workload_problems
-        timings["scenario"] = time.monotonic() - started
+        run = Run(scenario, lab, images, artifacts, stack)
+        run.timings["images"] = time.monotonic() - started
+        for number, step in enumerate(scenario.steps, 1):
+            results.append(run.do(step, number))
+        assert run.decision is not None
+        verdict = Verdict(scenario, dict(images.host.manifest), run.decision, list(lab.deviations),
+                          results, timings=run.timings, artifacts=str(artifacts))
+        verdict.explanation = explain_steps(run.snapshots, results, run.networks)
+        run.timings["scenario"] = time.monotonic() - started
     (artifacts / "verdict.txt").write_text(verdict.render() + "\n")
     (artifacts / "verdict.json").write_text(verdict.dumps() + "\n")
     return verdict
@@ -356,7 +400,6 @@ def save_logs(lab: Lab, artifacts: Path) -> None:
                 shutil.copy(source, target / source.name)
         except OSError as error:
             log.info(f"artifacts: could not copy {inside}: {error}")
-    for sub in ("wan",):
-        wan_dir = lab.wan.workdir
-        if wan_dir.is_dir():
-            shutil.copytree(wan_dir, target / sub, dirs_exist_ok=True)
+    wan_dir = lab.wan.workdir
+    if wan_dir.is_dir():
+        shutil.copytree(wan_dir, target / "wan", dirs_exist_ok=True)

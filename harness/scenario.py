@@ -1,27 +1,52 @@
 """Scenarios are data: a TOML file validated when loaded, with errors naming the file and field.
 
-Axes (`[host]`, `[events]`) describe the host and what happens to it; `[expect]` states the measured
-outcome, and `[[expect.case]]` tables override it for particular axis values (later cases win), so
-one file can carry the measured truth for several releases, start orders and events.
+A scenario is a host (release, daemons in a boot order, their settings), networks and guests, an
+optional Docker workload, fixes (built-in or its own), and steps in order: boot, admin commands,
+events, fixes, reverts, each measured and with what must hold after it. `[[case]]` tables
+override steps' expectations for particular axis values (later cases win), so one file carries
+the measured truth for several releases, start orders and events. Everything `coexist run` would
+refuse is refused here, at load time: `coexist check` accepts exactly what `run` accepts.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.guestnet import KINDS as GUEST_NETWORKS
+from harness import fixes, guestnet
+from harness.expect import GUEST_KEYS, HOST_KEYS, Expect, ExpectError, parse_expect
+from harness.fixes import Fix, FixError
+from harness.guestnet import GuestNetwork, NetworkError, NetworkSpec
+from harness.hostconfig import HostSettings
 
 RELEASES = ("bookworm", "trixie", "forky")
+GUEST_NETWORKS = guestnet.KINDS
 LIBVIRT_BACKENDS = ("default", "iptables", "nftables")
 FIREWALLD_BACKENDS = ("default", "nftables", "iptables")
 DOCKER_IPTABLES = ("default", "nft", "legacy")
 STARTABLE = ("firewalld", "dockerd", "libvirt")
-EVENTS = ("firewalld-reload", "firewalld-restart", "dockerd-restart", "libvirt-network-restart",
-          "libvirtd-restart")
+# event -> the daemon it needs in host.start_order (None: any host)
+EVENT_NEEDS: dict[str, str | None] = {
+    "firewalld-reload": "firewalld", "firewalld-restart": "firewalld",
+    "dockerd-restart": "dockerd", "libvirt-network-restart": "libvirt",
+    "libvirtd-restart": "libvirt", "guest-restart": None, "host-reboot": None,
+}
+EVENTS = tuple(EVENT_NEEDS)
+AXIS_EVENTS = ("after_setup", "after_fix")
+STEP_KINDS = ("do", "run", "event", "fix", "revert", "axis")
+DO = ("boot", "measure")
+SETTLE_DEFAULT = 30.0   # seconds a step's measurement may take to settle
+NO_BACKEND = {"bookworm": "libvirt 9.0 (bookworm) has no firewall_backend setting"}
+_RESERVED = {*GUEST_KEYS, *HOST_KEYS}   # names a guest may not take
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_GUEST = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
+_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 
 
 class ScenarioError(ValueError):
@@ -39,52 +64,84 @@ class Host:
     firewalld_backend: str = "default"
     docker_iptables: str = "default"
     start_order: tuple[str, ...] = ("firewalld", "dockerd", "libvirt")
+    ipv6: bool = False
+    docker: Mapping[str, Any] = field(default_factory=dict)
+    libvirt: Mapping[str, Any] = field(default_factory=dict)
+    firewalld_conf: Mapping[str, Any] = field(default_factory=dict)
+    sysctl: Mapping[str, Any] = field(default_factory=dict)
+    zones: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def firewalld(self) -> bool:
         return "firewalld" in self.start_order
 
+    def settings(self) -> HostSettings:
+        """The files and sysctls to write, the backend axes included."""
+        libvirt = dict(self.libvirt)
+        if self.libvirt_firewall_backend != "default":
+            libvirt["firewall_backend"] = self.libvirt_firewall_backend
+        firewalld = dict(self.firewalld_conf)
+        if self.firewalld_backend != "default":
+            firewalld["FirewallBackend"] = self.firewalld_backend
+        return HostSettings(dict(self.docker), libvirt, firewalld, dict(self.sysctl),
+                            dict(self.zones), self.docker_iptables)
+
 
 @dataclass(frozen=True)
-class GuestSetup:
-    network: str = "default"   # one of harness.guestnet.KINDS, which describes each
-    ipv6: bool = False         # an IPv6 /64 on the guest's libvirt network, probed too
-
-
-@dataclass(frozen=True)
-class Events:
-    after_setup: tuple[str, ...] = ()   # once the guest is up, before the first measurement
-    after_fix: tuple[str, ...] = ()     # after the fix; connectivity is measured again
+class GuestSpec:
+    name: str
+    network: str   # a known network's name or one of the scenario's own
 
 
 @dataclass(frozen=True)
 class Workload:
-    published_port: int | None = 8080   # a container publishing this port; None: no container
+    published_port: int | None = None   # a container publishing this port; None: no container
     isolated_networks: bool = False     # two containers on two Docker networks (isolation probe)
+
+    @property
+    def any(self) -> bool:
+        return self.published_port is not None or self.isolated_networks
 
 
 @dataclass(frozen=True)
-class Expect:
-    symptom: bool                       # DNS works, ping and TCP to the outside fail (no fix yet)
-    dns_before: bool | None = None      # the guest's DNS probe works before any fix (None: either)
-    ipv6_before: bool | None = None     # with guest.ipv6: ping and TCP over IPv6 work before a fix
-    fix_effective: bool | None = None   # after the fix: DNS, ping and TCP all work
-    published_port: bool = True         # the container's published port answers from outside
-    published_port_after_fix: bool | None = None   # after the fix (None: as published_port)
-    # with workload.isolated_networks: Docker keeps its networks apart (before / after the fix)
-    docker_isolation: bool = True
-    docker_isolation_after_fix: bool | None = None   # None: as docker_isolation
-    # after events.after_fix (in the file or a matrix variant): DNS, ping and TCP still work
-    survives_events: bool | None = None
-    notes: tuple[str, ...] = ()         # why, from the cases that applied
+class Step:
+    id: str
+    kind: str                            # do | run | event | fix | revert | axis
+    do: str = ""                         # boot | measure
+    commands: tuple[str, ...] = ()       # run: verbatim host commands
+    events: tuple[str, ...] = ()         # event (or the axis's events)
+    fix: Fix | None = None               # fix, revert
+    axis: str | None = None              # axis: after_setup | after_fix
+    expect: Expect = field(default_factory=Expect)
+    settle: float = SETTLE_DEFAULT
+
+    def label(self) -> str:
+        if self.kind == "do":
+            return "boot: daemons in start order, guests up" if self.do == "boot" else "measure again"
+        if self.kind == "run":
+            return "admin: " + "; ".join(f"host# {c}" for c in self.commands)
+        if self.kind == "fix":
+            assert self.fix is not None
+            return f"fix {self.fix.name}"
+        if self.kind == "revert":
+            assert self.fix is not None
+            return f"revert {self.fix.name}"
+        return "event: " + ", ".join(self.events)
+
+    def expect_summary(self) -> str:
+        e = self.expect
+        parts = [f"{k} = {json.dumps(v)}" for k, v in {**e.guest, **e.host}.items()]
+        parts += [f"{g}.{k} = {json.dumps(v)}" for g, vals in e.per_guest.items() for k, v in vals.items()]
+        return "expected: " + ", ".join(parts) if parts else "nothing stated"
 
 
 @dataclass(frozen=True)
 class Case:
-    """`[[expect.case]]`: outcomes that hold when every given axis value matches."""
+    """`[[case]]`: step expectations that hold when every given axis value matches."""
 
     match: dict[str, Any]
-    outcome: dict[str, Any]
+    expect: dict[str, Expect]
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -94,16 +151,18 @@ class Scenario:
     summary: str
     source: str
     host: Host
-    events: Events
+    guests: tuple[GuestSpec, ...]
+    networks: Mapping[str, NetworkSpec]   # the scenario's own networks, by name
     workload: Workload
-    guest: GuestSetup
-    fix: str | None
-    base_expect: Expect
+    fixes: Mapping[str, Fix]              # the scenario's own fixes
+    step_list: tuple[Step, ...]           # as written; axis steps without events included
+    axis_events: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     cases: tuple[Case, ...] = ()
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
 
+    # -- axes -----------------------------------------------------------------------------------
     def axes(self) -> dict[str, Any]:
-        """This scenario's axis values, as `[[expect.case]]` tables name them."""
+        """This scenario's axis values, as `[[case]]` tables name them."""
         return {
             "release": self.host.release,
             "libvirt_firewall_backend": self.host.libvirt_firewall_backend,
@@ -111,84 +170,141 @@ class Scenario:
             "docker_iptables": self.host.docker_iptables,
             "start_order": list(self.host.start_order),
             "firewalld": self.host.firewalld,
-            "network": self.guest.network,
-            "ipv6": self.guest.ipv6,
-            "after_setup": list(self.events.after_setup),
-            "after_fix": list(self.events.after_fix),
+            "network": self.guests[0].network,
+            "ipv6": self.host.ipv6,
+            "after_setup": list(self.axis_events.get("after_setup", ())),
+            "after_fix": list(self.axis_events.get("after_fix", ())),
         }
-
-    @property
-    def expect(self) -> Expect:
-        """The expected outcome for this scenario's axis values."""
-        axes = self.axes()
-        outcome = dataclasses.asdict(self.base_expect)
-        notes = list(self.base_expect.notes)
-        for case in self.cases:
-            if all(axes[key] == value for key, value in case.match.items()):
-                notes += [case.outcome["note"]] if "note" in case.outcome else []
-                outcome.update({k: v for k, v in case.outcome.items() if k != "note"})
-        outcome["notes"] = tuple(notes)
-        for after, before in (("published_port_after_fix", "published_port"),
-                              ("docker_isolation_after_fix", "docker_isolation")):
-            if outcome[after] is None:   # unstated: as before the fix
-                outcome[after] = outcome[before]
-        return Expect(**outcome)
 
     def variant(self, **axes: Any) -> Scenario:
         """The same scenario with other axis values (validated like a file)."""
-        host = {k: axes.pop(k) for k in list(axes) if k in _SCHEMA["host"]}
-        events = {k: axes.pop(k) for k in list(axes) if k in _SCHEMA["events"]}
-        guest = {k: axes.pop(k) for k in list(axes) if k in _SCHEMA["guest"]}
-        if axes:
-            raise ScenarioError(self.path, "variant", f"unknown axes {sorted(axes)}")
-        where = f"{self.path} (variant {host | events | guest})"
-        new_host = _host(where, {**_host_data(self.host), **host})
-        new_events = _events(where, {"after_setup": list(self.events.after_setup),
-                                     "after_fix": list(self.events.after_fix), **events})
-        new_guest = _guest(where, {**dataclasses.asdict(self.guest), **guest})
-        return dataclasses.replace(self, host=new_host, events=new_events, guest=new_guest)
+        data = {k: v for k, v in self.axes().items() if k != "firewalld"}
+        unknown = sorted(set(axes) - set(data))
+        if unknown:
+            raise ScenarioError(self.path, "variant", f"unknown axes {unknown}; allowed: {', '.join(data)}")
+        data.update(axes)
+        where = f"{self.path} (variant {axes})"
+        host = _host(where, {**_host_data(self.host), **{k: data[k] for k in _AXIS_HOST}})
+        _choice(where, "guest.network", data["network"], (*self.networks, *GUEST_NETWORKS))
+        guests = (dataclasses.replace(self.guests[0], network=data["network"]), *self.guests[1:])
+        events = {}
+        for axis in AXIS_EVENTS:
+            events[axis] = tuple(_events(where, f"events.{axis}", data[axis]))
+        variant = dataclasses.replace(self, host=host, guests=guests, axis_events=events)
+        _check_networks(where, variant)
+        return variant
+
+    def not_applicable(self) -> str | None:
+        """Why this combination cannot run on its release or host (None: it can)."""
+        if self.host.libvirt_firewall_backend != "default" and self.host.release in NO_BACKEND:
+            return NO_BACKEND[self.host.release]
+        for step in self.steps:
+            for event in step.events:
+                need = EVENT_NEEDS[event]
+                if need is not None and need not in self.host.start_order:
+                    return (f"step {step.id}: event {event} needs {need}, which host.start_order "
+                            "does not start")
+            if step.fix is not None:
+                missing = [d for d in step.fix.needs if d not in self.host.start_order]
+                if missing:
+                    return (f"step {step.id}: fix {step.fix.name} needs {', '.join(missing)}, which "
+                            "host.start_order does not start")
+        if self.workload.any and "dockerd" not in self.host.start_order:
+            return "[workload] needs dockerd in host.start_order"
+        return None
 
     def label(self) -> str:
         """A short description of the axis values, for reports."""
         h = self.host
-        parts = [h.release, f"libvirt:{h.libvirt_firewall_backend}",
-                 "order:" + ">".join(h.start_order)]
-        if self.guest.network != "default":
-            parts.append(f"network:{self.guest.network}")
-        if self.guest.ipv6:
+        parts = [h.release, f"libvirt:{h.libvirt_firewall_backend}", "order:" + ">".join(h.start_order)]
+        if self.guests[0].network != "default":
+            parts.append(f"network:{self.guests[0].network}")
+        if h.ipv6:
             parts.append("ipv6")
         if h.firewalld_backend != "default":
             parts.append(f"firewalld:{h.firewalld_backend}")
         if h.docker_iptables != "default":
             parts.append(f"docker-iptables:{h.docker_iptables}")
-        if self.events.after_setup:
-            parts.append("events:" + ",".join(self.events.after_setup))
-        if self.events.after_fix:
-            parts.append("after-fix:" + ",".join(self.events.after_fix))
+        if self.axis_events.get("after_setup"):
+            parts.append("events:" + ",".join(self.axis_events["after_setup"]))
+        if self.axis_events.get("after_fix"):
+            parts.append("after-fix:" + ",".join(self.axis_events["after_fix"]))
         return " ".join(parts)
 
+    # -- what runs ------------------------------------------------------------------------------
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        """The steps that happen: axis steps carry their axis's events, or are left out; each
+        with its expectations for this scenario's axis values."""
+        axes = self.axes()
+        chosen = []
+        for step in self.step_list:
+            if step.axis is not None:
+                events = self.axis_events.get(step.axis, ())
+                if not events:
+                    continue
+                step = dataclasses.replace(step, events=events)
+            expect = step.expect
+            for case in self.cases:
+                if step.id in case.expect and _matches(case.match, axes):
+                    expect = expect.merged(case.expect[step.id])
+            chosen.append(dataclasses.replace(step, expect=expect))
+        return tuple(chosen)
 
-_SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
+    @property
+    def expect_notes(self) -> tuple[str, ...]:
+        axes = self.axes()
+        return tuple(c.note for c in self.cases if c.note and _matches(c.match, axes))
+
+    def guest_networks(self) -> dict[str, GuestNetwork]:
+        """Each guest's place on its network (IPv6 per host.ipv6 or the network's own /64)."""
+        placed: dict[str, GuestNetwork] = {}
+        count: dict[str, int] = {}
+        for guest in self.guests:
+            spec = self.network(guest.network)
+            index = count[guest.network] = count.get(guest.network, -1) + 1
+            placed[guest.name] = guestnet.place(spec, index)
+        return placed
+
+    def network(self, name: str) -> NetworkSpec:
+        if name in self.networks:
+            spec = self.networks[name]
+            return spec.with_ipv6(self.host.ipv6 or spec.ipv6 is not None)
+        return guestnet.known()[name].with_ipv6(self.host.ipv6)
+
+    def host_networks(self) -> list[NetworkSpec]:
+        """Every network the host has: the stock one, the scenario's own, and the guests'."""
+        names = dict.fromkeys(["default", *self.networks, *(g.network for g in self.guests)])
+        return [self.network(name) for name in names]
+
+    @property
+    def docker(self) -> bool:
+        return "dockerd" in self.host.start_order
+
+
+_AXIS_HOST = ("release", "libvirt_firewall_backend", "firewalld_backend", "docker_iptables",
+              "start_order", "ipv6")
+_TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
     "scenario": {"name": str, "summary": str, "source": str, "notes": list},
     "host": {"release": str, "libvirt_firewall_backend": str, "firewalld_backend": str,
-             "docker_iptables": str, "start_order": list},
+             "docker_iptables": str, "start_order": list, "ipv6": bool, "docker": dict,
+             "libvirt": dict, "firewalld": dict, "sysctl": dict, "zones": dict},
     "events": {"after_setup": list, "after_fix": list},
-    "guest": {"network": str, "ipv6": bool},
     "workload": {"published_port": int, "isolated_networks": bool},
-    "fix": {"name": str},
-    "expect": {"symptom": bool, "dns_before": bool, "ipv6_before": bool, "fix_effective": bool,
-               "published_port": bool,
-               "published_port_after_fix": bool, "survives_events": bool,
-               "docker_isolation": bool, "docker_isolation_after_fix": bool, "case": list},
+    "fix": {},
+    "network": {},
+    "guest": {},
+    "step": {},
+    "case": {},
 }
-_REQUIRED = {"scenario": ("name", "summary"), "expect": ("symptom",)}
+_ARRAYS = ("network", "guest", "step", "case")
+_STEP_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "id": str, "do": str, "run": list, "event": (str, list), "fix": str, "revert": str,
+    "axis": str, "params": dict, "expect": dict, "settle": (int, float), "note": str}
 _CASE_MATCH: dict[str, type] = {
     "release": str, "libvirt_firewall_backend": str, "firewalld_backend": str,
     "docker_iptables": str, "start_order": list, "firewalld": bool, "after_setup": list,
     "after_fix": list, "network": str, "ipv6": bool}
-# A case states any of [expect]'s outcomes (not further cases), and why.
-_CASE_OUTCOME: dict[str, type | tuple[type, ...]] = {
-    **{k: v for k, v in _SCHEMA["expect"].items() if k != "case"}, "note": str}
 
 
 def load(path: Path | str) -> Scenario:
@@ -207,163 +323,379 @@ def parse(data: dict[str, Any], path: Path | str = "<scenario>") -> Scenario:
     """Validate already-parsed TOML data: unknown keys, types and allowed values are all errors."""
     path = Path(path)
     for table, value in data.items():
-        if table not in _SCHEMA:
-            raise ScenarioError(path, f"[{table}]", f"unknown table; allowed: {_names(_SCHEMA)}")
-        if not isinstance(value, dict):
+        if table not in _TABLES:
+            raise ScenarioError(path, f"[{table}]", f"unknown table; allowed: {', '.join(_TABLES)}"
+                                + (" ([expect] became per-step `expect` tables and [[case]])"
+                                   if table == "expect" else ""))
+        if table in _ARRAYS:
+            if not isinstance(value, list):
+                raise ScenarioError(path, table, f"must be an array of tables ([[{table}]])")
+        elif not isinstance(value, dict):
             raise ScenarioError(path, table, "must be a table ([...])")
-        _check_types(path, table, value, _SCHEMA[table])
-    for table, keys in _REQUIRED.items():
-        for key in keys:
-            if key not in data.get(table, {}):
-                raise ScenarioError(path, f"{table}.{key}", "is required")
-
-    meta = data["scenario"]
+        elif table not in ("fix",):
+            _check_types(path, table, value, _TABLES[table])
+    meta = data.get("scenario", {})
+    for key in ("name", "summary"):
+        if key not in meta:
+            raise ScenarioError(path, f"scenario.{key}", "is required")
+    if not _NAME.fullmatch(meta["name"]):
+        raise ScenarioError(path, "scenario.name", f"{meta['name']!r}: letters, digits, '_', '.', "
+                                                   "'-', starting with a letter or digit, at most 64")
     host = _host(path, data.get("host", {}))
-    events = _events(path, data.get("events", {}))
-    guest = _guest(path, data.get("guest", {}))
+    networks = _networks(path, data.get("network", []))
+    guests = _guests(path, data.get("guest", []), networks)
     workload_data = data.get("workload", {})
-    port = workload_data.get("published_port", Workload.published_port)
+    port = workload_data.get("published_port")
     if port is not None and not 1 <= port <= 65535:
         raise ScenarioError(path, "workload.published_port", f"must be 1..65535, got {port}")
-    fix = data.get("fix", {}).get("name")
-    if fix is not None:
-        from harness import fixes
-
-        if fix not in fixes.ALL:
-            raise ScenarioError(path, "fix.name",
-                                f"unknown fix {fix!r}; known: {', '.join(fixes.ALL)}")
-    expect_data = data["expect"]
-    _require_together(path, "fix_effective", fix is not None, expect_data, "[fix]")
-    if events.after_fix and "survives_events" not in expect_data:
-        raise ScenarioError(path, "expect.survives_events",
-                            "is required when the scenario has events.after_fix")
-    workload = Workload(published_port=port, isolated_networks=workload_data.get(
-        "isolated_networks", Workload.isolated_networks))
-    for keys, probed, because in (
-            (("docker_isolation", "docker_isolation_after_fix"), workload.isolated_networks,
-             "the scenario probes no Docker isolation (workload.isolated_networks = true)"),
-            (("ipv6_before",), guest.ipv6, "the guest has no IPv6 (guest.ipv6 = true)")):
-        for key in keys:
-            if key in expect_data and not probed:
-                raise ScenarioError(path, f"expect.{key}", f"given, but {because}")
-    if events.after_fix and fix is None:
-        raise ScenarioError(path, "events.after_fix", "given, but the scenario has no [fix]")
-    return Scenario(
-        path=path,
-        name=meta["name"],
-        summary=meta["summary"],
-        source=meta.get("source", ""),
-        notes=tuple(_strings(path, "scenario.notes", meta.get("notes", []))),
-        host=host,
-        events=events,
-        workload=workload,
-        guest=guest,
-        fix=fix,
-        # Every [expect] key but `case` is an Expect field (types checked above); the rest default.
-        base_expect=Expect(**{k: v for k, v in expect_data.items() if k != "case"}),
-        cases=tuple(_case(path, i, c) for i, c in enumerate(expect_data.get("case", []))),
-    )
+    workload = Workload(port, workload_data.get("isolated_networks", False))
+    own_fixes = {}
+    for name, table in data.get("fix", {}).items():
+        if name in fixes.builtin():
+            raise ScenarioError(path, f"fix.{name}", "is a built-in fix's name; name yours differently")
+        try:
+            own_fixes[name] = fixes.parse_fix(name, table)
+        except FixError as error:
+            raise ScenarioError(path, f"fix.{name}.{error.field}".rstrip("."), str(error)) from None
+    axis_events = {axis: tuple(_events(path, f"events.{axis}", data.get("events", {}).get(axis, [])))
+                   for axis in AXIS_EVENTS}
+    steps = _steps(path, data.get("step", []), {**fixes.builtin(), **own_fixes},
+                   tuple(g.name for g in guests))
+    scenario = Scenario(
+        path=path, name=meta["name"], summary=meta["summary"], source=meta.get("source", ""),
+        notes=tuple(_strings(path, "scenario.notes", meta.get("notes", []))), host=host,
+        guests=guests, networks=networks, workload=workload, fixes=own_fixes, step_list=steps,
+        axis_events=axis_events)
+    for axis in AXIS_EVENTS:
+        if axis_events[axis] and not any(s.axis == axis for s in steps):
+            raise ScenarioError(path, f"events.{axis}", f"given, but no step has axis = \"{axis}\" "
+                                                        "(where the events happen)")
+    cases = tuple(_case(path, i, c, scenario) for i, c in enumerate(data.get("case", [])))
+    scenario = dataclasses.replace(scenario, cases=cases)
+    _check_networks(path, scenario)
+    _check_consistency(path, scenario)
+    why = scenario.not_applicable()
+    if why is not None:
+        raise ScenarioError(path, "host", f"cannot run as written: {why}")
+    return scenario
 
 
 def _host_data(host: Host) -> dict[str, Any]:
-    data = dataclasses.asdict(host)
+    data = {k: getattr(host, k) for k in _AXIS_HOST}
     data["start_order"] = list(host.start_order)
+    data.update(docker=dict(host.docker), libvirt=dict(host.libvirt), firewalld=dict(host.firewalld_conf),
+                sysctl=dict(host.sysctl), zones={z: list(i) for z, i in host.zones.items()})
     return data
 
 
 def _host(path: Path | str, data: dict[str, Any]) -> Host:
-    _check_types(path, "host", data, _SCHEMA["host"])
+    _check_types(path, "host", data, _TABLES["host"])
+    libvirt = dict(data.get("libvirt", {}))
+    firewalld = dict(data.get("firewalld", {}))
+    backend = _choice(path, "host.libvirt_firewall_backend",
+                      data.get("libvirt_firewall_backend", Host.libvirt_firewall_backend), LIBVIRT_BACKENDS)
+    fw_backend = _choice(path, "host.firewalld_backend",
+                         data.get("firewalld_backend", Host.firewalld_backend), FIREWALLD_BACKENDS)
+    for given, table, key in ((backend, libvirt, "firewall_backend"),
+                              (fw_backend, firewalld, "FirewallBackend")):
+        if given != "default" and key in table:
+            raise ScenarioError(path, f"host.{'libvirt' if table is libvirt else 'firewalld'}.{key}",
+                                "set twice: give it once, as the host's backend key (a matrix axis)")
+    for name, table in (("docker", data.get("docker", {})), ("libvirt", libvirt), ("firewalld", firewalld)):
+        for key, value in table.items():
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,63}", key):
+                raise ScenarioError(path, f"host.{name}.{key}", "a configuration key: letters, digits, _ . -")
+            if name != "docker" and not isinstance(value, str | int | bool):
+                raise ScenarioError(path, f"host.{name}.{key}",
+                                    f"must be a string, number or boolean, got {value!r}")
+    sysctl = data.get("sysctl", {})
+    for key, value in sysctl.items():
+        if not re.fullmatch(r"net(\.[A-Za-z0-9_+-]+)+", key):
+            raise ScenarioError(path, f"host.sysctl.{key}", "only network sysctls (net.*): the lab "
+                                                            "owns its network namespace, nothing else")
+        short = isinstance(value, str) and re.fullmatch(r"[\w .:-]{1,64}", value)
+        if isinstance(value, bool) or not (isinstance(value, int) or short):
+            raise ScenarioError(path, f"host.sysctl.{key}",
+                                f"must be a number or a short string, got {value!r}")
+    zones = {}
+    for zone, interfaces in data.get("zones", {}).items():
+        names = interfaces if isinstance(interfaces, list) else []
+        if not names or not all(isinstance(i, str) for i in names):
+            raise ScenarioError(path, f"host.zones.{zone}",
+                                "a list of interface names, e.g. libvirt = [\"virbr0\"]")
+        zones[zone] = tuple(interfaces)
     return Host(
         release=_choice(path, "host.release", data.get("release", Host.release), RELEASES),
-        libvirt_firewall_backend=_choice(
-            path, "host.libvirt_firewall_backend",
-            data.get("libvirt_firewall_backend", Host.libvirt_firewall_backend), LIBVIRT_BACKENDS),
-        firewalld_backend=_choice(path, "host.firewalld_backend",
-                                  data.get("firewalld_backend", Host.firewalld_backend),
-                                  FIREWALLD_BACKENDS),
+        libvirt_firewall_backend=backend, firewalld_backend=fw_backend,
         docker_iptables=_choice(path, "host.docker_iptables",
-                                data.get("docker_iptables", Host.docker_iptables),
-                                DOCKER_IPTABLES),
+                                data.get("docker_iptables", Host.docker_iptables), DOCKER_IPTABLES),
         start_order=_start_order(path, data.get("start_order", list(Host.start_order))),
-    )
+        ipv6=data.get("ipv6", False), docker=dict(data.get("docker", {})), libvirt=libvirt,
+        firewalld_conf=firewalld, sysctl=dict(sysctl), zones=zones)
 
 
-def _guest(path: Path | str, data: dict[str, Any]) -> GuestSetup:
-    _check_types(path, "guest", data, _SCHEMA["guest"])
-    network = _choice(path, "guest.network", data.get("network", GuestSetup.network), GUEST_NETWORKS)
-    ipv6 = data.get("ipv6", GuestSetup.ipv6)
-    if ipv6 and network == "bridged":
-        raise ScenarioError(path, "guest.ipv6", "only on a libvirt network (default, nat2, routed), "
-                                                "not with network = \"bridged\"")
-    return GuestSetup(network=network, ipv6=ipv6)
+def _networks(path: Path, tables: list[Any]) -> dict[str, NetworkSpec]:
+    networks: dict[str, NetworkSpec] = {}
+    for index, table in enumerate(tables):
+        where = f"network[{index}]"
+        if not isinstance(table, dict):
+            raise ScenarioError(path, where, "must be a table ([[network]])")
+        name = table.get("name")
+        if name is None:
+            raise ScenarioError(path, f"{where}.name", "is required")
+        if name in guestnet.known():
+            raise ScenarioError(path, f"{where}.name", f"{name!r} is a known network "
+                                f"({', '.join(GUEST_NETWORKS)}); name yours differently")
+        try:
+            spec = guestnet.parse_network(name, table)
+        except NetworkError as error:
+            raise ScenarioError(path, f"{where}.{error.field}", str(error)) from None
+        if name in networks:
+            raise ScenarioError(path, f"{where}.name", f"two networks are called {name!r}")
+        networks[name] = spec
+    return networks
 
 
-def _events(path: Path | str, data: dict[str, Any]) -> Events:
-    _check_types(path, "events", data, _SCHEMA["events"])
-    lists = {}
-    for key in ("after_setup", "after_fix"):
-        values = _strings(path, f"events.{key}", data.get(key, []))
-        for value in values:
-            _choice(path, f"events.{key}", value, EVENTS)
-        lists[key] = tuple(values)
-    return Events(**lists)
+def _guests(path: Path, tables: list[Any], networks: dict[str, NetworkSpec]) -> tuple[GuestSpec, ...]:
+    if not tables:
+        return (GuestSpec("guest", "default"),)
+    guests = []
+    for index, table in enumerate(tables):
+        where = f"guest[{index}]"
+        if not isinstance(table, dict):
+            raise ScenarioError(path, where, "must be a table ([[guest]])")
+        _check_types(path, where, table, {"name": str, "network": str})
+        name = table.get("name", "guest" if index == 0 else "")
+        if not _GUEST.fullmatch(name) or name in _RESERVED:
+            raise ScenarioError(path, f"{where}.name", f"{name!r}: a lower-case name (letters, digits, "
+                                "'-', at most 16), not an expectation key")
+        if name in {g.name for g in guests}:
+            raise ScenarioError(path, f"{where}.name", f"two guests are called {name!r}")
+        network = _choice(path, f"{where}.network", table.get("network", "default"),
+                          (*networks, *GUEST_NETWORKS))
+        guests.append(GuestSpec(name, network))
+    return tuple(guests)
 
 
-def _case(path: Path, index: int, data: Any) -> Case:
-    where = f"expect.case[{index}]"
+def _steps(path: Path, tables: list[Any], known_fixes: dict[str, Fix],
+           guests: tuple[str, ...]) -> tuple[Step, ...]:
+    if not tables:
+        raise ScenarioError(path, "step", "is required: at least [[step]] do = \"boot\"")
+    steps: list[Step] = []
+    for index, table in enumerate(tables):
+        where = f"step[{index}]"
+        if not isinstance(table, dict):
+            raise ScenarioError(path, where, "must be a table ([[step]])")
+        _check_types(path, where, table, _STEP_FIELDS)
+        kinds = [k for k in STEP_KINDS if k in table]
+        if len(kinds) != 1:
+            raise ScenarioError(path, where, f"give exactly one of {', '.join(STEP_KINDS)}"
+                                + (f", not {kinds}" if kinds else ""))
+        kind = kinds[0]
+        step = Step(id="", kind=kind)
+        if kind == "do":
+            step = dataclasses.replace(step, do=_choice(path, f"{where}.do", table["do"], DO))
+            if (step.do == "boot") != (index == 0):
+                raise ScenarioError(path, f"{where}.do", "the first step, and only it, is do = \"boot\"")
+        elif index == 0:
+            raise ScenarioError(path, where, "the first step must be do = \"boot\" (daemons up, guests up)")
+        elif kind == "run":
+            commands = _strings(path, f"{where}.run", table["run"])
+            if not commands or not all(c.strip() for c in commands):
+                raise ScenarioError(path, f"{where}.run", "a list of host commands, each run verbatim")
+            step = dataclasses.replace(step, commands=tuple(commands))
+        elif kind == "event":
+            value = table["event"]
+            events = _events(path, f"{where}.event", [value] if isinstance(value, str) else value)
+            if not events:
+                raise ScenarioError(path, f"{where}.event", "names no event")
+            step = dataclasses.replace(step, events=tuple(events))
+        elif kind == "axis":
+            axis = _choice(path, f"{where}.axis", table["axis"], AXIS_EVENTS)
+            if any(s.axis == axis for s in steps):
+                raise ScenarioError(path, f"{where}.axis", f"a second step with axis = \"{axis}\"")
+            step = dataclasses.replace(step, axis=axis)
+        else:
+            name = table[kind]
+            if name not in known_fixes:
+                raise ScenarioError(path, f"{where}.{kind}", f"unknown fix {name!r}; known: "
+                                    f"{', '.join(known_fixes)} (or define [fix.{name}])")
+            try:
+                fix = known_fixes[name].with_params(table.get("params", {}))
+            except FixError as error:
+                raise ScenarioError(path, f"{where}.{error.field}", str(error)) from None
+            if kind == "revert" and not fix.revert:
+                raise ScenarioError(path, f"{where}.revert", f"fix {name} has no revert commands")
+            step = dataclasses.replace(step, fix=fix)
+        if "params" in table and kind not in ("fix", "revert"):
+            raise ScenarioError(path, f"{where}.params", "only with fix = or revert =")
+        settle = table.get("settle", SETTLE_DEFAULT)
+        if not 1 <= settle <= 300:
+            raise ScenarioError(path, f"{where}.settle", f"seconds, 1..300, got {settle}")
+        step_id = table.get("id") or _unique(_default_id(step), [s.id for s in steps])
+        if not _ID.fullmatch(step_id):
+            raise ScenarioError(path, f"{where}.id", f"{step_id!r}: lower-case letters, digits, '-'")
+        if step_id in [s.id for s in steps]:
+            raise ScenarioError(path, f"{where}.id", f"two steps are called {step_id!r}")
+        try:
+            expect = parse_expect(table.get("expect", {}), guests)
+        except ExpectError as error:
+            raise ScenarioError(path, f"{where}.expect.{error.field}".rstrip("."), str(error)) from None
+        steps.append(dataclasses.replace(step, id=step_id, expect=expect, settle=float(settle)))
+    return tuple(steps)
+
+
+def _default_id(step: Step) -> str:
+    if step.kind == "do":
+        return step.do
+    if step.kind == "run":
+        return "admin"
+    if step.kind == "event":
+        return step.events[0] if len(step.events) == 1 else "events"
+    if step.kind == "axis":
+        assert step.axis is not None
+        return step.axis.replace("_", "-")
+    assert step.fix is not None
+    return step.fix.name if step.kind == "fix" else f"revert-{step.fix.name}"
+
+
+def _unique(base: str, taken: list[str]) -> str:
+    candidate, number = base, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{base}-{number}"
+    return candidate
+
+
+def _case(path: Path, index: int, data: Any, scenario: Scenario) -> Case:
+    where = f"case[{index}]"
     if not isinstance(data, dict):
-        raise ScenarioError(path, where, "must be a table ([[expect.case]])")
+        raise ScenarioError(path, where, "must be a table ([[case]])")
     match = {k: v for k, v in data.items() if k in _CASE_MATCH}
-    outcome = {k: v for k, v in data.items() if k in _CASE_OUTCOME}
-    unknown = set(data) - set(match) - set(outcome)
+    unknown = set(data) - set(match) - {"expect", "note"}
     if unknown:
         raise ScenarioError(path, f"{where}.{sorted(unknown)[0]}",
-                            f"unknown key; allowed: {_names(_CASE_MATCH)}, {_names(_CASE_OUTCOME)}")
-    _check_types(path, where, data, {**_CASE_MATCH, **_CASE_OUTCOME})
+                            f"unknown key; allowed: {', '.join(_CASE_MATCH)}, expect, note")
+    _check_types(path, where, data, {**_CASE_MATCH, "expect": dict, "note": str})
     if not match:
-        raise ScenarioError(path, where, f"matches nothing: give one of {_names(_CASE_MATCH)}")
-    if not set(outcome) - {"note"}:
-        raise ScenarioError(path, where, "states no outcome: give one of "
-                            f"{_names({k: v for k, v in _CASE_OUTCOME.items() if k != 'note'})}")
+        raise ScenarioError(path, where, f"matches nothing: give one of {', '.join(_CASE_MATCH)}")
     allowed = {"release": RELEASES, "libvirt_firewall_backend": LIBVIRT_BACKENDS,
                "firewalld_backend": FIREWALLD_BACKENDS, "docker_iptables": DOCKER_IPTABLES,
-               "network": GUEST_NETWORKS}
+               "network": (*scenario.networks, *GUEST_NETWORKS)}
     for key, choices in allowed.items():
         if key in match:
             _choice(path, f"{where}.{key}", match[key], choices)
     if "start_order" in match:
-        _start_order(path, match["start_order"], f"{where}.start_order")
-    return Case(match, outcome)
+        order = _start_order(path, match["start_order"], f"{where}.start_order")
+        if "firewalld" in match and match["firewalld"] != ("firewalld" in order):
+            raise ScenarioError(path, f"{where}.firewalld", "contradicts its start_order: never matches")
+    for axis in AXIS_EVENTS:
+        if axis in match:
+            _events(path, f"{where}.{axis}", match[axis])
+            if not any(s.axis == axis for s in scenario.step_list):
+                raise ScenarioError(path, f"{where}.{axis}", f"never matches: no step has axis = \"{axis}\"")
+    if match.get("release") in NO_BACKEND and match.get("libvirt_firewall_backend", "default") != "default":
+        raise ScenarioError(path, where, f"never matches: {NO_BACKEND[match['release']]}")
+    if match.get("ipv6") and match.get("network") in _bridge_networks(scenario):
+        raise ScenarioError(path, where, "never matches: IPv6 is an option of libvirt networks, "
+                                         "not of a LAN bridge")
+    expect_data = data.get("expect", {})
+    if not expect_data:
+        raise ScenarioError(path, f"{where}.expect", "states no outcome: expect.<step id> = { ... }")
+    ids = [s.id for s in scenario.step_list]
+    expects = {}
+    guests = tuple(g.name for g in scenario.guests)
+    for step_id, table in expect_data.items():
+        if step_id not in ids:
+            raise ScenarioError(path, f"{where}.expect.{step_id}", f"no such step; steps: {', '.join(ids)}")
+        try:
+            expects[step_id] = parse_expect(table, guests)
+        except ExpectError as error:
+            field_name = f"{where}.expect.{step_id}.{error.field}".rstrip(".")
+            raise ScenarioError(path, field_name, str(error)) from None
+        if expects[step_id].is_empty():
+            raise ScenarioError(path, f"{where}.expect.{step_id}", "states no outcome")
+    return Case(match, expects, data.get("note", ""))
+
+
+def _bridge_networks(scenario: Scenario) -> set[str]:
+    return {n for n in (*scenario.networks, *GUEST_NETWORKS) if scenario.network(n).forward == "bridge"}
+
+
+def _check_networks(path: Path | str, scenario: Scenario) -> None:
+    bridges = [g for g in scenario.guests if scenario.network(g.network).forward == "bridge"]
+    if scenario.host.ipv6 and bridges:
+        raise ScenarioError(path, "host.ipv6", "IPv6 is an option of libvirt networks (default, nat2, "
+                            f"routed, your own), not of guest {bridges[0].name} on a LAN bridge")
+    lan = {scenario.network(g.network).bridge for g in bridges}
+    if len(lan) > 1:
+        raise ScenarioError(path, "guest",
+                            f"guests on two LAN bridges {sorted(lan)}: the host has one uplink")
+    seen: dict[str, str] = {}
+    for spec in scenario.host_networks():
+        for other, (subnet, bridge) in seen.items():
+            if spec.bridge == bridge or spec.ipv4 and subnet and _overlap(spec.ipv4, subnet):
+                raise ScenarioError(path, "network", f"networks {other} and {spec.name} share a bridge "
+                                                     "or overlapping subnets")
+        seen[spec.name] = (spec.ipv4 or "", spec.bridge)
+
+
+def _overlap(a: str, b: str) -> bool:
+    import ipaddress
+
+    return ipaddress.ip_network(a).overlaps(ipaddress.ip_network(b))
+
+
+def _check_consistency(path: Path, scenario: Scenario) -> None:
+    """Expectations that could never be measured are errors, not silently ignored."""
+    ipv6 = any(n.ipv6 for n in scenario.guest_networks().values())
+    for index, step in enumerate(scenario.step_list):
+        for expect, where in [(step.expect, f"step[{index}].expect"),
+                              *[(c.expect[step.id], f"case[{i}].expect.{step.id}")
+                                for i, c in enumerate(scenario.cases) if step.id in c.expect]]:
+            keys = expect.keys()
+            for key, given, because in (
+                    ("published_port", scenario.workload.published_port is not None,
+                     "publishes no port ([workload] published_port)"),
+                    ("docker_isolation", scenario.workload.isolated_networks,
+                     "probes no Docker isolation ([workload] isolated_networks = true)")):
+                if key in keys and not given:
+                    raise ScenarioError(path, f"{where}.{key}", f"given, but the scenario {because}")
+            for key in ("ipv6", "ping6", "tcp6"):
+                if key in keys and not ipv6 and not any(c.match.get("ipv6") for c in scenario.cases):
+                    raise ScenarioError(path, f"{where}.{key}", "given, but no guest network has IPv6 "
+                                                                "(host.ipv6 = true)")
+            if "checks" in expect.host:
+                if step.fix is None or step.kind != "fix":
+                    raise ScenarioError(path, f"{where}.checks", "only on a fix step (the fix's host checks)")
+                ids = [c.id for c in step.fix.checks]
+                for check in expect.host["checks"]:
+                    if check not in ids:
+                        raise ScenarioError(path, f"{where}.checks.{check}",
+                                            f"fix {step.fix.name} has no such check; its checks: "
+                                            f"{', '.join(ids) or 'none'}")
+
+
+def _matches(match: dict[str, Any], axes: dict[str, Any]) -> bool:
+    return all(axes[key] == value for key, value in match.items())
 
 
 def _check_types(path: Path | str, table: str, values: dict[str, Any],
                  allowed: dict[str, type | tuple[type, ...]]) -> None:
     for key, item in values.items():
         if key not in allowed:
-            raise ScenarioError(path, f"{table}.{key}", f"unknown key; allowed: {_names(allowed)}")
+            raise ScenarioError(path, f"{table}.{key}", f"unknown key; allowed: {', '.join(allowed)}")
         expected = allowed[key]
-        if isinstance(item, bool) and expected is int or not isinstance(item, expected):
-            kind = expected.__name__ if isinstance(expected, type) else str(expected)
+        if isinstance(item, bool) and expected in (int, (int, float)) or not isinstance(item, expected):
+            kind = (expected.__name__ if isinstance(expected, type)
+                    else " or ".join(t.__name__ for t in expected))
             raise ScenarioError(path, f"{table}.{key}", f"must be a {kind}, got {item!r}")
 
 
-def _require_together(path: Path, key: str, needed: bool, expect: dict[str, Any],
-                      because: str) -> None:
-    """`key` is required when `needed`, and an error otherwise."""
-    if needed and key not in expect:
-        raise ScenarioError(path, f"expect.{key}", f"is required when the scenario has {because}")
-    if not needed and key in expect:
-        raise ScenarioError(path, f"expect.{key}", f"given, but the scenario has no {because}")
-
-
-def _names(allowed: dict[str, Any]) -> str:
-    return ", ".join(allowed)
-
-
-def _choice(path: Path | str, where: str, value: str, allowed: tuple[str, ...]) -> str:
+def _choice(path: Path | str, where: str, value: Any, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ScenarioError(path, where, f"{value!r} is not allowed; allowed: {', '.join(allowed)}")
-    return value
+    return str(value)
 
 
 def _strings(path: Path | str, where: str, values: list[Any]) -> list[str]:
@@ -373,12 +705,21 @@ def _strings(path: Path | str, where: str, values: list[Any]) -> list[str]:
     return values
 
 
-def _start_order(path: Path | str, order: list[Any], where: str = "host.start_order",
-                 ) -> tuple[str, ...]:
+def _events(path: Path | str, where: str, values: Any) -> list[str]:
+    if not isinstance(values, list | tuple):
+        raise ScenarioError(path, where, f"must be a list of events, got {values!r}")
+    for value in _strings(path, where, list(values)):
+        _choice(path, where, value, EVENTS)
+    return list(values)
+
+
+def _start_order(path: Path | str, order: list[Any], where: str = "host.start_order") -> tuple[str, ...]:
     for item in _strings(path, where, order):
         _choice(path, where, item, STARTABLE)
     if len(set(order)) != len(order):
         raise ScenarioError(path, where, f"names a daemon twice: {order}")
     if "libvirt" not in order:
-        raise ScenarioError(path, where, "must include 'libvirt' (the guest needs its network)")
+        raise ScenarioError(path, where, "must include 'libvirt' (the guests need its network)")
     return tuple(order)
+
+

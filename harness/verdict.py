@@ -1,4 +1,4 @@
-"""The verdict: what was measured, whether it matches what the scenario expects, and why."""
+"""The verdict: what each step measured, whether it matches what the scenario expects, and why."""
 
 from __future__ import annotations
 
@@ -7,15 +7,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from harness.accel import AccelDecision
-from harness.connectivity import Connectivity
+from harness.expect import describe
+from harness.measure import StepResult
 from harness.scenario import Scenario
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    description: str
-    holds: bool
-    evidence: str = ""
 
 
 @dataclass
@@ -24,75 +18,37 @@ class Verdict:
     versions: dict[str, str]
     accel: AccelDecision
     deviations: list[str]
-    before: Connectivity
-    after: Connectivity | None = None
-    published_before: bool | None = None
-    published_after: bool | None = None
-    after_events: Connectivity | None = None
-    published_after_events: bool | None = None   # measured, not expected: shown for evidence
-    isolation_before: bool | None = None   # Docker's networks kept apart (None: not probed)
-    isolation_after: bool | None = None
-    fix_checks: list[CheckResult] = field(default_factory=list)
+    steps: list[StepResult]
     explanation: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     artifacts: str = ""
 
+    def step(self, step_id: str) -> StepResult:
+        for result in self.steps:
+            if result.step.id == step_id:
+                return result
+        raise KeyError(f"no step {step_id!r}; steps: {', '.join(r.step.id for r in self.steps)}")
+
     @property
     def symptom(self) -> bool:
-        return self.before.symptom
-
-    @property
-    def fix_effective(self) -> bool | None:
-        return None if self.after is None else self.after.all_ok
-
-    @property
-    def survives_events(self) -> bool | None:
-        return None if self.after_events is None else self.after_events.all_ok
+        """The first measurement (after boot) shows the reported symptom on some guest."""
+        return any(s.final.symptom for s in self.steps[0].guests.values())
 
     def mismatches(self) -> list[str]:
         """Where reality differs from what the scenario expects (empty: as expected)."""
-        expect = self.scenario.expect
-        found = []
-        if self.symptom != expect.symptom:
-            found.append(f"symptom expected {_yes(expect.symptom)}, measured {_yes(self.symptom)}"
-                         f" ({self.before.summary()})")
-        found += self.before_mismatches()
-        if expect.fix_effective is not None and self.fix_effective != expect.fix_effective:
-            assert self.after is not None
-            found.append(f"fix effective expected {_yes(expect.fix_effective)}, measured "
-                         f"{_yes(self.fix_effective)} ({self.after.summary()})")
-        if (self.after_events is not None and expect.survives_events is not None
-                and self.survives_events != expect.survives_events):
-            found.append(f"connectivity after {', '.join(self.scenario.events.after_fix)} "
-                         f"expected {'kept' if expect.survives_events else 'lost'}, measured "
-                         f"{'kept' if self.survives_events else 'lost'} "
-                         f"({self.after_events.summary()})")
-        for what, value, expected, (yes, no) in (
-                ("published port before the fix", self.published_before, expect.published_port,
-                 ("reachable", "unreachable")),
-                ("published port after the fix", self.published_after,
-                 expect.published_port_after_fix, ("reachable", "unreachable")),
-                ("Docker network isolation before the fix", self.isolation_before,
-                 expect.docker_isolation, ("kept", "broken")),
-                ("Docker network isolation after the fix", self.isolation_after,
-                 expect.docker_isolation_after_fix, ("kept", "broken"))):
-            if value is not None and value != expected:
-                found.append(f"{what}: expected {yes if expected else no}, "
-                             f"measured {yes if value else no}")
-        found += [f"fix check failed: {c.description}" for c in self.fix_checks if not c.holds]
-        return found
+        return [line for result in self.steps for line in result.mismatches()]
 
-    def before_mismatches(self) -> list[str]:
-        """The optional expectations on the first measurement: DNS, and IPv6 where probed."""
-        expect, found = self.scenario.expect, []
-        for what, expected, measured in (("DNS", expect.dns_before, self.before.dns.ok),
-                                         ("IPv6 (ping6, TCP6)", expect.ipv6_before,
-                                          self.before.ipv6_ok)):
-            if expected is not None and measured is not None and measured != expected:
-                found.append(f"{what} before any fix expected {'to work' if expected else 'to fail'}"
-                             f", measured {'working' if measured else 'failing'} "
-                             f"({self.before.summary()})")
-        return found
+    def headline(self) -> list[str]:
+        """The answer at a glance: symptom reproduced, and each fix's effect."""
+        first = self.steps[0]
+        states = ", ".join(f"{n} {s.final.state}" for n, s in first.guests.items())
+        lines = [f"Symptom reproduced: {'YES' if self.symptom else 'NO'}   (after boot: {states})"]
+        for result in self.steps:
+            if result.step.kind == "fix" and result.step.fix is not None:
+                online = all(s.final.all_ok for s in result.guests.values())
+                lines.append(f"Fix {result.step.fix.name} effective: {'YES' if online else 'NO'}   "
+                             f"(guests {'online' if online else 'not all online'} after it)")
+        return lines
 
     def render(self) -> str:
         s = self.scenario
@@ -104,36 +60,15 @@ class Verdict:
             f"  axes: {s.label()}",
             f"  guest accelerator: {self.accel.accel} ({self.accel.reason})",
         ]
-        for deviation in self.deviations:
-            lines.append(f"  DEVIATION from a real host: {deviation}")
-        lines += ["", f"  Symptom reproduced: {_yes(self.symptom).upper()}   "
-                      f"(before any fix: {self.before.summary()}; {self.before.state})"]
-        if self.after is not None:
-            nothing = " -- nothing to fix: online before it" if self.before.all_ok else ""
-            lines.append(f"  Fix effective:      {_yes(self.fix_effective).upper()}   "
-                         f"(after `{s.fix}`: {self.after.summary()}{nothing})")
-        if self.after_events is not None:
-            events = ", ".join(s.events.after_fix)
-            port = "" if self.published_after_events is None else (
-                f"; published port {'reachable' if self.published_after_events else 'UNREACHABLE'}")
-            lines.append(f"  Survives {events}: {_yes(self.survives_events).upper()}   "
-                         f"({self.after_events.summary()}{port})")
-        for what, before, after, (yes, no) in (
-                ("Docker published port from outside", self.published_before,
-                 self.published_after, ("reachable", "UNREACHABLE")),
-                ("Docker network isolation (container on one network -> another)",
-                 self.isolation_before, self.isolation_after, ("kept", "BROKEN"))):
-            if before is not None:
-                later = "" if after is None else f", after the fix: {yes if after else no}"
-                lines.append(f"  {what}: before: {yes if before else no}{later}")
-        for check in self.fix_checks:
-            lines.append(f"  host check: {'ok  ' if check.holds else 'FAILS'} {check.description}")
+        lines += [f"  DEVIATION from a real host: {d}" for d in self.deviations]
+        lines += [""] + [f"  {line}" for line in self.headline()] + [""]
+        for number, result in enumerate(self.steps, 1):
+            lines += _render_step(number, result)
         if self.explanation:
             lines += ["", "  Why:"] + [f"    {line}" for line in self.explanation]
-        mismatches = self.mismatches()
         lines.append("")
-        for note in s.expect.notes:
-            lines.append(f"  expectation note: {note}")
+        lines += [f"  expectation note: {note}" for note in s.expect_notes]
+        mismatches = self.mismatches()
         if mismatches:
             lines.append("  UNEXPECTED: reality differs from the scenario's expectations:")
             lines += [f"    - {m}" for m in mismatches]
@@ -147,17 +82,11 @@ class Verdict:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "scenario": self.scenario.name, "release": self.scenario.host.release,
+            "format": 2, "scenario": self.scenario.name, "release": self.scenario.host.release,
+            "label": self.scenario.label(), "axes": self.scenario.axes(),
             "versions": self.versions, "accel": asdict(self.accel), "deviations": self.deviations,
-            "symptom": self.symptom, "fix_effective": self.fix_effective,
-            "before": asdict(self.before), "after": asdict(self.after) if self.after else None,
-            "published_before": self.published_before, "published_after": self.published_after,
-            "survives_events": self.survives_events,
-            "published_after_events": self.published_after_events,
-            "isolation_before": self.isolation_before, "isolation_after": self.isolation_after,
-            "after_events": asdict(self.after_events) if self.after_events else None,
-            "label": self.scenario.label(), "expect_notes": list(self.scenario.expect.notes),
-            "fix_checks": [asdict(c) for c in self.fix_checks], "explanation": self.explanation,
+            "symptom": self.symptom, "steps": [r.to_json() for r in self.steps],
+            "expect_notes": list(self.scenario.expect_notes), "explanation": self.explanation,
             "mismatches": self.mismatches(), "timings": self.timings,
         }
 
@@ -165,5 +94,38 @@ class Verdict:
         return json.dumps(self.to_json(), indent=2)
 
 
-def _yes(value: bool | None) -> str:
-    return {True: "yes", False: "no", None: "n/a"}[value]
+def _render_step(number: int, result: StepResult) -> list[str]:
+    step = result.step
+    lines = [f"  step {number} [{step.id}] {step.label() if step.kind != 'run' else 'admin commands'}"]
+    for ran in result.commands:
+        tail = ran.output.strip().splitlines()[-1:] or [""]
+        lines.append(f"      host# {ran.command}")
+        lines.append(f"            -> exit {ran.returncode}{': ' + tail[0][:100] if tail[0] else ''}")
+    for name, settled in result.guests.items():
+        lines.append(f"      [{step.id}] guest {name}: {settled.describe()}")
+    host = []
+    if result.published_port is not None:
+        host.append(f"published port {describe('published_port', result.published_port)}")
+    if result.docker_isolation is not None:
+        host.append(f"Docker isolation {describe('docker_isolation', result.docker_isolation)}")
+    if result.facts is not None:
+        facts = result.facts
+        host.append(f"FORWARD policy {facts.forward_policy or 'none'}")
+        if facts.legacy_forward_policy not in (None, "ACCEPT"):
+            host.append(f"legacy FORWARD policy {facts.legacy_forward_policy}")
+        host.append(f"ip_forward {describe('ip_forward', facts.ip_forward)}")
+        for key in ("iptables", "chains", "nft_tables", "zone_of", "masquerade"):
+            for item, value in getattr(facts, key).items():
+                host.append(f"{key} {item!r}: {describe(key, value)}")
+    if host:
+        lines.append(f"      [{step.id}] host: " + "; ".join(host))
+    for check in result.checks:
+        lines.append(f"      [{step.id}] host check {check.id}: {'ok   ' if check.holds else 'FAILS'} "
+                     f"{check.description}")
+        if not check.holds:
+            lines += [f"          {line}" for line in check.evidence.splitlines()[:24]]
+    lines += [f"      [{step.id}] {problem}" for problem in result.problems]
+    mismatches = result.mismatches()
+    lines.append(f"      [{step.id}] {'UNEXPECTED' if mismatches else 'as expected'} "
+                 f"({step.expect_summary()})")
+    return lines

@@ -23,6 +23,7 @@ FAR_HOST6 = "2001:db8:feed::1"
 EXTERNAL_NAME = "example.test"
 HTTP_PORT = 80
 HTTP_BODY = "coexist-wan-ok"
+WAN_SUBNETS = ("203.0.113.0/24", "198.51.100.0/24")   # the simulated internet's IPv4 ranges
 
 _HTTP_SERVER = f'''
 import http.server, socket, socketserver, sys

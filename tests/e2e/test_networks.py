@@ -8,8 +8,7 @@ import pytest
 
 from harness import connectivity, scenario
 from harness.connectivity import http_get
-from harness.guestnet import guest_network
-from harness.runner import build_images, guest_for, lab_for, run_scenario, save_logs, start_in_order
+from harness.runner import boot_host, build_images, guest_for, lab_for, run_scenario, save_logs
 from harness.verdict import Verdict
 from harness.wan import FAR_HOST6
 
@@ -18,18 +17,20 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 
 def bridged_guest_is_cut_off_until_docker_user_lets_the_bridge_forward(verdict: Verdict) -> None:
-    assert verdict.before.state == "offline", verdict.render()   # DNS on the LAN fails too
-    assert verdict.after is not None and verdict.after.all_ok, verdict.render()
+    assert verdict.step("boot").guests["guest"].final.state == "offline", verdict.render()
+    assert verdict.step("docker-user-bridge").guests["guest"].final.all_ok, verdict.render()
 
 
 def seed_fix_misses_a_guest_on_a_second_nat_network(verdict: Verdict) -> None:
-    assert verdict.symptom and verdict.fix_effective is False, verdict.render()
+    fix = verdict.step("seed-firewalld-direct")
+    assert verdict.symptom and not fix.guests["guest"].final.all_ok, verdict.render()
     assert any("this guest's NIC is on virbr1" in line for line in verdict.explanation)
 
 
 def ipv6_is_measured_beside_ipv4(verdict: Verdict) -> None:
-    assert verdict.before.ipv6_ok is not None, verdict.render()
-    assert [p.what for p in verdict.before.probes][-2:] == ["ping6", "TCP6"]
+    boot = verdict.step("boot").guests["guest"].final
+    assert boot.ipv6_ok is not None, verdict.render()
+    assert [p.what for p in boot.probes][-2:] == ["ping6", "TCP6"]
 
 
 # id -> (scenario file, axes, what must hold besides the file's own expectations)
@@ -72,12 +73,13 @@ def test_ipv6_probes_see_a_forward_drop_as_the_ipv4_ones_do(artifacts: Path,
     if release == "bookworm":
         pytest.skip("libvirt 9.0 has no nftables backend; trixie and forky cover this")
     host = scenario.Host(release=release, libvirt_firewall_backend="nftables",
-                         start_order=("dockerd", "libvirt"))
-    network = guest_network("default", ipv6=True)
+                         start_order=("dockerd", "libvirt"), ipv6=True)
+    network = scenario.parse({"scenario": {"name": "v6", "summary": "s"}, "step": [{"do": "boot"}],
+                              "host": {"ipv6": True}}).guest_networks()["guest"]
     images = build_images(host.release)
-    with lab_for(host, images, network=network) as lab:
+    with lab_for(host, images) as lab:
         try:
-            start_in_order(lab, host.start_order, network)
+            boot_host(lab, host, [network.spec])
             with guest_for(lab, images, network=network, artifacts=artifacts) as guest:
                 guest.succeed(f"ping6 -c1 -W2 {FAR_HOST6}")      # libvirt routes the /64, no NAT
                 assert "coexist-wan-ok" in guest.succeed(http_get(FAR_HOST6))

@@ -36,6 +36,7 @@ def test_seed_on_release_matches_its_measured_truth(release: str, artifacts: Pat
     verdict = run_scenario(variant, artifacts=artifacts, images=build_images(release))
     print(verdict.render())
     assert verdict.versions["docker.io"], "the host image records its versions"
-    assert verdict.before.dns.ok, verdict.before.dns.output
-    assert verdict.symptom == variant.expect.symptom, verdict.render()
+    boot = verdict.step("boot").guests["guest"].final
+    assert boot.dns.ok, boot.dns.output
+    assert boot.symptom == variant.steps[0].expect.guest["symptom"], verdict.render()
     assert not verdict.mismatches(), verdict.render()

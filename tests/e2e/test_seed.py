@@ -10,8 +10,9 @@ import pytest
 from harness import containers, firewall, fixes, scenario
 from harness.connectivity import http_get
 from harness.guest import Guest
+from harness.guestnet import guest_network
 from harness.lab import Lab
-from harness.runner import Images, build_images, guest_for, lab_for, save_logs, start_in_order
+from harness.runner import Images, boot_host, build_images, guest_for, lab_for, save_logs
 
 pytestmark = pytest.mark.e2e
 SEED = Path(__file__).resolve().parents[2] / "scenarios" / "seed-firewalld-direct.toml"
@@ -38,23 +39,28 @@ def test_seed_scenario_verdict_matches_what_was_measured(seed: scenario.Scenario
 
     verdict = run_scenario(seed, artifacts=artifacts, images=images)
     print(verdict.render())
+    boot, fix, restart, reboot = (verdict.step(i) for i in
+                                  ("boot", "seed-firewalld-direct", "guest-restart", "host-reboot"))
     # The measurements themselves, not only their agreement with the file:
-    assert verdict.before.dns.ok, verdict.before.dns.output
-    assert verdict.symptom == seed.expect.symptom, verdict.render()
-    assert verdict.fix_effective == seed.expect.fix_effective, verdict.render()
-    assert all(check.holds for check in verdict.fix_checks), verdict.render()
-    assert verdict.isolation_before is True, verdict.render()   # Docker's networks kept apart
-    assert verdict.isolation_after == seed.expect.docker_isolation_after_fix, verdict.render()
+    assert boot.guests["guest"].final.state == "symptom", verdict.render()
+    assert [c.command for c in fix.commands] == list(fixes.SEED_FIREWALLD_DIRECT.commands)
+    assert all(c.returncode == 0 for c in fix.commands), verdict.render()
+    assert fix.guests["guest"].final.all_ok, verdict.render()
+    assert {c.id: c.holds for c in fix.checks}["masquerade"], verdict.render()
+    assert boot.docker_isolation is True and boot.facts.forward_policy == "DROP", verdict.render()
+    assert restart.guests["guest"].final.all_ok and reboot.guests["guest"].final.all_ok, verdict.render()
     assert not verdict.mismatches(), verdict.render()
-    assert (artifacts / "2-symptom" / "nft-ruleset.json").is_file()
-    assert (artifacts / "guest-serial.log").read_text().count("COEXIST-GUEST-READY") == 1
+    assert (artifacts / "01-boot" / "nft-ruleset.json").is_file()
+    assert (artifacts / "04-host-reboot" / "iptables-save.txt").is_file()
+    # three boots of one guest: first, the post's VM restart, the host's reboot (autostart)
+    assert (artifacts / "guest-serial.log").read_text().count("COEXIST-GUEST-READY") == 3
 
 
 @pytest.fixture
 def lab(seed: scenario.Scenario, images: Images, artifacts: Path) -> Iterator[Lab]:
     with lab_for(seed.host, images) as lab:
         try:
-            start_in_order(lab, seed.host.start_order)
+            boot_host(lab, seed.host, seed.host_networks())
             yield lab
         finally:
             firewall.snapshot(lab, "at-teardown").save(artifacts)
@@ -63,7 +69,8 @@ def lab(seed: scenario.Scenario, images: Images, artifacts: Path) -> Iterator[La
 
 @pytest.fixture
 def guest(lab: Lab, images: Images, artifacts: Path) -> Iterator[Guest]:
-    with guest_for(lab, images, artifacts=artifacts, suffix="-script") as guest:
+    with guest_for(lab, images, network=guest_network("default"), artifacts=artifacts,
+                   suffix="-script") as guest:
         yield guest
 
 

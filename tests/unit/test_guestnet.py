@@ -6,8 +6,8 @@ import pytest
 
 from harness.domain import DomainSpec, domain_xml
 from harness.explain import fix_scope
-from harness.fixes import ALL
-from harness.guestnet import KINDS, guest_network
+from harness.fixes import builtin
+from harness.guestnet import KINDS, NetworkError, guest_network, parse_network
 
 STOCK = """<network>
   <name>default</name>
@@ -26,30 +26,30 @@ STOCK = """<network>
 def test_extra_networks_have_their_own_bridge_subnet_and_dhcp(kind: str, mode: str, bridge: str,
                                                               gateway: str) -> None:
     network = guest_network(kind)
-    root = ET.fromstring(network.network_xml(STOCK))
+    root = ET.fromstring(network.spec.network_xml(STOCK))
     assert root.findtext("name") == network.libvirt_network != "default"
     assert root.find("forward").get("mode") == mode
     assert root.find("bridge").get("name") == bridge == network.bridge
     assert root.find("ip").get("address") == gateway == network.dns
     assert root.find("ip/dhcp/range").get("start") == gateway.rsplit(".", 1)[0] + ".2"
-    assert network.defined_here and network.kernel_args() == ""
+    assert not network.spec.stock and network.kernel_args() == ""
 
 
 def test_the_stock_network_is_libvirts_own_xml() -> None:
     network = guest_network("default")
-    assert not network.defined_here and not network.ipv6
-    assert ET.fromstring(network.network_xml(STOCK)).find("bridge").get("name") == "virbr0"
+    assert network.spec.stock and not network.ipv6
+    assert ET.fromstring(network.spec.network_xml(STOCK)).find("bridge").get("name") == "virbr0"
 
 
 @pytest.mark.parametrize("kind", ["default", "nat2", "routed"])
 def test_ipv6_adds_a_documentation_prefix_to_a_libvirt_network(kind: str) -> None:
     network = guest_network(kind, ipv6=True)
-    assert network.ipv6 and network.ipv6_prefix.startswith("2001:db8:")
-    ips = ET.fromstring(network.network_xml(STOCK)).findall("ip")
+    prefix = network.spec.ipv6_prefix
+    assert network.ipv6 and prefix.startswith("2001:db8:")
+    ips = ET.fromstring(network.spec.network_xml(STOCK)).findall("ip")
     assert [ip.get("family") for ip in ips] == [None, "ipv6"]
-    assert ips[1].get("address") == f"{network.ipv6_prefix}1" and ips[1].get("prefix") == "64"
-    with pytest.raises(ValueError, match="not of a bridged guest"):
-        guest_network("bridged", ipv6=True)
+    assert ips[1].get("address") == f"{prefix}1" and ips[1].get("prefix") == "64"
+    assert not guest_network("bridged", ipv6=True).ipv6   # scenario.py refuses the combination
 
 
 def test_a_bridged_guest_has_a_static_address_on_the_lan_and_no_libvirt_network() -> None:
@@ -79,7 +79,7 @@ def test_libvirt_accepts_the_network_definitions() -> None:
     try:
         for kind, ipv6 in (("nat2", False), ("routed", False), ("nat2", True)):
             network = guest_network(kind, ipv6=ipv6)
-            defined = conn.networkDefineXML(network.network_xml(STOCK))
+            defined = conn.networkDefineXML(network.spec.network_xml(STOCK))
             assert defined.bridgeName() == network.bridge
             defined.undefine()
         spec = DomainSpec(name="bridged", kernel="/k", initrd="/i", cmdline="c", serial_log="/s",
@@ -92,8 +92,38 @@ def test_libvirt_accepts_the_network_definitions() -> None:
 
 
 def test_a_fix_that_names_other_interfaces_is_explained() -> None:
-    seed = ALL["seed-firewalld-direct"].commands
+    seed = builtin()["seed-firewalld-direct"].commands
     assert fix_scope(seed, "virbr0") == []
     assert fix_scope(seed, "virbr1") == [
         "the fix's rules name virbr0; this guest's NIC is on virbr1, which no rule of the fix names"]
-    assert fix_scope(ALL["docker-user-bridge"].commands, "br0") == []
+    assert fix_scope(builtin()["docker-user-bridge"].commands, "br0") == []
+    wildcard = builtin()["docker-user-libvirt"].with_params({"bridge": "virbr+"}).commands
+    assert fix_scope(wildcard, "virbr1") == []
+
+
+def test_a_scenario_network_is_its_own_bridge_subnet_and_mode() -> None:
+    spec = parse_network("lab-nat", {"bridge": "virbr5", "ipv4": "192.168.150.0/24"})
+    assert (spec.forward, spec.libvirt_name, spec.gateway) == ("nat", "lab-nat", "192.168.150.1")
+    root = ET.fromstring(spec.network_xml(STOCK))
+    assert root.find("ip/dhcp/range").attrib == {"start": "192.168.150.2", "end": "192.168.150.254"}
+    assert spec.with_ipv6(True).ipv6 == "2001:db8:150::/64"
+    assert parse_network("o", {"bridge": "virbr6", "ipv4": "10.9.0.0/16", "forward": "open"}).forward == "open"
+
+
+@pytest.mark.parametrize(("data", "field", "says"), [
+    ({"ipv4": "192.168.1.0/24"}, "bridge", "is required"),
+    ({"bridge": "a-very-long-bridge-name"}, "bridge", "no interface name"),
+    ({"bridge": "v", "ipv4": "203.0.113.0/24"}, "ipv4", "simulated internet"),
+    ({"bridge": "v", "ipv4": "8.8.8.0/24"}, "ipv4", "private"),
+    ({"bridge": "v", "ipv4": "192.168.1.0/24", "forward": "macvtap"}, "forward", "allowed: nat, route, open, bridge"),
+    ({"bridge": "v", "ipv4": "10.0.0.0/8"}, "ipv4", "/16 to /29"),
+    ({"bridge": "v", "ipv4": "nope"}, "ipv4", "no IPv4 subnet"),
+    ({"bridge": "v", "ipv4": "10.1.0.0/24", "ipv6": "fd00::/64"}, "ipv6", "documentation range"),
+    ({"bridge": "br1", "forward": "bridge", "ipv4": "10.1.0.0/24"}, "ipv4", "not with forward"),
+    ({"bridge": "v"}, "ipv4", "is required"),
+    ({"bridge": "v", "ipv4": "10.1.0.0/24", "dhcp": True}, "dhcp", "unknown key"),
+])
+def test_bad_networks_name_the_field(data: dict, field: str, says: str) -> None:
+    with pytest.raises(NetworkError, match=says) as caught:
+        parse_network("n", data)
+    assert caught.value.field == field

@@ -34,3 +34,9 @@ def test_an_attempt_may_raise_its_own_precise_error() -> None:
 
     with pytest.raises(ValueError, match="daemon exited"):
         retry(attempt, timeout=1, what="x")
+
+
+def test_an_empty_value_is_not_yet_a_result_but_zero_is() -> None:
+    answers = iter([b"", "", [], b"COEXIST_OWNER=1"])
+    assert retry(lambda _: next(answers), timeout=5, what="environ", interval=0.01) == b"COEXIST_OWNER=1"
+    assert retry(lambda _: 0, timeout=1, what="zero", interval=0.01) == 0

@@ -1,0 +1,69 @@
+"""Scenario files a bug reporter writes, run for real: an inline fix with a parameter-free
+wildcard rule, an admin's own commands, a named network on its own bridge and subnet, two guests,
+a daemon.json key, a control run without Docker, guest-restart and host-reboot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import scenario
+from harness.runner import NotApplicable, build_images, run_scenario
+from harness.verdict import Verdict
+
+pytestmark = pytest.mark.e2e
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def run(name: str, artifacts: Path, request: pytest.FixtureRequest, **axes: object) -> Verdict:
+    loaded = scenario.load(SCENARIOS / f"{name}.toml").variant(**axes)
+    chosen = request.config.getoption("--release")
+    if chosen and chosen != loaded.host.release:
+        pytest.skip(f"{name} runs on {loaded.host.release}")
+    verdict = run_scenario(loaded, artifacts=artifacts, images=build_images(loaded.host.release))
+    print(verdict.render())
+    return verdict
+
+
+def test_a_public_report_with_its_own_fix_network_and_two_guests(artifacts: Path,
+                                                               request: pytest.FixtureRequest) -> None:
+    verdict = run("docker-user-virbr-minikube", artifacts, request)
+    fix = verdict.step("report-docker-user-virbr0")
+    assert [c.command for c in fix.commands] == ["iptables -I DOCKER-USER -i virbr0 -j ACCEPT",
+                                                 "iptables -I DOCKER-USER -o virbr0 -j ACCEPT"]
+    assert fix.guests["vm"].final.state == "online"          # virbr0: the rules name it
+    assert fix.guests["mk"].final.state == "symptom"         # virbr5, the report's own network
+    assert "192.168.39.1" in (artifacts / "01-boot" / "ip-addr.txt").read_text()
+    assert not verdict.mismatches(), verdict.render()
+
+
+def test_an_admins_commands_between_measurements(artifacts: Path, request: pytest.FixtureRequest) -> None:
+    verdict = run("forward-accept-by-hand", artifacts, request)
+    admin = verdict.step("admin")
+    assert [(c.command, c.returncode) for c in admin.commands] == [("iptables -P FORWARD ACCEPT", 0)]
+    assert admin.facts is not None and admin.facts.forward_policy == "ACCEPT"
+    assert admin.guests["guest"].final.state == "online"
+    assert not verdict.mismatches(), verdict.render()
+
+
+def test_a_daemon_json_key_on_the_docker_that_knows_it(artifacts: Path,
+                                                      request: pytest.FixtureRequest) -> None:
+    verdict = run("ip-forward-no-drop", artifacts, request)
+    boot = verdict.step("boot")
+    assert boot.facts is not None and boot.facts.ip_forward and boot.facts.forward_policy == "ACCEPT"
+    assert not verdict.mismatches(), verdict.render()
+
+
+def test_a_daemon_json_key_the_releases_docker_does_not_know_is_not_applicable(
+        artifacts: Path, request: pytest.FixtureRequest) -> None:
+    with pytest.raises(NotApplicable, match=r"dockerd on trixie does not know daemon.json key\(s\) "
+                                            r"ip-forward-no-drop"):
+        run("ip-forward-no-drop", artifacts, request, release="trixie")
+
+
+def test_a_control_run_without_docker(artifacts: Path, request: pytest.FixtureRequest) -> None:
+    verdict = run("control-no-docker", artifacts, request)
+    assert not (artifacts / "logs" / "dockerd.log").exists()
+    assert all(r.published_port is None for r in verdict.steps)
+    assert not verdict.mismatches(), verdict.render()
