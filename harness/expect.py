@@ -133,6 +133,7 @@ def describe(key: str, value: Any) -> str:
         return {"published_port": ("reachable", "UNREACHABLE"),
                 "docker_isolation": ("kept", "BROKEN"), "commands": ("all exit 0", "one FAILED"),
                 "checks": ("holds", "FAILS"), "ip_forward": ("1", "0"),
-                **dict.fromkeys(("iptables", "chains", "nft_tables", "masquerade"), ("yes", "no")),
+                **dict.fromkeys(("iptables", "chains", "nft_tables", "masquerade", "symptom", "online",
+                                 "ipv6"), ("yes", "no")),
                 }.get(key, ("ok", "FAILS"))[0 if value else 1]
     return "none" if value in ("", None) else str(value)

@@ -13,57 +13,13 @@ if TYPE_CHECKING:
     from harness.lab import Lab
 
 
-@dataclass(frozen=True)
-class ListedRule:
-    """One row of `iptables -L CHAIN -n -v --line-numbers`."""
-
-    num: int
-    packets: str
-    target: str
-    protocol: str
-    in_iface: str
-    out_iface: str
-    source: str
-    destination: str
-    extra: str
-
-
-def parse_listing(text: str) -> tuple[str | None, list[ListedRule]]:
-    """The chain policy and rules of one chain's verbose, numbered listing."""
-    policy = None
-    rules = []
-    for line in text.splitlines():
-        if line.startswith("Chain "):
-            if "(policy " in line:
-                policy = line.split("(policy ", 1)[1].split()[0]
-            continue
+def chain_policy(rules: str, chain: str = "FORWARD") -> str | None:
+    """A built-in chain's policy in `iptables -S` output (None: the chain is not listed)."""
+    for line in rules.splitlines():
         fields = line.split()
-        if not fields or not fields[0].isdigit():
-            continue
-        if len(fields) > 4 and fields[4] == "--" and fields[5] != "--":
-            fields.insert(3, "")   # a rule with no target only counts packets
-        if len(fields) < 10 or fields[5] not in ("--", "-f", "!f"):
-            raise ValueError(f"unexpected iptables listing row: {line!r}")
-        num, pkts, _bytes, target, prot, _opt, in_, out, src, dst = fields[:10]
-        extra = [" ".join(fields[10:])] if len(fields) > 10 else []
-        rules.append(ListedRule(int(num), pkts, target, prot, in_, out, src, dst,
-                                extra[0] if extra else ""))
-    return policy, rules
-
-
-def forward_accepts_for(listing: str, iface: str) -> list[tuple[str, ListedRule]]:
-    """Unconditional ACCEPT rules for traffic in ('in') or out ('out') of `iface`."""
-    _, rules = parse_listing(listing)
-    found = []
-    for rule in rules:
-        if rule.target != "ACCEPT" or rule.extra or (rule.source, rule.destination) != (
-                "0.0.0.0/0", "0.0.0.0/0"):
-            continue
-        if rule.in_iface == iface and rule.out_iface == "*":
-            found.append(("in", rule))
-        elif rule.out_iface == iface and rule.in_iface == "*":
-            found.append(("out", rule))
-    return found
+        if fields[:2] == ["-P", chain] and len(fields) == 3:
+            return fields[2]
+    return None
 
 
 @dataclass(frozen=True)
@@ -102,23 +58,8 @@ class HostFirewall:
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
 
-    def forward_listing(self) -> str:
-        """`iptables -L FORWARD -n -v --line-numbers` (interfaces shown: -v matters)."""
-        return self.lab.succeed(["iptables", "-L", "FORWARD", "-n", "-v", "--line-numbers"])
-
-    def forward_path_listing(self) -> str:
-        """FORWARD's listing and those of the chains it jumps to (firewalld's iptables backend
-        puts --direct rules in FORWARD_direct, Docker its own in DOCKER-USER, ...)."""
-        listing = self.forward_listing()
-        user_chains = {line.split()[1] for line in self.lab.succeed(["iptables", "-S"]).splitlines()
-                       if line.startswith("-N ")}
-        chains = [rule.target for rule in parse_listing(listing)[1] if rule.target in user_chains]
-        return "\n".join([listing] + [
-            self.lab.succeed(["iptables", "-L", chain, "-n", "-v", "--line-numbers"])
-            for chain in dict.fromkeys(chains)])
-
     def forward_policy(self) -> str | None:
-        return parse_listing(self.forward_listing())[0]
+        return chain_policy(self.lab.succeed(["iptables", "-S", "FORWARD"]))
 
     def nft_ruleset(self) -> dict[str, Any]:
         return json.loads(self.lab.succeed(["nft", "-j", "list", "ruleset"]))  # type: ignore[no-any-return]

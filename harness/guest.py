@@ -300,12 +300,12 @@ class Guest:
         """Retry `command` until it exits 0 or `timeout` seconds have passed."""
         __tracebackhide__ = True
 
-        def attempt(last_try: bool) -> str | None:
+        def attempt(last_try: bool) -> tuple[str] | None:
             rc, output = self.execute(command, timeout=timeout)
             if rc == 0:
-                return output
+                return (output,)   # a result even when the command printed nothing
             if last_try:
                 raise GuestCommandFailed(self.name, command, f"should succeed within {timeout}s", rc, output)
             return None
 
-        return retry(attempt, timeout=timeout, what=f"guest: {command}", interval=0.5)
+        return retry(attempt, timeout=timeout, what=f"guest: {command}", interval=0.5)[0]

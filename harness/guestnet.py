@@ -176,8 +176,8 @@ class GuestNetwork:
 def uplink_ipv6(lab: Lab) -> None:
     """The host's uplink gets IPv6 and a default route (when a guest network has IPv6)."""
     with log.step(f"lab: IPv6 on the uplink ({LAB_UPLINK6}, default via {ROUTER6})"):
-        lab.succeed(["sh", "-ec", f"ip -6 addr add {LAB_UPLINK6}/64 dev uplink nodad\n"
-                                  f"ip -6 route add default via {ROUTER6}"])
+        lab.succeed(["sh", "-ec", f"ip -6 addr replace {LAB_UPLINK6}/64 dev uplink nodad\n"
+                                  f"ip -6 route replace default via {ROUTER6}"])
 
 
 def parse_network(name: str, data: dict[str, Any]) -> NetworkSpec:
@@ -233,7 +233,7 @@ def known() -> dict[str, NetworkSpec]:
     return {name: parse_network(name, table) for name, table in data.items()}
 
 
-KINDS = tuple(tomllib.loads(resources.files("harness").joinpath("networks.toml").read_text()))
+KINDS = tuple(known())
 
 
 def guest_network(name: str, *, ipv6: bool = False, index: int = 0) -> GuestNetwork:

@@ -216,7 +216,8 @@ def _html(table: dict[str, dict[str, Row]], releases: list[str], summary: dict[s
            "<style>body{font-family:sans-serif;margin:16px}td,th{border:1px solid #aaa;"
            "padding:3px 6px;font-size:12px;vertical-align:top}table{border-collapse:collapse}"
            "td.label{max-width:260px;font-size:11px}td{max-width:220px}.key{display:inline-block;"
-           "padding:2px 8px;margin:0 6px 4px 0;font-size:12px;border:1px solid #aaa}td.miss{outline:3px solid #b00000;outline-offset:-3px}"
+           "padding:2px 8px;margin:0 6px 4px 0;font-size:12px;border:1px solid #aaa}"
+           "td.miss{outline:3px solid #b00000;outline-offset:-3px}"
            ".miss b{color:#b00000}th{background:#f4f4f4}</style>",
            "<h1>coexist matrix</h1>",
            f"<p>{html.escape(_summary_line(summary))}</p>",

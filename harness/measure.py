@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from harness import connectivity
 from harness.connectivity import Connectivity
 from harness.expect import TABLE_KEYS, Expect, describe
+from harness.firewall import chain_policy
 from harness.fixes import CheckResult
 
 if TYPE_CHECKING:
@@ -99,14 +100,6 @@ class HostFacts:
     masquerade: dict[str, bool] = field(default_factory=dict)
 
 
-def _policy(listing: str, chain: str = "FORWARD") -> str | None:
-    for line in listing.splitlines():
-        fields = line.split()
-        if fields[:2] == ["-P", chain] and len(fields) == 3:
-            return fields[2]
-    return None
-
-
 def host_facts(lab: Lab, wanted: dict[str, set[str]]) -> HostFacts:
     """The FORWARD policies and ip_forward, and the facts some step's expectations name."""
 
@@ -120,8 +113,8 @@ def host_facts(lab: Lab, wanted: dict[str, set[str]]) -> HostFacts:
         return lab.execute(["iptables", "-t", table, "-S", chain]).returncode == 0
 
     jobs: dict[str, Callable[[], Any]] = {
-        "forward": lambda: _policy(lab.execute(["iptables", "-S", "FORWARD"]).output),
-        "legacy": lambda: _policy(lab.execute(["iptables-legacy", "-S", "FORWARD"]).output),
+        "forward": lambda: chain_policy(lab.execute(["iptables", "-S", "FORWARD"]).output),
+        "legacy": lambda: chain_policy(lab.execute(["iptables-legacy", "-S", "FORWARD"]).output),
         "nft": lambda: json.loads(lab.execute(["nft", "-j", "list", "tables"]).output or "{}"),
         "firewalld": lambda: lab.execute(FIREWALLD_UP).returncode == 0,
         "ip_forward": lambda: lab.sysctl("net.ipv4.ip_forward"),

@@ -31,8 +31,6 @@ WORK_ROOT = Path("/var/tmp/coexist")
 WEB = "coexist-web"
 PORT_TIMEOUT = 5.0   # how long the published port may take to answer from outside
 
-ScenarioUnsupported = NotApplicable   # the name earlier code and tests used
-
 
 def sweep_leftovers() -> None:
     """End processes and remove work folders of earlier runs that died; touch nothing else."""

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from harness.connectivity import Connectivity, Probe
 from harness.explain import dropped_by_policy, explain_steps, policy_counters
-from harness.firewall import Snapshot, diff, forward_accepts_for, forward_hooks, parse_listing, tables
+from harness.firewall import Snapshot, chain_policy, diff, forward_hooks, tables
 from harness.fixes import builtin
 from harness.guestnet import guest_network
 from harness.measure import Settled, StepResult
@@ -28,34 +26,9 @@ def snap(phase: str, prefix: str) -> Snapshot:
     return Snapshot(phase, files, nft)
 
 
-def test_listing_policy_and_rules() -> None:
-    policy, rules = parse_listing(read("symptom-forward-listing.txt"))
-    assert policy == "DROP"
-    assert [r.target for r in rules][:2] == ["DOCKER-USER", "DOCKER-ISOLATION-STAGE-1"]
-    assert rules[2].out_iface == "docker0" and rules[2].extra == "ctstate RELATED,ESTABLISHED"
-    assert rules[4].in_iface == "docker0" and rules[4].out_iface == "!docker0"
-
-
-def test_the_seed_fix_rules_are_found_only_after_the_fix() -> None:
-    assert forward_accepts_for(read("symptom-forward-listing.txt"), "virbr0") == []
-    found = forward_accepts_for(read("after-fix-forward-listing.txt"), "virbr0")
-    assert sorted(direction for direction, _ in found) == ["in", "out"]
-
-
-def test_a_conditional_accept_is_not_the_seed_rule() -> None:
-    listing = ("Chain FORWARD (policy DROP 0 packets, 0 bytes)\n"
-               "num   pkts bytes target     prot opt in     out     source               "
-               "destination\n"
-               "1        0     0 ACCEPT     all  --  *      virbr0  0.0.0.0/0            "
-               "0.0.0.0/0            ctstate RELATED,ESTABLISHED\n"
-               "2        0     0            all  --  virbr0 *       0.0.0.0/0            0.0.0.0/0\n")
-    assert forward_accepts_for(listing, "virbr0") == []
-    assert parse_listing(listing)[1][1].target == ""
-
-
-def test_garbage_rows_are_errors() -> None:
-    with pytest.raises(ValueError, match="unexpected iptables listing row"):
-        parse_listing("1 2 3\n")
+def test_the_forward_policy_from_iptables_S() -> None:
+    assert chain_policy("-P INPUT ACCEPT\n-P FORWARD DROP\n-P OUTPUT ACCEPT\n-N DOCKER\n") == "DROP"
+    assert chain_policy("-N DOCKER\n") is None
 
 
 def test_forward_hooks_from_nft_json_in_priority_order() -> None:

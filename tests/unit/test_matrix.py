@@ -59,7 +59,7 @@ def test_cells_say_what_happened_and_mark_mismatches_apart(tmp_path: Path) -> No
     assert good["boot"] == matrix.Cell("symptom", "cut")   # cut off, as the file expects
     assert good["seed-firewalld-direct"] == matrix.Cell("online", "online")
     bad = rows[1].cells()
-    assert bad["boot"].mismatch == "guest guest: symptom expected FAILS, measured ok (DNS ok, ping FAILS, " \
+    assert bad["boot"].mismatch == "guest guest: symptom expected no, measured yes (DNS ok, ping FAILS, " \
                                    "TCP FAILS; symptom)"
     assert bad["seed-firewalld-direct"].text == "symptom; port lost"
     assert "published_port: expected reachable, measured UNREACHABLE" in bad["seed-firewalld-direct"].mismatch
@@ -86,7 +86,7 @@ def test_an_axis_step_without_events_is_left_out() -> None:
     measured = verdict(with_events, reach(True, False, False), reach(True, True, True),
                        reach(True, False, True))
     assert measured.mismatches() == [
-        "[after-fix] guest guest: online expected ok, measured FAILS (DNS ok, ping FAILS, TCP ok; partial)"]
+        "[after-fix] guest guest: online expected yes, measured no (DNS ok, ping FAILS, TCP ok; partial)"]
 
 
 def test_contradictions_of_the_post_are_listed() -> None:
@@ -104,7 +104,7 @@ def test_ipv6_failing_beside_an_online_ipv4_is_shown() -> None:
     v6 = BASE.variant(ipv6=True)
     row = matrix.Row(v6, verdict(v6, reach(True, False, False, True, True), reach(True, True, True, False, False)))
     assert row.cells()["seed-firewalld-direct"].text == "online (IPv6 fails)"
-    assert "online expected ok, measured FAILS" in row.cells()["seed-firewalld-direct"].mismatch
+    assert "online expected yes, measured no" in row.cells()["seed-firewalld-direct"].mismatch
 
 
 def test_the_verdict_labels_every_measurement_with_its_step() -> None:
