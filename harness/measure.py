@@ -27,7 +27,7 @@ from harness.fixes import CheckResult
 if TYPE_CHECKING:
     from harness.guest import Guest
     from harness.lab import Lab
-    from harness.scenario import Step
+    from harness.steps import Step
 
 STABLE_FOR = 4.0    # seconds an outcome must hold to count as settled
 ROUND_GAP = 1.0     # seconds between two rounds of probes

@@ -22,8 +22,9 @@ from harness.hostimage import HostImage, build_host_image
 from harness.lab import Lab
 from harness.measure import CommandRun, StepResult, host_facts, settle, wanted_facts
 from harness.namespaces import ensure_root
-from harness.scenario import Host, Scenario, Step
+from harness.scenario import Host, Scenario
 from harness.sshkeys import GuestKeys
+from harness.steps import Step
 from harness.verdict import Verdict
 from harness.wan import Wan
 

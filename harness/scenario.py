@@ -11,7 +11,6 @@ refuse is refused here, at load time: `coexist check` accepts exactly what `run`
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import tomllib
 from collections.abc import Mapping
@@ -24,6 +23,8 @@ from harness.expect import GUEST_KEYS, HOST_KEYS, Expect, ExpectError, parse_exp
 from harness.fixes import Fix, FixError
 from harness.guestnet import GuestNetwork, NetworkError, NetworkSpec
 from harness.hostconfig import HostSettings
+from harness.schema import ScenarioError, check_types, choice, strings
+from harness.steps import AXIS_EVENTS, EVENT_NEEDS, Step, event_list, parse_steps
 
 RELEASES = ("bookworm", "trixie", "forky")
 GUEST_NETWORKS = guestnet.KINDS
@@ -31,30 +32,10 @@ LIBVIRT_BACKENDS = ("default", "iptables", "nftables")
 FIREWALLD_BACKENDS = ("default", "nftables", "iptables")
 DOCKER_IPTABLES = ("default", "nft", "legacy")
 STARTABLE = ("firewalld", "dockerd", "libvirt")
-# event -> the daemon it needs in host.start_order (None: any host)
-EVENT_NEEDS: dict[str, str | None] = {
-    "firewalld-reload": "firewalld", "firewalld-restart": "firewalld",
-    "dockerd-restart": "dockerd", "libvirt-network-restart": "libvirt",
-    "libvirtd-restart": "libvirt", "guest-restart": None, "host-reboot": None,
-}
-EVENTS = tuple(EVENT_NEEDS)
-AXIS_EVENTS = ("after_setup", "after_fix")
-STEP_KINDS = ("do", "run", "event", "fix", "revert", "axis")
-DO = ("boot", "measure")
-SETTLE_DEFAULT = 30.0   # seconds a step's measurement may take to settle
 NO_BACKEND = {"bookworm": "libvirt 9.0 (bookworm) has no firewall_backend setting"}
 _RESERVED = {*GUEST_KEYS, *HOST_KEYS}   # names a guest may not take
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _GUEST = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
-_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-
-
-class ScenarioError(ValueError):
-    """A scenario file is malformed; the message names the file, the field and what is allowed."""
-
-    def __init__(self, path: Path | str, where: str, problem: str) -> None:
-        self.path, self.where, self.problem = str(path), where, problem
-        super().__init__(f"{path}: {where}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -101,38 +82,6 @@ class Workload:
     @property
     def any(self) -> bool:
         return self.published_port is not None or self.isolated_networks
-
-
-@dataclass(frozen=True)
-class Step:
-    id: str
-    kind: str                            # do | run | event | fix | revert | axis
-    do: str = ""                         # boot | measure
-    commands: tuple[str, ...] = ()       # run: verbatim host commands
-    events: tuple[str, ...] = ()         # event (or the axis's events)
-    fix: Fix | None = None               # fix, revert
-    axis: str | None = None              # axis: after_setup | after_fix
-    expect: Expect = field(default_factory=Expect)
-    settle: float = SETTLE_DEFAULT
-
-    def label(self) -> str:
-        if self.kind == "do":
-            return "boot: daemons in start order, guests up" if self.do == "boot" else "measure again"
-        if self.kind == "run":
-            return "admin: " + "; ".join(f"host# {c}" for c in self.commands)
-        if self.kind == "fix":
-            assert self.fix is not None
-            return f"fix {self.fix.name}"
-        if self.kind == "revert":
-            assert self.fix is not None
-            return f"revert {self.fix.name}"
-        return "event: " + ", ".join(self.events)
-
-    def expect_summary(self) -> str:
-        e = self.expect
-        parts = [f"{k} = {json.dumps(v)}" for k, v in {**e.guest, **e.host}.items()]
-        parts += [f"{g}.{k} = {json.dumps(v)}" for g, vals in e.per_guest.items() for k, v in vals.items()]
-        return "expected: " + ", ".join(parts) if parts else "nothing stated"
 
 
 @dataclass(frozen=True)
@@ -185,11 +134,11 @@ class Scenario:
         data.update(axes)
         where = f"{self.path} (variant {axes})"
         host = _host(where, {**_host_data(self.host), **{k: data[k] for k in _AXIS_HOST}})
-        _choice(where, "guest.network", data["network"], (*self.networks, *GUEST_NETWORKS))
+        choice(where, "guest.network", data["network"], (*self.networks, *GUEST_NETWORKS))
         guests = (dataclasses.replace(self.guests[0], network=data["network"]), *self.guests[1:])
         events = {}
         for axis in AXIS_EVENTS:
-            events[axis] = tuple(_events(where, f"events.{axis}", data[axis]))
+            events[axis] = tuple(event_list(where, f"events.{axis}", data[axis]))
         variant = dataclasses.replace(self, host=host, guests=guests, axis_events=events)
         _check_networks(where, variant)
         return variant
@@ -298,9 +247,6 @@ _TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
     "case": {},
 }
 _ARRAYS = ("network", "guest", "step", "case")
-_STEP_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "id": str, "do": str, "run": list, "event": (str, list), "fix": str, "revert": str,
-    "axis": str, "params": dict, "expect": dict, "settle": (int, float), "note": str}
 _CASE_MATCH: dict[str, type] = {
     "release": str, "libvirt_firewall_backend": str, "firewalld_backend": str,
     "docker_iptables": str, "start_order": list, "firewalld": bool, "after_setup": list,
@@ -333,7 +279,7 @@ def parse(data: dict[str, Any], path: Path | str = "<scenario>") -> Scenario:
         elif not isinstance(value, dict):
             raise ScenarioError(path, table, "must be a table ([...])")
         elif table not in ("fix",):
-            _check_types(path, table, value, _TABLES[table])
+            check_types(path, table, value, _TABLES[table])
     meta = data.get("scenario", {})
     for key in ("name", "summary"):
         if key not in meta:
@@ -357,13 +303,13 @@ def parse(data: dict[str, Any], path: Path | str = "<scenario>") -> Scenario:
             own_fixes[name] = fixes.parse_fix(name, table)
         except FixError as error:
             raise ScenarioError(path, f"fix.{name}.{error.field}".rstrip("."), str(error)) from None
-    axis_events = {axis: tuple(_events(path, f"events.{axis}", data.get("events", {}).get(axis, [])))
+    axis_events = {axis: tuple(event_list(path, f"events.{axis}", data.get("events", {}).get(axis, [])))
                    for axis in AXIS_EVENTS}
-    steps = _steps(path, data.get("step", []), {**fixes.builtin(), **own_fixes},
+    steps = parse_steps(path, data.get("step", []), {**fixes.builtin(), **own_fixes},
                    tuple(g.name for g in guests))
     scenario = Scenario(
         path=path, name=meta["name"], summary=meta["summary"], source=meta.get("source", ""),
-        notes=tuple(_strings(path, "scenario.notes", meta.get("notes", []))), host=host,
+        notes=tuple(strings(path, "scenario.notes", meta.get("notes", []))), host=host,
         guests=guests, networks=networks, workload=workload, fixes=own_fixes, step_list=steps,
         axis_events=axis_events)
     for axis in AXIS_EVENTS:
@@ -389,12 +335,12 @@ def _host_data(host: Host) -> dict[str, Any]:
 
 
 def _host(path: Path | str, data: dict[str, Any]) -> Host:
-    _check_types(path, "host", data, _TABLES["host"])
+    check_types(path, "host", data, _TABLES["host"])
     libvirt = dict(data.get("libvirt", {}))
     firewalld = dict(data.get("firewalld", {}))
-    backend = _choice(path, "host.libvirt_firewall_backend",
+    backend = choice(path, "host.libvirt_firewall_backend",
                       data.get("libvirt_firewall_backend", Host.libvirt_firewall_backend), LIBVIRT_BACKENDS)
-    fw_backend = _choice(path, "host.firewalld_backend",
+    fw_backend = choice(path, "host.firewalld_backend",
                          data.get("firewalld_backend", Host.firewalld_backend), FIREWALLD_BACKENDS)
     for given, table, key in ((backend, libvirt, "firewall_backend"),
                               (fw_backend, firewalld, "FirewallBackend")):
@@ -425,9 +371,9 @@ def _host(path: Path | str, data: dict[str, Any]) -> Host:
                                 "a list of interface names, e.g. libvirt = [\"virbr0\"]")
         zones[zone] = tuple(interfaces)
     return Host(
-        release=_choice(path, "host.release", data.get("release", Host.release), RELEASES),
+        release=choice(path, "host.release", data.get("release", Host.release), RELEASES),
         libvirt_firewall_backend=backend, firewalld_backend=fw_backend,
-        docker_iptables=_choice(path, "host.docker_iptables",
+        docker_iptables=choice(path, "host.docker_iptables",
                                 data.get("docker_iptables", Host.docker_iptables), DOCKER_IPTABLES),
         start_order=_start_order(path, data.get("start_order", list(Host.start_order))),
         ipv6=data.get("ipv6", False), docker=dict(data.get("docker", {})), libvirt=libvirt,
@@ -464,107 +410,17 @@ def _guests(path: Path, tables: list[Any], networks: dict[str, NetworkSpec]) -> 
         where = f"guest[{index}]"
         if not isinstance(table, dict):
             raise ScenarioError(path, where, "must be a table ([[guest]])")
-        _check_types(path, where, table, {"name": str, "network": str})
+        check_types(path, where, table, {"name": str, "network": str})
         name = table.get("name", "guest" if index == 0 else "")
         if not _GUEST.fullmatch(name) or name in _RESERVED:
             raise ScenarioError(path, f"{where}.name", f"{name!r}: a lower-case name (letters, digits, "
                                 "'-', at most 16), not an expectation key")
         if name in {g.name for g in guests}:
             raise ScenarioError(path, f"{where}.name", f"two guests are called {name!r}")
-        network = _choice(path, f"{where}.network", table.get("network", "default"),
+        network = choice(path, f"{where}.network", table.get("network", "default"),
                           (*networks, *GUEST_NETWORKS))
         guests.append(GuestSpec(name, network))
     return tuple(guests)
-
-
-def _steps(path: Path, tables: list[Any], known_fixes: dict[str, Fix],
-           guests: tuple[str, ...]) -> tuple[Step, ...]:
-    if not tables:
-        raise ScenarioError(path, "step", "is required: at least [[step]] do = \"boot\"")
-    steps: list[Step] = []
-    for index, table in enumerate(tables):
-        where = f"step[{index}]"
-        if not isinstance(table, dict):
-            raise ScenarioError(path, where, "must be a table ([[step]])")
-        _check_types(path, where, table, _STEP_FIELDS)
-        kinds = [k for k in STEP_KINDS if k in table]
-        if len(kinds) != 1:
-            raise ScenarioError(path, where, f"give exactly one of {', '.join(STEP_KINDS)}"
-                                + (f", not {kinds}" if kinds else ""))
-        kind = kinds[0]
-        step = Step(id="", kind=kind)
-        if kind == "do":
-            step = dataclasses.replace(step, do=_choice(path, f"{where}.do", table["do"], DO))
-            if (step.do == "boot") != (index == 0):
-                raise ScenarioError(path, f"{where}.do", "the first step, and only it, is do = \"boot\"")
-        elif index == 0:
-            raise ScenarioError(path, where, "the first step must be do = \"boot\" (daemons up, guests up)")
-        elif kind == "run":
-            commands = _strings(path, f"{where}.run", table["run"])
-            if not commands or not all(c.strip() for c in commands):
-                raise ScenarioError(path, f"{where}.run", "a list of host commands, each run verbatim")
-            step = dataclasses.replace(step, commands=tuple(commands))
-        elif kind == "event":
-            value = table["event"]
-            events = _events(path, f"{where}.event", [value] if isinstance(value, str) else value)
-            if not events:
-                raise ScenarioError(path, f"{where}.event", "names no event")
-            step = dataclasses.replace(step, events=tuple(events))
-        elif kind == "axis":
-            axis = _choice(path, f"{where}.axis", table["axis"], AXIS_EVENTS)
-            if any(s.axis == axis for s in steps):
-                raise ScenarioError(path, f"{where}.axis", f"a second step with axis = \"{axis}\"")
-            step = dataclasses.replace(step, axis=axis)
-        else:
-            name = table[kind]
-            if name not in known_fixes:
-                raise ScenarioError(path, f"{where}.{kind}", f"unknown fix {name!r}; known: "
-                                    f"{', '.join(known_fixes)} (or define [fix.{name}])")
-            try:
-                fix = known_fixes[name].with_params(table.get("params", {}))
-            except FixError as error:
-                raise ScenarioError(path, f"{where}.{error.field}", str(error)) from None
-            if kind == "revert" and not fix.revert:
-                raise ScenarioError(path, f"{where}.revert", f"fix {name} has no revert commands")
-            step = dataclasses.replace(step, fix=fix)
-        if "params" in table and kind not in ("fix", "revert"):
-            raise ScenarioError(path, f"{where}.params", "only with fix = or revert =")
-        settle = table.get("settle", SETTLE_DEFAULT)
-        if not 1 <= settle <= 300:
-            raise ScenarioError(path, f"{where}.settle", f"seconds, 1..300, got {settle}")
-        step_id = table.get("id") or _unique(_default_id(step), [s.id for s in steps])
-        if not _ID.fullmatch(step_id):
-            raise ScenarioError(path, f"{where}.id", f"{step_id!r}: lower-case letters, digits, '-'")
-        if step_id in [s.id for s in steps]:
-            raise ScenarioError(path, f"{where}.id", f"two steps are called {step_id!r}")
-        try:
-            expect = parse_expect(table.get("expect", {}), guests)
-        except ExpectError as error:
-            raise ScenarioError(path, f"{where}.expect.{error.field}".rstrip("."), str(error)) from None
-        steps.append(dataclasses.replace(step, id=step_id, expect=expect, settle=float(settle)))
-    return tuple(steps)
-
-
-def _default_id(step: Step) -> str:
-    if step.kind == "do":
-        return step.do
-    if step.kind == "run":
-        return "admin"
-    if step.kind == "event":
-        return step.events[0] if len(step.events) == 1 else "events"
-    if step.kind == "axis":
-        assert step.axis is not None
-        return step.axis.replace("_", "-")
-    assert step.fix is not None
-    return step.fix.name if step.kind == "fix" else f"revert-{step.fix.name}"
-
-
-def _unique(base: str, taken: list[str]) -> str:
-    candidate, number = base, 1
-    while candidate in taken:
-        number += 1
-        candidate = f"{base}-{number}"
-    return candidate
 
 
 def _case(path: Path, index: int, data: Any, scenario: Scenario) -> Case:
@@ -576,7 +432,7 @@ def _case(path: Path, index: int, data: Any, scenario: Scenario) -> Case:
     if unknown:
         raise ScenarioError(path, f"{where}.{sorted(unknown)[0]}",
                             f"unknown key; allowed: {', '.join(_CASE_MATCH)}, expect, note")
-    _check_types(path, where, data, {**_CASE_MATCH, "expect": dict, "note": str})
+    check_types(path, where, data, {**_CASE_MATCH, "expect": dict, "note": str})
     if not match:
         raise ScenarioError(path, where, f"matches nothing: give one of {', '.join(_CASE_MATCH)}")
     allowed = {"release": RELEASES, "libvirt_firewall_backend": LIBVIRT_BACKENDS,
@@ -584,14 +440,14 @@ def _case(path: Path, index: int, data: Any, scenario: Scenario) -> Case:
                "network": (*scenario.networks, *GUEST_NETWORKS)}
     for key, choices in allowed.items():
         if key in match:
-            _choice(path, f"{where}.{key}", match[key], choices)
+            choice(path, f"{where}.{key}", match[key], choices)
     if "start_order" in match:
         order = _start_order(path, match["start_order"], f"{where}.start_order")
         if "firewalld" in match and match["firewalld"] != ("firewalld" in order):
             raise ScenarioError(path, f"{where}.firewalld", "contradicts its start_order: never matches")
     for axis in AXIS_EVENTS:
         if axis in match:
-            _events(path, f"{where}.{axis}", match[axis])
+            event_list(path, f"{where}.{axis}", match[axis])
             if not any(s.axis == axis for s in scenario.step_list):
                 raise ScenarioError(path, f"{where}.{axis}", f"never matches: no step has axis = \"{axis}\"")
     if match.get("release") in NO_BACKEND and match.get("libvirt_firewall_backend", "default") != "default":
@@ -680,42 +536,9 @@ def _matches(match: dict[str, Any], axes: dict[str, Any]) -> bool:
     return all(axes[key] == value for key, value in match.items())
 
 
-def _check_types(path: Path | str, table: str, values: dict[str, Any],
-                 allowed: dict[str, type | tuple[type, ...]]) -> None:
-    for key, item in values.items():
-        if key not in allowed:
-            raise ScenarioError(path, f"{table}.{key}", f"unknown key; allowed: {', '.join(allowed)}")
-        expected = allowed[key]
-        if isinstance(item, bool) and expected in (int, (int, float)) or not isinstance(item, expected):
-            kind = (expected.__name__ if isinstance(expected, type)
-                    else " or ".join(t.__name__ for t in expected))
-            raise ScenarioError(path, f"{table}.{key}", f"must be a {kind}, got {item!r}")
-
-
-def _choice(path: Path | str, where: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ScenarioError(path, where, f"{value!r} is not allowed; allowed: {', '.join(allowed)}")
-    return str(value)
-
-
-def _strings(path: Path | str, where: str, values: list[Any]) -> list[str]:
-    for value in values:
-        if not isinstance(value, str):
-            raise ScenarioError(path, where, f"must be a list of strings, got {value!r}")
-    return values
-
-
-def _events(path: Path | str, where: str, values: Any) -> list[str]:
-    if not isinstance(values, list | tuple):
-        raise ScenarioError(path, where, f"must be a list of events, got {values!r}")
-    for value in _strings(path, where, list(values)):
-        _choice(path, where, value, EVENTS)
-    return list(values)
-
-
 def _start_order(path: Path | str, order: list[Any], where: str = "host.start_order") -> tuple[str, ...]:
-    for item in _strings(path, where, order):
-        _choice(path, where, item, STARTABLE)
+    for item in strings(path, where, order):
+        choice(path, where, item, STARTABLE)
     if len(set(order)) != len(order):
         raise ScenarioError(path, where, f"names a daemon twice: {order}")
     if "libvirt" not in order:

@@ -11,7 +11,7 @@ from harness.firewall import Snapshot, chain_policy, diff, forward_hooks, tables
 from harness.fixes import builtin
 from harness.guestnet import guest_network
 from harness.measure import Settled, StepResult
-from harness.scenario import Step
+from harness.steps import Step
 
 DATA = Path(__file__).parent / "data" / "trixie-seed"
 

@@ -343,7 +343,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_every_event_a_scenario_may_name_can_happen() -> None:
     from harness import events
-    from harness.scenario import EVENTS
+    from harness.steps import EVENTS
 
     assert set(EVENTS) == set(events.HAPPEN)
 

@@ -1,0 +1,39 @@
+"""Validation helpers of the scenario schema, and the one error it raises: file, field, what is allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+class ScenarioError(ValueError):
+    """A scenario file is malformed; the message names the file, the field and what is allowed."""
+
+    def __init__(self, path: Path | str, where: str, problem: str) -> None:
+        self.path, self.where, self.problem = str(path), where, problem
+        super().__init__(f"{path}: {where}: {problem}")
+
+
+def check_types(path: Path | str, table: str, values: dict[str, Any],
+                 allowed: dict[str, type | tuple[type, ...]]) -> None:
+    for key, item in values.items():
+        if key not in allowed:
+            raise ScenarioError(path, f"{table}.{key}", f"unknown key; allowed: {', '.join(allowed)}")
+        expected = allowed[key]
+        if isinstance(item, bool) and expected in (int, (int, float)) or not isinstance(item, expected):
+            kind = (expected.__name__ if isinstance(expected, type)
+                    else " or ".join(t.__name__ for t in expected))
+            raise ScenarioError(path, f"{table}.{key}", f"must be a {kind}, got {item!r}")
+
+
+def choice(path: Path | str, where: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ScenarioError(path, where, f"{value!r} is not allowed; allowed: {', '.join(allowed)}")
+    return str(value)
+
+
+def strings(path: Path | str, where: str, values: list[Any]) -> list[str]:
+    for value in values:
+        if not isinstance(value, str):
+            raise ScenarioError(path, where, f"must be a list of strings, got {value!r}")
+    return values
