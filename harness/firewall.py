@@ -99,6 +99,12 @@ class Snapshot:
         return forward_hooks(self.nft)
 
 
+# Ask the bus whether firewalld owns its name: firewall-cmd 2.5 (forky) waits ~10 s for a
+# firewalld that is not running when a system bus is up.
+FIREWALLD_UP = ("dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus "
+                "org.freedesktop.DBus.NameHasOwner string:org.fedoraproject.FirewallD1 2>/dev/null "
+                "| grep -q 'boolean true'")
+
 _CAPTURE = {
     # stderr apart: iptables-nft's warning about legacy tables would land inside the rules
     "iptables-save.txt": "iptables-save -c 2>/dev/null",
@@ -108,11 +114,7 @@ _CAPTURE = {
     "nft-ruleset.txt": "nft -a list ruleset",
     "nft-ruleset.json": "nft -j list ruleset",
     "ip-addr.txt": "ip -br addr; ip route; cat /proc/sys/net/ipv4/ip_forward",
-    # Ask the bus whether firewalld owns its name: firewall-cmd 2.5 (forky) waits ~10 s for a
-    # firewalld that is not running when a system bus is up.
-    "firewalld.txt": "if dbus-send --system --print-reply --dest=org.freedesktop.DBus "
-                     "/org/freedesktop/DBus org.freedesktop.DBus.NameHasOwner "
-                     "string:org.fedoraproject.FirewallD1 2>/dev/null | grep -q 'boolean true'; then "
+    "firewalld.txt": f"if {FIREWALLD_UP}; then "
                      "echo '# active zones'; firewall-cmd --get-active-zones; "
                      "echo '# zone of virbr0'; firewall-cmd --get-zone-of-interface=virbr0; "
                      "echo '# direct rules'; firewall-cmd --direct --get-all-rules; "

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from harness import connectivity
 from harness.connectivity import Connectivity
 from harness.expect import TABLE_KEYS, Expect, describe
-from harness.firewall import chain_policy
+from harness.firewall import FIREWALLD_UP, chain_policy
 from harness.fixes import CheckResult
 
 if TYPE_CHECKING:
@@ -31,9 +31,6 @@ if TYPE_CHECKING:
 
 STABLE_FOR = 4.0    # seconds an outcome must hold to count as settled
 ROUND_GAP = 1.0     # seconds between two rounds of probes
-FIREWALLD_UP = ("dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus "
-                "org.freedesktop.DBus.NameHasOwner string:org.fedoraproject.FirewallD1 2>/dev/null "
-                "| grep -q 'boolean true'")
 
 
 @dataclass(frozen=True)
@@ -70,13 +67,12 @@ def settle(guest: Guest, *, limit: float, clock: Callable[[], float] = time.mono
     stable = False
     while True:
         rounds.append((clock() - start, probe()))
-        same_since = rounds[-1][0]
+        same_since = rounds[-1][0]   # the first of the latest run of equal outcomes
         for at, seen in reversed(rounds):
             if _outcome(seen) != _outcome(rounds[-1][1]):
                 break
             same_since = at
-        held = sum(1 for _, seen in rounds if _outcome(seen) == _outcome(rounds[-1][1]))
-        if len(rounds) >= 2 and held >= 2 and rounds[-1][0] - same_since >= STABLE_FOR:
+        if rounds[-1][0] - same_since >= STABLE_FOR:   # > 0: two rounds at least
             stable = True
             break
         if clock() - start + ROUND_GAP >= limit:
@@ -126,15 +122,9 @@ def host_facts(lab: Lab, wanted: dict[str, set[str]]) -> HostFacts:
         got = {name: future.result() for name, future in futures.items()}
     tables = {f"{t['table']['family']} {t['table']['name']}" for t in got["nft"].get("nftables", [])
               if "table" in t}
-    zone_of: dict[str, str] = {}
-    masquerade: dict[str, bool] = {}
     if got["firewalld"]:
-        for iface in wanted.get("zone_of", ()):
-            result = lab.execute(["firewall-cmd", f"--get-zone-of-interface={iface}"])
-            zone_of[iface] = result.output.strip() if result.returncode == 0 else ""
-        for zone in wanted.get("masquerade", ()):
-            masquerade[zone] = lab.execute(["firewall-cmd", f"--zone={zone}",
-                                            "--query-masquerade"]).output.strip() == "yes"
+        zone_of: dict[str, str] = {iface: lab.firewall.zone_of(iface) for iface in wanted.get("zone_of", ())}
+        masquerade: dict[str, bool] = {zone: lab.firewall.masquerade(zone) for zone in wanted.get("masquerade", ())}
     else:
         zone_of = dict.fromkeys(wanted.get("zone_of", ()), "")
         masquerade = dict.fromkeys(wanted.get("masquerade", ()), False)
