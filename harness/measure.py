@@ -124,7 +124,8 @@ def host_facts(lab: Lab, wanted: dict[str, set[str]]) -> HostFacts:
               if "table" in t}
     if got["firewalld"]:
         zone_of: dict[str, str] = {iface: lab.firewall.zone_of(iface) for iface in wanted.get("zone_of", ())}
-        masquerade: dict[str, bool] = {zone: lab.firewall.masquerade(zone) for zone in wanted.get("masquerade", ())}
+        masquerade: dict[str, bool] = {zone: lab.firewall.masquerade(zone)
+                                       for zone in wanted.get("masquerade", ())}
     else:
         zone_of = dict.fromkeys(wanted.get("zone_of", ()), "")
         masquerade = dict.fromkeys(wanted.get("masquerade", ()), False)
