@@ -47,7 +47,9 @@ def decide(lab: Lab, kernel: str, initrd: str) -> AccelDecision:
             return AccelDecision(cached["accel"], cached["reason"] + " (probed earlier this boot)")
     decision = _probe(lab, kernel, initrd)
     _CACHE.parent.mkdir(parents=True, exist_ok=True)
-    _CACHE.write_text(json.dumps({"key": key, **asdict(decision)}))
+    staged = _CACHE.with_name(f".{_CACHE.name}.{os.getpid()}")   # parallel runs read it meanwhile
+    staged.write_text(json.dumps({"key": key, **asdict(decision)}))
+    staged.rename(_CACHE)
     return decision
 
 

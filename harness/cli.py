@@ -1,24 +1,82 @@
-"""`coexist`: run a scenario for real and print the verdict; build images ahead of time."""
+"""`coexist`: run a scenario for real and print the verdict; build images ahead of time.
+
+Exit codes: 0 as expected, 1 an outcome differed from the scenario's expectations, 2 bad input or a
+machine that cannot run a lab (one line says which), 3 the run itself broke (its artifacts say
+why), 128+N stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP), after tearing down.
+"""
 
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness import log
-from harness.scenario import GUEST_NETWORKS, RELEASES
+from harness import interrupt, log
+from harness.scenario import (
+    DOCKER_IPTABLES,
+    FIREWALLD_BACKENDS,
+    GUEST_NETWORKS,
+    LIBVIRT_BACKENDS,
+    RELEASES,
+)
+from harness.steps import EVENTS
+
+START_ITEMS = ("firewalld", "dockerd", "libvirt")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="coexist", description=__doc__)
+    interrupt.install()
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "check":
+            return _check(args.scenarios)
+        if args.command == "images":
+            return _images(args.release)
+        if args.command == "matrix":
+            return _matrix(args)
+        return _run(args)
+    except interrupt.Interrupted as stop:
+        return _interrupted(stop)
+    except UserError as error:
+        print(f"coexist: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        stop = interrupt.received()
+        if stop is not None:   # a child died of the same Ctrl-C first, say what really happened
+            return _interrupted(stop)
+        log.info(f"coexist: {args.command} failed: {type(error).__name__}: {error}")
+        if _partial:
+            log.info(f"coexist: logs and rulesets so far: {_partial[-1]}")
+        return 3
+
+
+class UserError(Exception):
+    """Bad input or an unfit machine: one line, exit 2."""
+
+
+_partial: list[Path] = []   # the artifacts folder of the run in progress, for the interrupt line
+
+
+def _interrupted(stop: interrupt.Interrupted) -> int:
+    where = f"partial artifacts: {_partial[-1]}" if _partial else "no artifacts yet"
+    print(f"coexist: interrupted ({stop.signame}) during {stop.during}; cleaned up; {where}",
+          file=sys.stderr)
+    return stop.exit_code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="coexist", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a scenario end to end and print the verdict")
     run.add_argument("scenario", type=Path, help="a scenario file, e.g. scenarios/seed.toml")
-    run.add_argument("--artifacts", type=Path, default=None,
-                     help="where logs, rulesets and the verdict go (default: ./artifacts/<name>-<time>)")
+    run.add_argument("--artifacts", type=Path, default=Path("artifacts"),
+                     help="artifacts root: the run writes logs, rulesets and the verdict into a "
+                          "folder of its own inside it, <name>-<time>-<run id> (default: ./artifacts)")
     run.add_argument("--release", choices=RELEASES, default=None,
                      help="run on this Debian release instead of the scenario's own")
     run.add_argument("--network", default=None,
@@ -29,57 +87,109 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("scenarios", type=Path, nargs="+")
     matrix = sub.add_parser("matrix", help="run scenarios crossed with axes; write a report")
     matrix.add_argument("scenarios", type=Path, nargs="+", help="scenario files or folders")
-    matrix.add_argument("--release", action="append", default=[],
-                        help="bookworm,trixie,forky (repeatable or comma-separated)")
+    listed = "(repeatable or comma-separated)"
+    matrix.add_argument("--release", action="append", default=[], type=_values(RELEASES),
+                        help=f"{','.join(RELEASES)} {listed}")
     matrix.add_argument("--start-order", action="append", default=[],
+                        type=_values(START_ITEMS, order=True),
                         help="e.g. firewalld,dockerd,libvirt (repeatable: one order each)")
     matrix.add_argument("--libvirt-backend", action="append", default=[],
-                        help="default,iptables,nftables (repeatable or comma-separated)")
+                        type=_values(LIBVIRT_BACKENDS), help=f"{','.join(LIBVIRT_BACKENDS)} {listed}")
     matrix.add_argument("--firewalld-backend", action="append", default=[],
-                        help="default,nftables,iptables (repeatable or comma-separated)")
+                        type=_values(FIREWALLD_BACKENDS),
+                        help=f"{','.join(FIREWALLD_BACKENDS)} {listed}")
     matrix.add_argument("--docker-iptables", action="append", default=[],
-                        help="default,nft,legacy (repeatable or comma-separated)")
-    matrix.add_argument("--network", action="append", default=[],
-                        help=f"the guest's network: {','.join(GUEST_NETWORKS)} "
-                             "(repeatable or comma-separated)")
+                        type=_values(DOCKER_IPTABLES), help=f"{','.join(DOCKER_IPTABLES)} {listed}")
+    matrix.add_argument("--network", action="append", default=[], type=_values(GUEST_NETWORKS),
+                        help=f"the guest's network: {','.join(GUEST_NETWORKS)} {listed}")
     matrix.add_argument("--ipv6", action="append", default=[], choices=["no", "yes", "no,yes"],
                         metavar="no|yes|no,yes",
                         help="IPv6 on the guest's libvirt network: no, yes or no,yes")
     matrix.add_argument("--after-setup", action="append", default=[],
+                        type=_values((*EVENTS, "none"), order=True),
                         help="events before the first measurement, e.g. firewalld-reload "
                              "(repeatable: one list each; 'none' for no event)")
     matrix.add_argument("--after-fix", action="append", default=[],
+                        type=_values((*EVENTS, "none"), order=True),
                         help="events after the fix (repeatable: one list each; 'none')")
     matrix.add_argument("--out", type=Path, default=None,
-                        help="report folder (default: ./artifacts/matrix-<time>)")
+                        help="report folder (default: ./artifacts/matrix-<time>-<run id>)")
     images = sub.add_parser("images", help="build (or reuse) the host and guest images")
-    images.add_argument("--release", default="trixie")
-    args = parser.parse_args(argv)
+    images.add_argument("--release", choices=RELEASES, default="trixie")
+    return parser
 
+
+def _values(allowed: tuple[str, ...], *, order: bool = False) -> Callable[[str], list[str]]:
+    """An argparse type: a comma-separated list of `allowed` values (an order: each at most once)."""
+
+    def parse(text: str) -> list[str]:
+        values = text.split(",")
+        for value in values:
+            if value not in allowed:
+                shown = repr(value) if value else "an empty value"
+                raise argparse.ArgumentTypeError(f"{shown} in {text!r}; allowed: {', '.join(allowed)}")
+        if order and len(set(values)) != len(values):
+            raise argparse.ArgumentTypeError(f"{text!r} names a value twice")
+        return values
+
+    return parse
+
+
+def _check(paths: list[Path]) -> int:
+    """Validate every file; report each bad one (not only the first)."""
+    from harness.scenario import ScenarioError, load
+
+    bad = 0
+    for path in paths:
+        try:
+            scenario = load(path)
+        except ScenarioError as error:
+            print(f"coexist: invalid scenario: {error}", file=sys.stderr)
+            bad += 1
+            continue
+        steps = ", ".join(step.id for step in scenario.steps)
+        print(f"{path}: ok ({scenario.name}, {scenario.host.release}; steps: {steps})")
+    return 2 if bad else 0
+
+
+def _preflight(*, artifacts_root: Path | None, releases: list[str]) -> None:
+    from harness import preflight
+    from harness.guestimage import guest_image_cached
+    from harness.hostimage import host_image_cached
+
+    found = preflight.problems(artifacts_root=artifacts_root,
+                               build_host=not all(host_image_cached(r) for r in releases),
+                               build_guest=not guest_image_cached())
+    if found:
+        for line in found[:-1]:
+            print(f"coexist: preflight: {line}", file=sys.stderr)
+        raise UserError(f"preflight: {found[-1]}")
+
+
+def _images(release: str) -> int:
+    from harness.runner import build_images
+
+    _preflight(artifacts_root=None, releases=[release])
+    built = build_images(release)
+    print(f"host image: {built.host.root}\nguest image: {built.guest.kernel.parent}")
+    return 0
+
+
+def _load(path: Path) -> Any:
     from harness.scenario import ScenarioError, load
 
     try:
-        if args.command == "check":
-            bad = 0
-            for path in args.scenarios:
-                try:
-                    scenario = load(path)
-                except ScenarioError as error:
-                    print(f"coexist: invalid scenario: {error}", file=sys.stderr)
-                    bad += 1
-                    continue
-                steps = ", ".join(step.id for step in scenario.steps)
-                print(f"{path}: ok ({scenario.name}, {scenario.host.release}; steps: {steps})")
-            return 2 if bad else 0
-        if args.command == "images":
-            from harness.runner import build_images
+        return load(path)
+    except ScenarioError as error:
+        raise UserError(f"invalid scenario: {error}") from None
 
-            built = build_images(args.release)
-            print(f"host image: {built.host.root}\nguest image: {built.guest.kernel.parent}")
-            return 0
-        if args.command == "matrix":
-            return _matrix(args)
-        scenario = load(args.scenario)
+
+def _run(args: argparse.Namespace) -> int:
+    from harness.runner import NotApplicable, run_scenario
+    from harness.scenario import ScenarioError
+
+    scenario = _load(args.scenario)
+    try:
         if args.release:
             scenario = scenario.variant(release=args.release)
         if args.network:
@@ -87,47 +197,75 @@ def main(argv: list[str] | None = None) -> int:
         if args.ipv6:
             scenario = scenario.variant(ipv6=True)
     except ScenarioError as error:
-        print(f"coexist: invalid scenario: {error}", file=sys.stderr)
-        return 2
-
-    from harness.runner import NotApplicable, run_scenario
-
-    artifacts = args.artifacts or Path("artifacts") / f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        raise UserError(f"invalid scenario: {error}") from None
+    if (why := scenario.not_applicable()) is not None:
+        raise UserError(f"not applicable on {scenario.host.release}: {why}")
+    _preflight(artifacts_root=args.artifacts, releases=[scenario.host.release])
+    folder = run_folder(args.artifacts, scenario.name)
+    _partial.append(folder)
     try:
-        verdict = run_scenario(scenario, artifacts=artifacts.resolve())
-    except PermissionError as error:
-        print(f"coexist: {error}", file=sys.stderr)
-        return 2
+        verdict = run_scenario(scenario, artifacts=folder)
     except NotApplicable as error:
-        print(f"coexist: not applicable on {scenario.host.release}: {error}", file=sys.stderr)
-        return 2
+        raise UserError(f"not applicable on {scenario.host.release}: {error}") from None
+    except interrupt.Interrupted:
+        raise
     except Exception as error:
+        if interrupt.received() is not None:
+            raise
         log.info(f"coexist: the run itself failed: {type(error).__name__}: {error}")
-        log.info(f"coexist: logs and rulesets so far: {artifacts.resolve()}")
+        log.info(f"coexist: logs and rulesets so far: {folder}")
         return 3
     print(verdict.render())
     return 0 if not verdict.mismatches() else 1
 
 
+def run_folder(root: Path, name: str) -> Path:
+    """A new folder inside `root` for one run: <name>-<time>-<run id>, never shared by two runs."""
+    root = root.resolve()
+    while True:
+        folder = root / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        try:
+            folder.mkdir(parents=True)
+        except FileExistsError:
+            continue
+        return folder
+
+
 def _matrix(args: argparse.Namespace) -> int:
     from harness import matrix
-    from harness.scenario import load
 
-    files = [p for path in args.scenarios
-             for p in (sorted(path.glob("*.toml")) if path.is_dir() else [path])]
+    files = []
+    for path in args.scenarios:
+        if path.is_dir():
+            found = sorted(path.glob("*.toml"))
+            if not found:
+                raise UserError(f"{path}: no scenario files (*.toml) in this folder")
+            files += found
+        else:
+            files.append(path)
+    scenarios = [_load(f) for f in files]
     axes: dict[str, list[Any]] = {
-        "release": _commas(args.release),
-        "libvirt_firewall_backend": _commas(args.libvirt_backend),
-        "firewalld_backend": _commas(args.firewalld_backend),
-        "docker_iptables": _commas(args.docker_iptables),
-        "network": _commas(args.network),
-        "ipv6": [value == "yes" for value in _commas(args.ipv6)],
-        "start_order": [order.split(",") for order in args.start_order],
-        "after_setup": [_event_list(e) for e in args.after_setup],
-        "after_fix": [_event_list(e) for e in args.after_fix],
+        "release": _flat(args.release),
+        "libvirt_firewall_backend": _flat(args.libvirt_backend),
+        "firewalld_backend": _flat(args.firewalld_backend),
+        "docker_iptables": _flat(args.docker_iptables),
+        "network": _flat(args.network),
+        "ipv6": [value == "yes" for value in _flat([v.split(",") for v in args.ipv6])],
+        "start_order": args.start_order,
+        "after_setup": [[e for e in events if e != "none"] for events in args.after_setup],
+        "after_fix": [[e for e in events if e != "none"] for events in args.after_fix],
     }
-    variants = matrix.cross([load(f) for f in files], axes)
-    out = (args.out or Path("artifacts") / f"matrix-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    from harness.scenario import ScenarioError
+
+    try:
+        variants = matrix.cross(scenarios, axes)
+    except ScenarioError as error:
+        raise UserError(f"invalid matrix: {error}") from None
+    releases = sorted({v.host.release for v in variants})
+    _preflight(artifacts_root=args.out.resolve().parent if args.out else Path("artifacts"),
+               releases=releases)
+    out = args.out.resolve() if args.out else run_folder(Path("artifacts"), "matrix")
+    _partial.append(out)
     log.info(f"coexist matrix: {len(variants)} runs -> {out}")
     rows = matrix.run(variants, out)
     print((out / "matrix.md").read_text())
@@ -136,12 +274,8 @@ def _matrix(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
-def _commas(values: list[str]) -> list[str]:
-    return [v for value in values for v in value.split(",") if v]
-
-
-def _event_list(value: str) -> list[str]:
-    return [] if value == "none" else value.split(",")
+def _flat(values: list[list[str]]) -> list[str]:
+    return [v for value in values for v in value]
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import paramiko
 
-from harness import log
+from harness import interrupt, log
 from harness.accel import Accel
 from harness.domain import DomainSpec, domain_xml
 from harness.guestimage import FAILED_LINE, GuestImage
@@ -234,6 +234,10 @@ class Guest:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        with interrupt.shielded():
+            self._teardown()
+
+    def _teardown(self) -> None:
         import libvirt
 
         if self._ssh is not None:
@@ -244,6 +248,8 @@ class Guest:
             suffix = "" if self.role == "guest" else f"-{self.role}"
             (self.artifacts / f"guest{suffix}-serial.log").write_text(
                 self._console_history + self.serial_log())
+        if interrupt.stopping():
+            return   # the lab's teardown kills qemu with the rest; libvirtd may be mid-start
         try:
             domain = self.lab.libvirt().lookupByName(self.name)
             if domain.isActive():

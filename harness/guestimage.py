@@ -338,3 +338,8 @@ def _write_cpio(staging: Path, destination: Path) -> None:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def guest_image_cached() -> bool:
+    """Is the guest image of the current recipe already built?"""
+    return (cache_root() / f"guest-{_current_recipe().key()}").is_dir()

@@ -403,3 +403,9 @@ def _remove_tree(path: Path) -> None:
         return
     _ensure_unmounted(path)
     shutil.rmtree(path)
+
+
+def host_image_cached(release: str) -> bool:
+    """Is the host image of `release` already built (nothing to download)?"""
+    recipe = load_recipe(release)
+    return (cache_root() / f"host-{release}-{recipe.key}" / COMPLETE_MARKER).is_file()

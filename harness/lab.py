@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
-from harness import daemons, hostconfig, log, processes
+from harness import cgroups, daemons, hostconfig, interrupt, log, processes
 from harness.commands import Result
 from harness.firewall import HostFirewall
 from harness.fixes import Fix
@@ -111,6 +111,7 @@ class Lab:
         self.deviations: list[str] = []   # ways this lab differs from a real host, for the verdict
         self.daemon_env: dict[str, dict[str, str]] = {}   # per daemon, over the default env
         self._holder: Holder | None = None
+        self.cgroup = cgroups.RunCgroup(self.owner, name)
         self._boot_sysctls: dict[str, str] = {}
         self._daemons: dict[str, tuple[subprocess.Popen[str], IO[str]]] = {}
         self._libvirt: libvirt.virConnect | None = None
@@ -125,10 +126,9 @@ class Lab:
                 (self.workdir / sub).mkdir(parents=True, exist_ok=True)
             (self.workdir / "resolv.conf").write_text(f"nameserver {ROUTER}\n")
             setup = _mount_script(self.image.root, self.workdir, self.workdir / "root", self.shares)
-            self._holder = Holder(
-                self.name, mount=True, setup=setup, owner=self.owner, root=self.workdir / "root"
-            )
             try:
+                self._holder = Holder(self.name, mount=True, setup=setup, owner=self.owner,
+                                      root=self.workdir / "root", cgroup=self.cgroup.create())
                 self.wan.plug(self._holder)
             except BaseException:
                 self.__exit__(*sys.exc_info())
@@ -138,28 +138,21 @@ class Lab:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        with log.step(f"lab '{self.name}': teardown"):
-            if self.running("dockerd"):
-                self._remove_containers()
+        with interrupt.shielded(), log.step(f"lab '{self.name}': teardown"):
             self._close_clients()
-            for name in reversed(list(self._daemons)):
-                self.stop(name)
+            # Everything the lab runs is in its cgroup (containers, qemu, dnsmasq included):
+            # one kill ends it all; its namespaces and mounts go with the last of its processes.
+            self.cgroup.kill()
             if self._holder is not None:
                 self._holder.stop()
                 self._holder = None
-            cgroup_mark = f"coexist-{self.owner}"
-            processes.kill_all(processes.cgroup_members(cgroup_mark))
-            processes.remove_cgroups(cgroup_mark)
+            for proc, logfile in self._daemons.values():
+                proc.wait()
+                logfile.close()
+            self._daemons.clear()
+            self.cgroup.remove()
             shutil.rmtree(self.workdir / "upper", ignore_errors=True)
             shutil.rmtree(self.workdir / "real", ignore_errors=True)
-
-    def _remove_containers(self) -> None:
-        """Kill the lab's containers at once (dockerd would give each 10 s to stop)."""
-        try:
-            for container in self.docker().containers.list(all=True):
-                container.remove(force=True)
-        except Exception as error:  # teardown goes on; the cgroup sweep below catches the rest
-            log.info(f"removing containers: {error!r}")
 
     @property
     def holder(self) -> Holder:
@@ -356,8 +349,7 @@ class Lab:
         with log.step(f"lab '{self.name}': power cycle (daemons stopped, runtime state gone)"):
             for name in reversed(list(self._daemons)):
                 self.stop(name, timeout=5)   # as a shutdown's stop timeout; libvirtd 11.3 can hang
-            processes.kill_all(processes.netns_members(self.holder.pid))
-            processes.kill_all(processes.cgroup_members(f"coexist-{self.owner}"))
+            processes.kill_all(self.cgroup.members() - {self.holder.pid})
             links = json.loads(self.succeed(["ip", "-j", "link", "show"]))
             script = ["nft flush ruleset"]
             for tool in ("iptables-legacy", "ip6tables-legacy"):

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import log
+from harness import interrupt, log
 from harness.measure import StepResult
 from harness.scenario import RELEASES, Scenario
 from harness.verdict import Verdict
@@ -117,6 +117,8 @@ def run(variants: list[Scenario], out: Path) -> list[Row]:
             row.unsupported = str(error)
             log.info(f"[{index}/{len(variants)}] unsupported here: {error}")
         except Exception as error:  # one broken run must not hide the others' results
+            if (stop := interrupt.received()) is not None:
+                raise stop from error
             row.error = f"{type(error).__name__}: {error}"
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "error.txt").write_text(traceback.format_exc())

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from harness import connectivity
+from harness import connectivity, interrupt
 from harness.connectivity import Connectivity
 from harness.expect import TABLE_KEYS, Expect, describe
 from harness.firewall import FIREWALLD_UP, chain_policy
@@ -66,6 +66,7 @@ def settle(guest: Guest, *, limit: float, clock: Callable[[], float] = time.mono
     rounds: list[tuple[float, Connectivity]] = []
     stable = False
     while True:
+        interrupt.check()
         rounds.append((clock() - start, probe()))
         same_since = rounds[-1][0]   # the first of the latest run of equal outcomes
         for at, seen in reversed(rounds):

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TypeVar
 
-from harness import processes
+from harness import cgroups, processes
 from harness.commands import CommandFailed, Result
 
 T = TypeVar("T")
@@ -24,7 +24,11 @@ class Holder:
     """A long-lived process in fresh namespaces; everything else enters them through it.
 
     It dies with the thread that started it (PR_SET_PDEATHSIG), so a killed run takes it along.
-    `setup` is shell run inside the new namespaces before the holder settles into `sleep`. With
+    With `cgroup`, it joins the run's cgroup first (and with `mount`, makes its own cgroup
+    namespace rooted there: the lab's daemons see that cgroup as the root of every hierarchy), so
+    the whole lab, whatever its daemons start, is killed as one. It runs in a session of its own:
+    a Ctrl-C at the terminal reaches coexist, which tears the lab down in order. `setup` is shell
+    run inside the new namespaces before the holder settles into `sleep`. With
     `root` (a mount point made by `setup`), the holder pivots the mount namespace onto it and
     detaches the machine's root: `root` is then the namespace's own root, for every command entered
     through the holder and for every namespace made inside it (a container's `docker exec` joins
@@ -32,11 +36,15 @@ class Holder:
     """
 
     def __init__(
-        self, name: str, *, mount: bool, setup: str = "", owner: str, root: Path | None = None
+        self, name: str, *, mount: bool, setup: str = "", owner: str, root: Path | None = None,
+        cgroup: cgroups.RunCgroup | None = None,
     ) -> None:
         self.name = name
         self.owner = owner
+        self.cgroup = cgroup
+        self.cgroupns = mount and cgroup is not None
         flags = ["--net"] + (["--mount", "--propagation", "private"] if mount else [])
+        flags += ["--cgroup"] if self.cgroupns else []
         settle = "echo ready; exec sleep infinity"
         if root is not None:
             # pivot_root(".", "."), then detach the old root stacked on top (as runc does).
@@ -50,7 +58,8 @@ class Holder:
             stderr=subprocess.STDOUT,
             text=True,
             env={"PATH": SYSTEM_PATH, processes.OWNER_VAR: owner},
-            preexec_fn=processes.die_with_parent,
+            preexec_fn=self.preexec,
+            start_new_session=True,
         )
         assert self._proc.stdout is not None
         output = []
@@ -63,9 +72,16 @@ class Holder:
             raise CommandFailed(f"namespace {name}", script, self._proc.returncode, "".join(output))
         self.pid = self._proc.pid
 
+    def preexec(self) -> None:
+        """In a child about to exec: die with this thread, and join the run's cgroup."""
+        processes.die_with_parent()
+        if self.cgroup is not None:
+            cgroups.join_self(self.cgroup.procs_files)
+
     def nsenter(self, *, mount: bool) -> list[str]:
         """The nsenter prefix that runs a command in this holder's namespaces (and root, if mount)."""
         target = ["nsenter", "--target", str(self.pid), "--net"]
+        target += ["--cgroup"] if self.cgroupns else []
         return target + (["--mount", "--root", "--wd"] if mount else [])
 
     def path(self, inside: str) -> Path:
@@ -146,6 +162,8 @@ class Executor:
             env=self.env(),
             input=input,
             stdin=None if input is not None else subprocess.DEVNULL,
+            preexec_fn=self.holder.preexec,
+            start_new_session=True,
         )
         if check and proc.returncode != 0:
             raise CommandFailed(self.where, argv, proc.returncode, proc.stdout)
@@ -166,7 +184,8 @@ class Executor:
             stderr=subprocess.STDOUT,
             text=True,
             env=self.env(env),
-            preexec_fn=processes.die_with_parent,
+            preexec_fn=self.holder.preexec,
+            start_new_session=True,
         )
 
 

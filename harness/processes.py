@@ -2,10 +2,10 @@
 
 Every process coexist starts carries the environment marker COEXIST_OWNER=<pid>.<starttime> of the
 run that started it (qemu, started by libvirt with a clean environment, carries it in its domain
-name `coexist-<pid>.<starttime>...`). A later run treats processes whose owner is gone as
-leftovers and ends them, together with everything living in their network namespaces (libvirt's
-dnsmasq, qemu) and in Docker cgroups under the owner's `coexist-<owner>` parent. Nothing without
-these marks is touched.
+name `coexist-<pid>.<starttime>...`), and lives in its lab's cgroup (harness.cgroups), which
+catches what carries no mark (libvirt's dnsmasq, containers). A later run treats marked processes
+and cgroups whose owner is gone as leftovers and ends them, together with everything sharing
+their network or mount namespaces. Nothing without these marks is touched.
 """
 
 from __future__ import annotations
@@ -83,13 +83,6 @@ def _own_netns() -> str:
     return os.readlink("/proc/self/ns/net")
 
 
-def _cgroups(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cgroup").read_text()
-    except OSError:
-        return ""
-
-
 def netns_members(pid: int) -> set[int]:
     """Every process in the network namespace of `pid`, `pid` itself excluded."""
     inode = _netns(pid)
@@ -98,45 +91,29 @@ def netns_members(pid: int) -> set[int]:
     return {p for p in _pids() if p != pid and _netns(p) == inode}
 
 
-def cgroup_members(mark: str) -> set[int]:
-    """Processes in a cgroup whose path contains `mark` (Docker's --cgroup-parent for a lab)."""
-    return {p for p in _pids() if mark in _cgroups(p)} - {os.getpid()}
-
-
-def remove_cgroups(mark: str) -> None:
-    """Remove the (empty) cgroup directories named by `mark`, deepest first, in every hierarchy."""
-    for hierarchy in Path("/sys/fs/cgroup").iterdir():
-        top = hierarchy / mark.lstrip("/")
-        if not top.is_dir():
-            continue
-        for directory in sorted(top.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-            if directory.is_dir():
-                try:
-                    directory.rmdir()
-                except OSError:
-                    pass
-        try:
-            top.rmdir()
-        except OSError:
-            pass
-
-
 def stale_owners() -> set[str]:
     """Owner tokens of marked processes whose run is gone."""
     return {o for pid in _pids() if (o := _owner_of(pid)) and not owner_alive(o)}
 
 
+def _mntns(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/mnt")
+    except OSError:
+        return None
+
+
 def leftovers(owners: set[str]) -> set[int]:
-    """PIDs belonging to the given dead runs: marked, or sharing their namespaces or cgroups."""
+    """PIDs belonging to the given dead runs: marked, or sharing a network or mount namespace
+    with a marked process (never the namespaces this process lives in: the machine's)."""
     if not owners:
         return set()
     marked = {pid for pid in _pids() if _owner_of(pid) in owners}
-    # Namespaces a dead run made; never the one this process lives in (the machine's).
-    namespaces = {ns for pid in marked if (ns := _netns(pid)) and ns != _own_netns()}
-    cgroup_marks = [f"coexist-{owner}" for owner in owners]
+    own = {_own_netns(), os.readlink("/proc/self/ns/mnt")}
+    namespaces = {ns for pid in marked for ns in (_netns(pid), _mntns(pid)) if ns and ns not in own}
     found = set(marked)
     for pid in _pids():
-        if _netns(pid) in namespaces or any(m in _cgroups(pid) for m in cgroup_marks):
+        if _netns(pid) in namespaces or _mntns(pid) in namespaces:
             found.add(pid)
     found.discard(os.getpid())
     return found

@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from harness import interrupt
+
 T = TypeVar("T")
 
 
@@ -29,6 +31,7 @@ def retry(
     __tracebackhide__ = True
     deadline = time.monotonic() + timeout
     while True:
+        interrupt.check()
         last_try = time.monotonic() + interval >= deadline
         result = attempt(last_try)
         if result or isinstance(result, int | float) and not isinstance(result, bool):

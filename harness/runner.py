@@ -12,7 +12,18 @@ from pathlib import Path
 
 import docker.errors
 
-from harness import accel, connectivity, containers, events, firewall, hostconfig, log, processes
+from harness import (
+    accel,
+    connectivity,
+    containers,
+    events,
+    firewall,
+    hostconfig,
+    interrupt,
+    leftovers,
+    log,
+    processes,
+)
 from harness.explain import explain_steps
 from harness.guest import GUEST_IMAGE_DIR, Guest
 from harness.guestimage import GuestImage, build_guest_image
@@ -20,6 +31,7 @@ from harness.guestnet import GuestNetwork, NetworkSpec, uplink_ipv6
 from harness.hostconfig import NotApplicable
 from harness.hostimage import HostImage, build_host_image
 from harness.lab import Lab
+from harness.leftovers import WORK_ROOT
 from harness.measure import CommandRun, StepResult, host_facts, settle, wanted_facts
 from harness.namespaces import ensure_root
 from harness.scenario import Host, Scenario
@@ -28,23 +40,8 @@ from harness.steps import Step
 from harness.verdict import Verdict
 from harness.wan import Wan
 
-WORK_ROOT = Path("/var/tmp/coexist")
 WEB = "coexist-web"
 PORT_TIMEOUT = 5.0   # how long the published port may take to answer from outside
-
-
-def sweep_leftovers() -> None:
-    """End processes and remove work folders of earlier runs that died; touch nothing else."""
-    stale = processes.stale_owners()
-    if stale:
-        with log.step(f"sweep leftovers of dead runs {sorted(stale)}"):
-            processes.kill_all(processes.leftovers(stale))
-            for owner in stale:
-                processes.remove_cgroups(f"coexist-{owner}")
-    if WORK_ROOT.is_dir():
-        for folder in WORK_ROOT.iterdir():
-            if not processes.owner_alive(folder.name.split("-", 1)[0]):
-                shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -62,18 +59,20 @@ def build_images(release: str) -> Images:
 def lab_for(host: Host, images: Images, *, name: str = "lab") -> Iterator[Lab]:
     """A wan and a lab with `host`'s configuration files written, daemons not yet started."""
     ensure_root()
-    sweep_leftovers()
+    leftovers.sweep()
     owner = processes.owner_token()
+    leftovers.guard(owner)
     workdir = WORK_ROOT / f"{owner}-{name}"
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        with Wan(owner=owner, workdir=workdir / "wan") as wan, Lab(
+        with Wan(owner=owner, workdir=workdir / "wan", name=f"{name}-wan") as wan, Lab(
                 images.host, wan, workdir=workdir / "lab", name=name,
                 shares={GUEST_IMAGE_DIR: images.guest.kernel.parent}) as lab:
             configure(lab, host)
             yield lab
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        with interrupt.shielded():
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def configure(lab: Lab, host: Host) -> None:

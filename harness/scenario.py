@@ -23,7 +23,7 @@ from harness.expect import GUEST_KEYS, HOST_KEYS, Expect, ExpectError, parse_exp
 from harness.fixes import Fix, FixError
 from harness.guestnet import GuestNetwork, NetworkError, NetworkSpec
 from harness.hostconfig import HostSettings
-from harness.schema import ScenarioError, check_types, choice, strings
+from harness.schema import ScenarioError, check_types, choice, shown, strings
 from harness.steps import AXIS_EVENTS, EVENT_NEEDS, Step, event_list, parse_steps
 
 RELEASES = ("bookworm", "trixie", "forky")
@@ -253,15 +253,40 @@ _CASE_MATCH: dict[str, type] = {
     "after_fix": list, "network": str, "ipv6": bool}
 
 
+MAX_BYTES = 1_000_000   # a scenario is a few KB; anything this big is not one
+
+
 def load(path: Path | str) -> Scenario:
-    """Read and validate a scenario file."""
+    """Read and validate a scenario file: UTF-8 TOML text."""
     path = Path(path)
-    if not path.is_file():
-        raise ScenarioError(path, "file", "no such scenario file")
     try:
-        data = tomllib.loads(path.read_text())
+        if path.is_dir():
+            raise ScenarioError(path, "file", "is a folder; give a scenario file (.toml)")
+        if path.exists() and not path.is_file():
+            raise ScenarioError(path, "file", "not a regular file (a device, FIFO or socket)")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise ScenarioError(path, "file", "no such scenario file") from None
+    except OSError as error:
+        raise ScenarioError(path, "file", f"cannot read it: {error.strerror}") from None
+    if len(raw) > MAX_BYTES:
+        raise ScenarioError(path, "file", f"larger than {MAX_BYTES} bytes; a scenario is a few KB")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ScenarioError(path, "file", "UTF-16 text; save it as UTF-8")
+    if b"\0" in raw:
+        raise ScenarioError(path, "file", "binary data (NUL bytes), not a TOML text file")
+    try:
+        text = raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as error:
+        raise ScenarioError(path, "file", f"not UTF-8 (byte 0x{raw[error.start]:02x} at offset "
+                                          f"{error.start}); save it as UTF-8") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise ScenarioError(path, "file", f"not valid TOML: {error}") from error
+        raise ScenarioError(path, "file", f"not valid TOML: {error}") from None
+    except RecursionError:
+        raise ScenarioError(path, "file", "arrays or tables nested too deeply to be a scenario") from None
     return parse(data, path)
 
 
@@ -285,7 +310,7 @@ def parse(data: dict[str, Any], path: Path | str = "<scenario>") -> Scenario:
         if key not in meta:
             raise ScenarioError(path, f"scenario.{key}", "is required")
     if not _NAME.fullmatch(meta["name"]):
-        raise ScenarioError(path, "scenario.name", f"{meta['name']!r}: letters, digits, '_', '.', "
+        raise ScenarioError(path, "scenario.name", f"{shown(meta['name'])}: letters, digits, '_', '.', "
                                                    "'-', starting with a letter or digit, at most 64")
     host = _host(path, data.get("host", {}))
     networks = _networks(path, data.get("network", []))

@@ -21,9 +21,20 @@ def check_types(path: Path | str, table: str, values: dict[str, Any],
             raise ScenarioError(path, f"{table}.{key}", f"unknown key; allowed: {', '.join(allowed)}")
         expected = allowed[key]
         if isinstance(item, bool) and expected in (int, (int, float)) or not isinstance(item, expected):
-            kind = (expected.__name__ if isinstance(expected, type)
-                    else " or ".join(t.__name__ for t in expected))
-            raise ScenarioError(path, f"{table}.{key}", f"must be a {kind}, got {item!r}")
+            kinds = (expected,) if isinstance(expected, type) else expected
+            kind = ("a number" if kinds == (int, float)
+                    else " or ".join(_KIND_NAMES.get(t, t.__name__) for t in kinds))
+            raise ScenarioError(path, f"{table}.{key}", f"must be {kind}, got {shown(item)}")
+
+
+_KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+               list: "an array", dict: "a table"}
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """A value as the error shows it: repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def choice(path: Path | str, where: str, value: Any, allowed: tuple[str, ...]) -> str:

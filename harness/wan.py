@@ -9,7 +9,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from harness import log
+from harness import cgroups, interrupt, log
 from harness.namespaces import Executor, Holder
 from harness.retry import retry
 
@@ -68,9 +68,10 @@ class Wan:
     a routed guest network asks for one, as its upstream router must have.
     """
 
-    def __init__(self, *, owner: str, workdir: Path) -> None:
+    def __init__(self, *, owner: str, workdir: Path, name: str = "wan") -> None:
         self.owner = owner
         self.workdir = workdir
+        self.cgroup = cgroups.RunCgroup(owner, name)
         self.endpoints = Endpoints()
         self._holder: Holder | None = None
         self._logs: list[IO[str]] = []
@@ -95,8 +96,9 @@ class Wan:
                     "ip link set lab0 up",
                 ]
             )
-            self._holder = Holder("wan", mount=False, setup=setup, owner=self.owner)
             try:
+                self._holder = Holder("wan", mount=False, setup=setup, owner=self.owner,
+                                      cgroup=self.cgroup.create())
                 self._start_services()
             except BaseException:
                 self.__exit__(*sys.exc_info())
@@ -158,12 +160,15 @@ class Wan:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._holder is not None:
-            self._holder.stop()
-            self._holder = None
-        for service in self._services:
-            service.wait(timeout=10)
-        self._services.clear()
-        for handle in self._logs:
-            handle.close()
-        self._logs.clear()
+        with interrupt.shielded():
+            self.cgroup.kill()
+            if self._holder is not None:
+                self._holder.stop()
+                self._holder = None
+            for service in self._services:
+                service.wait(timeout=10)
+            self._services.clear()
+            for handle in self._logs:
+                handle.close()
+            self._logs.clear()
+            self.cgroup.remove()

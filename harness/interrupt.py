@@ -1,0 +1,99 @@
+"""SIGINT, SIGTERM and SIGHUP as a clean stop: the first one ends the run where it is, teardown runs
+in order, and coexist says so in one line; another one during teardown hurries it, never skips it.
+
+`install()` is for programs (the CLI): the first signal raises `Interrupted` in the main thread,
+wherever it is. Teardown code runs under `shielded()`, where a signal is only recorded (and raised
+once the shielded block is done), so a signal arriving while a lab is being torn down can never cut
+that teardown short. Waiting loops ask `stopping()` so that threads other than the main one stop
+too (see harness.retry).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from harness import log
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_signals: list[int] = []
+_during: list[str] = []     # the step the first signal arrived in
+_raised: list[bool] = []    # Interrupted was raised (once per run)
+_shield = threading.local()
+
+
+class Interrupted(BaseException):
+    """The run was stopped by a signal (a BaseException, as KeyboardInterrupt: no `except Exception`
+    in between may swallow it)."""
+
+    def __init__(self, signum: int, during: str) -> None:
+        self.signum = signum
+        self.signame = signal.Signals(signum).name
+        self.during = during
+        super().__init__(f"interrupted ({self.signame}) during {during}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+def install() -> None:
+    """Handle SIGINT, SIGTERM and SIGHUP in this process (call from the main thread)."""
+    for box in (_signals, _during, _raised):
+        box.clear()
+    for sig in SIGNALS:
+        signal.signal(sig, _handler)
+
+
+def _handler(signum: int, _frame: FrameType | None) -> None:
+    _signals.append(signum)
+    if len(_signals) == 1:
+        _during.append(log.current() or "start-up")
+    elif len(_signals) == 2:
+        log.info(f"coexist: {signal.Signals(signum).name} again: finishing the teardown faster")
+    if not _raised and not getattr(_shield, "depth", 0):
+        raise _interrupted()
+
+
+def _interrupted() -> Interrupted:
+    _raised.append(True)
+    return Interrupted(_signals[0], _during[0])
+
+
+def stopping() -> bool:
+    """Has a signal asked this run to stop?"""
+    return bool(_signals)
+
+
+def check() -> None:
+    """For waiting loops: stop once a signal asked to. The main thread has it raised by the
+    handler; other threads (probes, settling) raise it here, so that none keeps a teardown
+    waiting."""
+    if _signals and threading.current_thread() is not threading.main_thread():
+        raise Interrupted(_signals[0], _during[0])
+
+
+def hurry() -> bool:
+    """A second signal came: teardown skips what is only polite (waiting for daemons to stop)."""
+    return len(_signals) > 1
+
+
+def received() -> Interrupted | None:
+    """The first signal, as the exception it raised (or would have raised)."""
+    return Interrupted(_signals[0], _during[0]) if _signals else None
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """Run a teardown to its end: a signal arriving inside is recorded, and raised afterwards."""
+    _shield.depth = getattr(_shield, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _shield.depth -= 1
+    if _signals and not _raised and not _shield.depth \
+            and threading.current_thread() is threading.main_thread():
+        raise _interrupted()
