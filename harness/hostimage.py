@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,8 @@ from harness import log
 from harness.cache import build_lock, cache_root, recipe_key
 from harness.commands import CommandFailed, run
 
-RECIPE_FILE = Path(__file__).resolve().parent.parent / "images" / "host.toml"
+# images/host.toml, shipped as package data (harness/images links to the top-level images/).
+RECIPE_FILE = resources.files("harness") / "images" / "host.toml"
 
 # Part of every image's cache key: bump it when the build steps below change what a root holds.
 RECIPE_VERSION = "1"
@@ -111,7 +114,7 @@ class HostImage:
     manifest: dict[str, str]
 
 
-def load_recipes(path: Path = RECIPE_FILE) -> dict[str, HostRecipe]:
+def load_recipes(path: Traversable = RECIPE_FILE) -> dict[str, HostRecipe]:
     """Every release's recipe in `path`, validated; unknown fields are errors."""
     try:
         data = tomllib.loads(path.read_text())
@@ -128,7 +131,7 @@ def load_recipes(path: Path = RECIPE_FILE) -> dict[str, HostRecipe]:
     return {name: _parse_release(path, name, table) for name, table in releases.items()}
 
 
-def load_recipe(release: str, path: Path = RECIPE_FILE) -> HostRecipe:
+def load_recipe(release: str, path: Traversable = RECIPE_FILE) -> HostRecipe:
     """The recipe of `release`; an unknown release names the allowed ones."""
     recipes = load_recipes(path)
     if release not in recipes:
@@ -172,7 +175,7 @@ def build_host_image(release: str = "trixie") -> HostImage:
     return HostImage(release, final, manifest)
 
 
-def _parse_release(path: Path, name: str, table: Any) -> HostRecipe:
+def _parse_release(path: Traversable, name: str, table: Any) -> HostRecipe:
     where = f"{path}: [release.{name}]"
     if not isinstance(table, dict):
         raise RecipeError(f"{where}: must be a table")
