@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import fnmatch
+import re
+import sys
 import tomllib
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 
 from harness import guestimage, hostimage
@@ -12,9 +15,48 @@ from harness import guestimage, hostimage
 ROOT = Path(__file__).resolve().parents[2]
 
 
+FIRST_PARTY = {"harness", "conftest", "__future__"}
+
+
+def pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
 def package_data_globs() -> list[str]:
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    return list(pyproject["tool"]["setuptools"]["package-data"]["harness"])
+    return list(pyproject()["tool"]["setuptools"]["package-data"]["harness"])
+
+
+def normalized(requirement: str) -> str:
+    name = re.match(r"[A-Za-z0-9._-]+", requirement)
+    assert name, requirement
+    return re.sub(r"[-_.]+", "-", name[0]).lower()
+
+
+def imported_top_levels(folder: Path) -> dict[str, str]:
+    """Every third-party top-level module imported under `folder`, with one file importing it."""
+    found: dict[str, str] = {}
+    for path in sorted(folder.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top not in FIRST_PARTY:
+                    found.setdefault(top, str(path.relative_to(ROOT)))
+    return found
+
+
+def undeclared(imports: dict[str, str], declared: set[str]) -> list[str]:
+    distributions = metadata.packages_distributions()
+    missing = []
+    for module, where in sorted(imports.items()):
+        dists = {normalized(d) for d in distributions.get(module, [])}
+        if not dists & declared:
+            missing.append(f"{module} (imported by {where}; distribution {sorted(dists) or '?'})")
+    return missing
 
 
 def test_images_stay_at_the_top_and_harness_images_links_to_them() -> None:
@@ -49,3 +91,21 @@ def test_the_other_data_files_are_package_data_too() -> None:
     for name in ("py.typed", "fixes.toml", "networks.toml"):
         assert (resources.files("harness") / name).is_file()
         assert name in package_data_globs()
+
+
+def test_every_imported_distribution_is_declared() -> None:
+    project = pyproject()["project"]
+    runtime = {normalized(r) for r in project["dependencies"]}
+    dev = {normalized(r) for r in project["optional-dependencies"]["dev"]}
+    harness = imported_top_levels(ROOT / "harness")
+    assert {"cryptography", "docker", "libvirt", "paramiko"} <= set(harness)
+    assert undeclared(harness, runtime) == [], "harness needs them at run time: [project] dependencies"
+    others = {**imported_top_levels(ROOT / "tests"), **imported_top_levels(ROOT / "bench")}
+    assert undeclared(others, runtime | dev) == []
+
+
+def test_every_declared_dependency_says_why_on_its_line() -> None:
+    text = (ROOT / "pyproject.toml").read_text()
+    for block in re.findall(r"^(?:dependencies|dev) = \[\n(.*?)^\]", text, re.M | re.S):
+        for line in block.splitlines():
+            assert re.match(r'\s*"[^"]+",\s+# \S', line), f"no justification: {line.strip()}"
