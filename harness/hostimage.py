@@ -38,6 +38,12 @@ RECIPE_FILE = resources.files("harness") / "images" / "host.toml"
 # Part of every image's cache key: bump it when the build steps below change what a root holds.
 RECIPE_VERSION = "1"
 
+# Debian's archive keys, which debootstrap checks the suite's Release file against. Debian has
+# them installed; on Ubuntu, ci/setup installs debian-archive-keyring, whose keys Ubuntu's
+# debootstrap would not pick for a Debian suite by itself. Not part of the recipe key: the root
+# built is the same, only the check of what was fetched depends on the machine.
+DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+
 MANIFEST_PATH = "etc/coexist-image.json"  # inside the root
 COMPLETE_MARKER = ".coexist-complete"  # at the top of the root, written last
 MANIFEST_PACKAGES = (
@@ -250,10 +256,19 @@ def _discard_leftovers(final: Path) -> None:
         _remove_tree(final)
 
 
-def _bootstrap(recipe: HostRecipe, root: Path) -> None:
-    argv = ["debootstrap", "--variant=minbase", recipe.suite, str(root), recipe.mirror]
+def debootstrap_argv(recipe: HostRecipe, root: Path, keyring: Path | None = DEBIAN_KEYRING) -> list[str]:
+    """The debootstrap command line for `recipe`; Debian's keyring named when the machine has it."""
+    argv = ["debootstrap", "--variant=minbase"]
+    if keyring is not None and keyring.is_file():
+        argv.append(f"--keyring={keyring}")
+    argv += [recipe.suite, str(root), recipe.mirror]
     if recipe.script is not None:
         argv.append(recipe.script)
+    return argv
+
+
+def _bootstrap(recipe: HostRecipe, root: Path) -> None:
+    argv = debootstrap_argv(recipe, root)
     with log.step(f"debootstrap {recipe.suite} (minbase)"):
         # debootstrap mounts proc and sys in the target itself: keep those mounts private too.
         _stream([*_PRIVATE_MOUNTS, *argv], shown=shlex.join(argv))
