@@ -60,9 +60,10 @@ def import_base_image(lab: Lab) -> None:
 
 def _web_server(lab: Lab, name: str, **where: Any) -> Container:
     """A busybox httpd container serving PAGE on port 80, back after a dockerd restart."""
+    unless_stopped: Any = {"Name": "unless-stopped"}  # dockerd has it; types-docker's names lack it
     return lab.docker().containers.run(
         BASE_IMAGE, ["httpd", "-f", "-p", "80", "-h", "/www"], name=name, detach=True,
-        labels={LABEL: lab.owner}, restart_policy={"Name": "unless-stopped"}, **where)
+        labels={LABEL: lab.owner}, restart_policy=unless_stopped, **where)
 
 
 def run_web(lab: Lab, *, name: str, published_port: int) -> Container:

@@ -32,15 +32,25 @@ def _guest_restart(run: Run) -> None:
         guest.restart()
 
 
+def _restart(daemon: str) -> Callable[[Run], None]:
+    def restart(run: Run) -> None:
+        run.lab.restart(daemon)
+    return restart
+
+
+def _host_reboot(run: Run) -> None:
+    run.reboot()
+
+
 # name -> what makes it happen (scenario.EVENT_NEEDS says which daemon each needs)
 HAPPEN: dict[str, Callable[[Run], None]] = {
     "firewalld-reload": _firewalld_reload,
-    "firewalld-restart": lambda run: run.lab.restart("firewalld"),
-    "dockerd-restart": lambda run: run.lab.restart("dockerd"),
+    "firewalld-restart": _restart("firewalld"),
+    "dockerd-restart": _restart("dockerd"),
     "libvirt-network-restart": _libvirt_network_restart,
-    "libvirtd-restart": lambda run: run.lab.restart("libvirtd"),
+    "libvirtd-restart": _restart("libvirtd"),
     "guest-restart": _guest_restart,
-    "host-reboot": lambda run: run.reboot(),
+    "host-reboot": _host_reboot,
 }
 
 

@@ -175,7 +175,8 @@ def _check(index: int, data: Any) -> HostCheck:
             raise FixError(f"{where}.matches", f"not a valid regular expression: {error}") from None
     if matcher == "listing" and not listing_rows(data["listing"])[1]:
         raise FixError(f"{where}.listing", "lists no numbered rule rows")
-    return HostCheck(data["id"], data.get("description", data["run"]), data["run"], matcher,
+    description = data["description"] if "description" in data else data["run"]
+    return HostCheck(data["id"], description, data["run"], matcher,
                      data[matcher] if matcher else "", data.get("also"))
 
 

@@ -22,13 +22,15 @@ import shutil
 import stat
 import tempfile
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from harness import log, vmlinux
 from harness.cache import build_lock, cache_root, recipe_key
 from harness.commands import run
 
-GUEST_FILES = Path(__file__).resolve().parent.parent / "images" / "guest"
+# images/guest/, shipped as package data (harness/images links to the top-level images/).
+GUEST_FILES = resources.files("harness") / "images" / "guest"
 KERNEL_META_PACKAGE = "linux-image-cloud-amd64"
 # Measured under TCG on pc: acpi=off saves ~1.5 s (the firmware must still offer ACPI: without its
 # tables the kernel finds no IO-APIC either and boots slower); pci=nomsi avoids the WARNing that
@@ -303,8 +305,8 @@ def _install_userland(recipe: _Recipe, staging: Path) -> None:
     (staging / "var/run").symlink_to("../run")
     for relative, text in STATIC_FILES.items():
         (staging / relative).write_text(text)
-    shutil.copyfile(GUEST_FILES / "init", staging / "init")
-    shutil.copyfile(GUEST_FILES / "udhcpc.script", staging / "etc/udhcpc.script")
+    (staging / "init").write_bytes((GUEST_FILES / "init").read_bytes())
+    (staging / "etc/udhcpc.script").write_bytes((GUEST_FILES / "udhcpc.script").read_bytes())
     (staging / "init").chmod(0o755)
     (staging / "etc/udhcpc.script").chmod(0o755)
 

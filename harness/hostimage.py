@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +32,17 @@ from harness import log
 from harness.cache import build_lock, cache_root, recipe_key
 from harness.commands import CommandFailed, run
 
-RECIPE_FILE = Path(__file__).resolve().parent.parent / "images" / "host.toml"
+# images/host.toml, shipped as package data (harness/images links to the top-level images/).
+RECIPE_FILE = resources.files("harness") / "images" / "host.toml"
 
 # Part of every image's cache key: bump it when the build steps below change what a root holds.
 RECIPE_VERSION = "1"
+
+# Debian's archive keys, which debootstrap checks the suite's Release file against. Debian has
+# them installed; on Ubuntu, ci/setup installs debian-archive-keyring, whose keys Ubuntu's
+# debootstrap would not pick for a Debian suite by itself. Not part of the recipe key: the root
+# built is the same, only the check of what was fetched depends on the machine.
+DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 
 MANIFEST_PATH = "etc/coexist-image.json"  # inside the root
 COMPLETE_MARKER = ".coexist-complete"  # at the top of the root, written last
@@ -111,7 +120,7 @@ class HostImage:
     manifest: dict[str, str]
 
 
-def load_recipes(path: Path = RECIPE_FILE) -> dict[str, HostRecipe]:
+def load_recipes(path: Traversable = RECIPE_FILE) -> dict[str, HostRecipe]:
     """Every release's recipe in `path`, validated; unknown fields are errors."""
     try:
         data = tomllib.loads(path.read_text())
@@ -128,7 +137,7 @@ def load_recipes(path: Path = RECIPE_FILE) -> dict[str, HostRecipe]:
     return {name: _parse_release(path, name, table) for name, table in releases.items()}
 
 
-def load_recipe(release: str, path: Path = RECIPE_FILE) -> HostRecipe:
+def load_recipe(release: str, path: Traversable = RECIPE_FILE) -> HostRecipe:
     """The recipe of `release`; an unknown release names the allowed ones."""
     recipes = load_recipes(path)
     if release not in recipes:
@@ -172,7 +181,7 @@ def build_host_image(release: str = "trixie") -> HostImage:
     return HostImage(release, final, manifest)
 
 
-def _parse_release(path: Path, name: str, table: Any) -> HostRecipe:
+def _parse_release(path: Traversable, name: str, table: Any) -> HostRecipe:
     where = f"{path}: [release.{name}]"
     if not isinstance(table, dict):
         raise RecipeError(f"{where}: must be a table")
@@ -247,10 +256,19 @@ def _discard_leftovers(final: Path) -> None:
         _remove_tree(final)
 
 
-def _bootstrap(recipe: HostRecipe, root: Path) -> None:
-    argv = ["debootstrap", "--variant=minbase", recipe.suite, str(root), recipe.mirror]
+def debootstrap_argv(recipe: HostRecipe, root: Path, keyring: Path | None = DEBIAN_KEYRING) -> list[str]:
+    """The debootstrap command line for `recipe`; Debian's keyring named when the machine has it."""
+    argv = ["debootstrap", "--variant=minbase"]
+    if keyring is not None and keyring.is_file():
+        argv.append(f"--keyring={keyring}")
+    argv += [recipe.suite, str(root), recipe.mirror]
     if recipe.script is not None:
         argv.append(recipe.script)
+    return argv
+
+
+def _bootstrap(recipe: HostRecipe, root: Path) -> None:
+    argv = debootstrap_argv(recipe, root)
     with log.step(f"debootstrap {recipe.suite} (minbase)"):
         # debootstrap mounts proc and sys in the target itself: keep those mounts private too.
         _stream([*_PRIVATE_MOUNTS, *argv], shown=shlex.join(argv))

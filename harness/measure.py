@@ -10,6 +10,7 @@ outcome is judged; earlier different outcomes are kept as a transient window.
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 import time
@@ -116,8 +117,8 @@ def host_facts(lab: Lab, wanted: dict[str, set[str]]) -> HostFacts:
         "firewalld": lambda: lab.execute(FIREWALLD_UP).returncode == 0,
         "ip_forward": lambda: lab.sysctl("net.ipv4.ip_forward"),
     }
-    jobs |= {f"rule:{s}": (lambda s=s: rule_present(s)) for s in wanted.get("iptables", ())}
-    jobs |= {f"chain:{s}": (lambda s=s: chain_present(s)) for s in wanted.get("chains", ())}
+    jobs |= {f"rule:{s}": functools.partial(rule_present, s) for s in wanted.get("iptables", ())}
+    jobs |= {f"chain:{s}": functools.partial(chain_present, s) for s in wanted.get("chains", ())}
     with ThreadPoolExecutor(8, thread_name_prefix="facts") as pool:
         futures = {name: pool.submit(job) for name, job in jobs.items()}
         got = {name: future.result() for name, future in futures.items()}
@@ -176,8 +177,9 @@ class StepResult:
             return None
         final = settled.final
         probes = {p.what.lower(): p.ok for p in final.probes}
-        return {"state": final.state, "symptom": final.symptom, "online": final.all_ok,
-                "ipv6": final.ipv6_ok}.get(key, probes.get(key))
+        values: dict[str, bool | str | None] = {"state": final.state, "symptom": final.symptom,
+                                                "online": final.all_ok, "ipv6": final.ipv6_ok}
+        return values.get(key, probes.get(key))
 
     def host_value(self, key: str) -> Any:
         if key == "commands":

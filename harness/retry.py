@@ -35,7 +35,7 @@ def retry(
         last_try = time.monotonic() + interval >= deadline
         result = attempt(last_try)
         if result or isinstance(result, int | float) and not isinstance(result, bool):
-            return result  # type: ignore[return-value]
+            return result
         if last_try:
             raise DeadlineExceeded(f"{what}: not true after {timeout:.0f}s")
         time.sleep(interval)

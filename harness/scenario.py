@@ -430,7 +430,7 @@ def _networks(path: Path, tables: list[Any]) -> dict[str, NetworkSpec]:
 def _guests(path: Path, tables: list[Any], networks: dict[str, NetworkSpec]) -> tuple[GuestSpec, ...]:
     if not tables:
         return (GuestSpec("guest", "default"),)
-    guests = []
+    guests: list[GuestSpec] = []
     for index, table in enumerate(tables):
         where = f"guest[{index}]"
         if not isinstance(table, dict):
@@ -512,7 +512,7 @@ def _check_networks(path: Path | str, scenario: Scenario) -> None:
     if len(lan) > 1:
         raise ScenarioError(path, "guest",
                             f"guests on two LAN bridges {sorted(lan)}: the host has one uplink")
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, str]] = {}
     for spec in scenario.host_networks():
         for other, (subnet, bridge) in seen.items():
             if spec.bridge == bridge or spec.ipv4 and subnet and _overlap(spec.ipv4, subnet):

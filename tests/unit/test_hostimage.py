@@ -149,3 +149,16 @@ def test_a_complete_image_is_reused_without_root(
     image = hostimage.build_host_image("trixie")
     assert image.root == root
     assert image.manifest == {"docker.io": "26.1.5"}
+
+
+def test_debootstrap_checks_against_debians_keyring_when_the_machine_has_it(tmp_path: Path) -> None:
+    forky = load_recipe("forky")
+    keyring = tmp_path / "debian-archive-keyring.gpg"
+    keyring.write_bytes(b"keys")
+    assert hostimage.debootstrap_argv(forky, tmp_path / "root", keyring) == [
+        "debootstrap", "--variant=minbase", f"--keyring={keyring}",
+        "forky", str(tmp_path / "root"), forky.mirror, "/usr/share/debootstrap/scripts/sid",
+    ]  # fmt: skip
+    absent = hostimage.debootstrap_argv(forky, tmp_path / "root", tmp_path / "absent.gpg")
+    assert not any(arg.startswith("--keyring") for arg in absent)
+    assert hostimage.DEBIAN_KEYRING == Path("/usr/share/keyrings/debian-archive-keyring.gpg")

@@ -1,0 +1,111 @@
+"""What an installed coexist needs is package data, found through importlib.resources; builds nothing."""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import re
+import sys
+import tomllib
+from importlib import metadata, resources
+from pathlib import Path
+
+from harness import guestimage, hostimage
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+FIRST_PARTY = {"harness", "conftest", "__future__"}
+
+
+def pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def package_data_globs() -> list[str]:
+    return list(pyproject()["tool"]["setuptools"]["package-data"]["harness"])
+
+
+def normalized(requirement: str) -> str:
+    name = re.match(r"[A-Za-z0-9._-]+", requirement)
+    assert name, requirement
+    return re.sub(r"[-_.]+", "-", name[0]).lower()
+
+
+def imported_top_levels(folder: Path) -> dict[str, str]:
+    """Every third-party top-level module imported under `folder`, with one file importing it."""
+    found: dict[str, str] = {}
+    for path in sorted(folder.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top not in FIRST_PARTY:
+                    found.setdefault(top, str(path.relative_to(ROOT)))
+    return found
+
+
+def undeclared(imports: dict[str, str], declared: set[str]) -> list[str]:
+    distributions = metadata.packages_distributions()
+    missing = []
+    for module, where in sorted(imports.items()):
+        dists = {normalized(d) for d in distributions.get(module, [])}
+        if not dists & declared:
+            missing.append(f"{module} (imported by {where}; distribution {sorted(dists) or '?'})")
+    return missing
+
+
+def test_images_stay_at_the_top_and_harness_images_links_to_them() -> None:
+    link = ROOT / "harness" / "images"
+    assert link.is_symlink() and link.readlink() == Path("../images")
+    assert (ROOT / "images" / "host.toml").is_file()
+
+
+def test_every_file_under_images_is_shipped_as_package_data() -> None:
+    files = sorted(
+        path.relative_to(ROOT / "harness").as_posix()
+        for path in (ROOT / "harness" / "images").rglob("*")
+        if path.is_file()
+    )
+    assert "images/host.toml" in files and "images/guest/init" in files
+    unshipped = [f for f in files if not any(fnmatch.fnmatch(f, g) for g in package_data_globs())]
+    assert unshipped == [], "add them to [tool.setuptools.package-data] in pyproject.toml"
+
+
+def test_recipes_and_guest_files_are_reached_through_importlib_resources() -> None:
+    images = resources.files("harness") / "images"
+    assert hostimage.RECIPE_FILE == images / "host.toml"
+    assert guestimage.GUEST_FILES == images / "guest"
+    assert list(hostimage.load_recipes()) == ["bookworm", "trixie", "forky"]
+    for name in ("init", "udhcpc.script"):
+        shipped = (guestimage.GUEST_FILES / name).read_bytes()
+        assert shipped == (ROOT / "images" / "guest" / name).read_bytes()
+        assert shipped.startswith(b"#!/bin/sh")
+
+
+def test_the_other_data_files_are_package_data_too() -> None:
+    for name in ("py.typed", "fixes.toml", "networks.toml"):
+        assert (resources.files("harness") / name).is_file()
+        assert name in package_data_globs()
+
+
+def test_every_imported_distribution_is_declared() -> None:
+    project = pyproject()["project"]
+    runtime = {normalized(r) for r in project["dependencies"]}
+    dev = {normalized(r) for r in project["optional-dependencies"]["dev"]}
+    harness = imported_top_levels(ROOT / "harness")
+    assert {"cryptography", "docker", "libvirt", "paramiko"} <= set(harness)
+    assert undeclared(harness, runtime) == [], "harness needs them at run time: [project] dependencies"
+    others = {**imported_top_levels(ROOT / "tests"), **imported_top_levels(ROOT / "bench")}
+    assert undeclared(others, runtime | dev) == []
+
+
+def test_every_declared_dependency_says_why_on_its_line() -> None:
+    text = (ROOT / "pyproject.toml").read_text()
+    for block in re.findall(r"^(?:dependencies|dev) = \[\n(.*?)^\]", text, re.M | re.S):
+        for line in block.splitlines():
+            assert re.match(r'\s*"[^"]+",\s+# \S', line), f"no justification: {line.strip()}"
