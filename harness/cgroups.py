@@ -43,8 +43,8 @@ def hierarchies() -> list[Hierarchy]:
     for line in Path("/proc/self/cgroup").read_text().splitlines():
         _id, controllers, path = line.split(":", 2)
         own[controllers] = path
-    controllers = {line.split()[0] for line in Path("/proc/cgroups").read_text().splitlines()
-                   if not line.startswith("#")}
+    known = {line.split()[0] for line in Path("/proc/cgroups").read_text().splitlines()
+             if not line.startswith("#")}
     found = []
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         left, _, right = line.partition(" - ")
@@ -54,7 +54,7 @@ def hierarchies() -> list[Hierarchy]:
         if fstype == "cgroup2":
             key = ""
         else:
-            names = [o for o in options.split(",") if o in controllers or o.startswith("name=")]
+            names = [o for o in options.split(",") if o in known or o.startswith("name=")]
             key = ",".join(names)
         if key in own:
             found.append(Hierarchy(Path(fields[4]), 2 if fstype == "cgroup2" else 1, own[key]))

@@ -45,9 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"coexist: {error}", file=sys.stderr)
         return 2
     except Exception as error:
-        stop = interrupt.received()
-        if stop is not None:   # a child died of the same Ctrl-C first, say what really happened
-            return _interrupted(stop)
+        signalled = interrupt.received()
+        if signalled is not None:   # a child died of the same signal first: say what happened
+            return _interrupted(signalled)
         log.info(f"coexist: {args.command} failed: {type(error).__name__}: {error}")
         if _partial:
             log.info(f"coexist: logs and rulesets so far: {_partial[-1]}")
