@@ -38,8 +38,16 @@ def owner_token(pid: int | None = None) -> str:
 
 
 def owner_alive(token: str) -> bool:
+    """Is the run named by `token` still running? A zombie has ended: it only waits for its
+    parent to read its exit status (a guardian wakes exactly then)."""
     pid, _, started = token.partition(".")
-    return pid.isdigit() and start_time(int(pid)) == started
+    if not pid.isdigit():
+        return False
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] not in ("Z", "X") and fields[19] == started
 
 
 def die_with_parent() -> None:

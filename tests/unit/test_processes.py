@@ -76,3 +76,15 @@ def test_a_dead_runs_qemu_is_recognised_by_its_domain_name() -> None:
     finally:
         qemu_like.kill()
         qemu_like.wait()
+
+
+def test_an_exited_process_its_parent_has_not_reaped_yet_is_not_alive() -> None:
+    """A guardian wakes the moment its run exits, often before the parent reaps it (a zombie)."""
+    child = subprocess.Popen(["sleep", "30"])
+    token = processes.owner_token(child.pid)
+    assert processes.owner_alive(token)
+    os.kill(child.pid, 9)
+    retry(lambda _: Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z",
+          timeout=5, what="the child is a zombie")
+    assert not processes.owner_alive(token)
+    child.wait()

@@ -1,0 +1,74 @@
+"""Signals as a clean stop: the first raises where the run is, a teardown is never cut short."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+
+import pytest
+
+from harness import interrupt, log
+
+
+@pytest.fixture(autouse=True)
+def handlers() -> Iterator[None]:
+    saved = {sig: signal.getsignal(sig) for sig in interrupt.SIGNALS}
+    interrupt.install()
+    yield
+    interrupt.install()   # forget what this test received
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+def test_the_first_signal_raises_with_the_step_it_arrived_in() -> None:
+    with pytest.raises(interrupt.Interrupted) as stop, log.step("start dockerd"):
+        os.kill(os.getpid(), signal.SIGTERM)
+        signal.sigtimedwait([], 0)   # let the handler run
+    assert (stop.value.signame, stop.value.during, stop.value.exit_code) == ("SIGTERM", "start dockerd", 143)
+
+
+def test_a_signal_inside_a_teardown_waits_until_the_teardown_is_done() -> None:
+    done = []
+    with pytest.raises(interrupt.Interrupted) as stop:
+        with interrupt.shielded():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("cgroup killed")
+            done.append("folders removed")
+    assert done == ["cgroup killed", "folders removed"]
+    assert stop.value.exit_code == 130
+
+
+def test_a_second_signal_hurries_and_never_raises_again() -> None:
+    with pytest.raises(interrupt.Interrupted):
+        os.kill(os.getpid(), signal.SIGINT)
+        signal.sigtimedwait([], 0)
+    assert interrupt.stopping() and not interrupt.hurry()
+    with interrupt.shielded():
+        os.kill(os.getpid(), signal.SIGINT)
+    os.kill(os.getpid(), signal.SIGHUP)   # outside a shield too: the run is already stopping
+    assert interrupt.hurry()
+    received = interrupt.received()
+    assert received is not None and received.signame == "SIGINT"
+
+
+def test_waiting_threads_stop_once_a_signal_came() -> None:
+    import threading
+
+    from harness.retry import retry
+
+    with pytest.raises(interrupt.Interrupted):
+        os.kill(os.getpid(), signal.SIGINT)
+        signal.sigtimedwait([], 0)
+    seen: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            retry(lambda _: False, timeout=30, what="never")
+        except BaseException as error:
+            seen.append(error)
+
+    worker = threading.Thread(target=wait)
+    worker.start()
+    worker.join(timeout=5)
+    assert not worker.is_alive() and isinstance(seen[0], interrupt.Interrupted)
