@@ -315,3 +315,17 @@ class Guest:
             return None
 
         return retry(attempt, timeout=timeout, what=f"guest: {command}", interval=0.5)[0]
+
+    def wait_until_fails(self, command: str, *, timeout: float = 30) -> str:
+        """Retry `command` until it exits non-zero or `timeout` seconds have passed."""
+        __tracebackhide__ = True
+
+        def attempt(last_try: bool) -> tuple[str] | None:
+            rc, output = self.execute(command, timeout=timeout)
+            if rc != 0:
+                return (output,)
+            if last_try:
+                raise GuestCommandFailed(self.name, command, f"should fail within {timeout}s", rc, output)
+            return None
+
+        return retry(attempt, timeout=timeout, what=f"guest: {command} fails", interval=0.5)[0]

@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
 from harness import cgroups, daemons, hostconfig, interrupt, log, processes
-from harness.commands import Result
+from harness.commands import CommandFailed, Result
 from harness.firewall import HostFirewall
 from harness.fixes import Fix
 from harness.hostimage import HostImage
@@ -172,6 +172,14 @@ class Lab:
         """Run a command on the lab host; raise with its output unless it exits 0."""
         __tracebackhide__ = True
         return self.executor.run(_argv(argv), timeout=timeout).output
+
+    def fail(self, argv: list[str] | str, *, timeout: float = 120) -> str:
+        """Run a command on the lab host; raise with its output if it exits 0."""
+        __tracebackhide__ = True
+        result = self.execute(argv, timeout=timeout)
+        if result.returncode == 0:
+            raise CommandFailed(f"lab {self.name} (should fail)", _argv(argv), 0, result.output)
+        return result.output
 
     def path(self, inside: str) -> Path:
         """A path inside the lab as seen from the machine."""
