@@ -208,3 +208,19 @@ def test_preflight_names_a_cache_that_is_a_file_and_a_full_disk(tmp_path: Path,
     monkeypatch.setenv("COEXIST_CACHE", str(tmp_path / "fresh"))
     found = preflight.problems(artifacts_root=tmp_path / "artifacts", build_host=True, build_guest=False)
     assert len(found) == 1 and "GB free, needs 1000000000.0 GB" in found[0]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a read-only mount needs root (in a private mount namespace)")
+def test_a_read_only_cache_is_one_preflight_line(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    repo = Path(__file__).parents[2]
+    script = (f"mount -t tmpfs -o ro tmpfs {cache} && "
+              f"exec {sys.executable} -m harness.cli images --release trixie")
+    result = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                            capture_output=True, text=True, timeout=60, cwd=repo,
+                            env={**os.environ, "COEXIST_CACHE": str(cache), "PYTHONPATH": str(repo)})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"coexist: preflight: image cache ($COEXIST_CACHE) {cache} is not writable: Read-only file system")
+    assert "Traceback" not in result.stderr
