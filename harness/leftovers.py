@@ -15,6 +15,7 @@ import select
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from harness import cgroups, log, processes
@@ -60,8 +61,12 @@ def watch(owner: str) -> None:
     """The guardian: wait for `owner`'s process to end, then sweep what it left."""
     pid = int(owner.split(".", 1)[0])
     try:
-        fd = os.pidfd_open(pid)
+        fd: int | None = os.pidfd_open(pid)
     except ProcessLookupError:
+        fd = None
+    except OSError:   # a kernel before 5.3: look every half second instead
+        while processes.owner_alive(owner):
+            time.sleep(0.5)
         fd = None
     if fd is not None and processes.owner_alive(owner):
         select.select([fd], [], [])   # readable once the process has ended
