@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
             return _images(args.release)
         if args.command == "matrix":
             return _matrix(args)
+        if args.command == "shell":
+            return _shell(args)
         return _run(args)
     except interrupt.Interrupted as stop:
         return _interrupted(stop)
@@ -114,6 +116,12 @@ def _parser() -> argparse.ArgumentParser:
                         help="events after the fix (repeatable: one list each; 'none')")
     matrix.add_argument("--out", type=Path, default=None,
                         help="report folder (default: ./artifacts/matrix-<time>-<run id>)")
+    shell = sub.add_parser("shell", help="enter a lab that pytest --keep-lab kept (or its guest)")
+    shell.add_argument("lab", nargs="?", help="the kept lab (without it: list the kept labs)")
+    shell.add_argument("--guest", action="store_true", help="ssh into the lab's guest instead")
+    shell.add_argument("--role", default="guest", help="which guest, by its name (default: guest)")
+    shell.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND",
+                       help="run this command instead of an interactive shell")
     images = sub.add_parser("images", help="build (or reuse) the host and guest images")
     images.add_argument("--release", choices=RELEASES, default="trixie")
     return parser
@@ -272,6 +280,49 @@ def _matrix(args: argparse.Namespace) -> int:
     print(f"reports: {out / 'matrix.md'}, {out / 'matrix.html'}, {out / 'matrix.json'}")
     bad = [r for r in rows if r.error or (r.verdict and r.verdict.mismatches())]
     return 1 if bad else 0
+
+
+def _shell(args: argparse.Namespace) -> int:
+    import json
+    import shutil
+    import subprocess
+
+    from harness import processes
+    from harness.leftovers import WORK_ROOT
+    from harness.namespaces import SYSTEM_PATH
+    from harness.pytest_plugin import KEPT_FILE
+
+    kept = {}
+    for record in sorted(WORK_ROOT.glob(f"*/{KEPT_FILE}")) if WORK_ROOT.is_dir() else []:
+        facts = json.loads(record.read_text())
+        if processes.owner_alive(facts["owner"]):
+            kept[record.parent.name] = facts
+    if args.lab is None:
+        if not kept:
+            raise UserError("no kept labs: `pytest --keep-lab` keeps the lab of a failed test")
+        for name, facts in kept.items():
+            print(f"{name}: {facts['release']}, kept for {facts['test']}; guests: "
+                  f"{', '.join(facts['guests']) or 'none'}")
+        return 0
+    if args.lab not in kept:
+        raise UserError(f"no kept lab {args.lab!r}; kept: {', '.join(kept) or 'none'}")
+    facts = kept[args.lab]
+    command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    enter = ["nsenter", "--target", str(facts["holder"]), "--net"]
+    if not args.guest:
+        inside = ["/bin/sh", "-c", " ".join(command)] if command else ["/bin/bash", "-l"]
+        argv = [*enter, "--cgroup", "--mount", "--root", "--wd", "--", *inside]
+    else:
+        guest = facts["guests"].get(args.role)
+        if guest is None:
+            raise UserError(f"lab {args.lab} kept no guest {args.role!r}; kept: "
+                            f"{', '.join(facts['guests']) or 'none'}")
+        if shutil.which("ssh") is None:
+            raise UserError("`coexist shell --guest` needs ssh (Debian's openssh-client)")
+        argv = [*enter, "--", "ssh", "-i", guest["key"], "-o", f"UserKnownHostsFile={guest['known_hosts']}",
+                "-o", "StrictHostKeyChecking=yes", "-o", "LogLevel=ERROR", f"root@{guest['address']}",
+                *command]
+    return subprocess.call(argv, env={"PATH": SYSTEM_PATH, "HOME": "/root", "TERM": "xterm"})
 
 
 def _flat(values: list[list[str]]) -> list[str]:

@@ -100,7 +100,7 @@ def run(variants: list[Scenario], out: Path) -> list[Row]:
     images = {}
     for index, scenario in enumerate(variants, 1):
         row = Row(scenario)
-        folder = out / f"{index:02d}-{_slug(scenario.label())}"
+        folder = out / f"{index:02d}-{slug(scenario.label())}"
         row.artifacts = str(folder)
         elapsed = time.monotonic() - started
         log.info(f"[{index}/{len(variants)}] {scenario.name}: {scenario.label()} "
@@ -268,5 +268,5 @@ def contradictions(verdict: Verdict) -> list[str]:
     return found
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[:80]

@@ -62,6 +62,13 @@ class GuestKeys:
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
 
 
+    def known_hosts(self, hostname: str) -> Path:
+        """An OpenSSH known_hosts file pinning the guest's host key at `hostname` (for ssh(1))."""
+        path = self.client_key_file.parent / "known_hosts"
+        path.write_text(f"{hostname} {self.host_key.get_name()} {self.host_key.get_base64()}\n")
+        return path
+
+
 def _new_client_key(path: Path) -> tuple[Path, str]:
     """Write a new Ed25519 private key (OpenSSH format, 0600) to `path`; return it and its
     public half as an authorized_keys line."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,39 @@ def test_release_option_overrides_the_marker(pytester: pytest.Pytester) -> None:
             assert coexist_scenario.host.release == "forky"
     """)
     pytester.runpytest("--release", "forky").assert_outcomes(passed=1)
+
+
+def test_scenario_files_are_items_one_per_variant(pytester: pytest.Pytester) -> None:
+    folder = pytester.mkdir("scenarios")
+    shutil.copy(ROOT / "scenarios" / "seed-firewalld-direct.toml", folder)
+    result = pytester.runpytest("--collect-only", "-q", "--axis", "release=bookworm,trixie",
+                                "--axis", "start_order=firewalld+dockerd+libvirt,dockerd+libvirt+firewalld")
+    result.stdout.fnmatch_lines([
+        "scenarios/seed-firewalld-direct.toml::seed-firewalld-direct[[]bookworm libvirt:nftables "
+        "order:firewalld>dockerd>libvirt[]]",
+        "*4 tests collected*"])
+
+
+def test_a_toml_outside_a_scenarios_folder_is_not_an_item_unless_named(pytester: pytest.Pytester) -> None:
+    shutil.copy(ROOT / "scenarios" / "control-no-docker.toml", pytester.path / "mine.toml")
+    pytester.runpytest("--collect-only", "-q").stdout.fnmatch_lines(["*no tests collected*"])
+    pytester.runpytest("--collect-only", "-q", "mine.toml").stdout.fnmatch_lines(["*1 test collected*"])
+
+
+def test_a_broken_scenario_file_is_one_collection_error_line(pytester: pytest.Pytester) -> None:
+    folder = pytester.mkdir("scenarios")
+    (folder / "bad.toml").write_text('[scenario]\nname = "../x"\nsummary = "s"\n')
+    result = pytester.runpytest("--collect-only", "-q")
+    result.stdout.fnmatch_lines(["coexist: invalid scenario: */scenarios/bad.toml: scenario.name: '../x': *"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_axis_values_as_cross_takes_them() -> None:
+    from harness.pytest_plugin import axes_from
+
+    assert axes_from(["release=trixie,forky", "after_fix=firewalld-reload+dockerd-restart,none",
+                      "ipv6=no,yes"]) == {
+        "release": ["trixie", "forky"], "after_fix": [["firewalld-reload", "dockerd-restart"], []],
+        "ipv6": [False, True]}
+    with pytest.raises(pytest.UsageError, match="give NAME=VALUE"):
+        axes_from(["release"])
