@@ -116,6 +116,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="events after the fix (repeatable: one list each; 'none')")
     matrix.add_argument("--out", type=Path, default=None,
                         help="report folder (default: ./artifacts/matrix-<time>-<run id>)")
+    matrix.add_argument("-n", type=int, default=1, metavar="N",
+                        help="run N labs at once (pytest-xdist workers; default 1)")
     shell = sub.add_parser("shell", help="enter a lab that pytest --keep-lab kept (or its guest)")
     shell.add_argument("lab", nargs="?", help="the kept lab (without it: list the kept labs)")
     shell.add_argument("--guest", action="store_true", help="ssh into the lab's guest instead")
@@ -240,7 +242,12 @@ def run_folder(root: Path, name: str) -> Path:
 
 
 def _matrix(args: argparse.Namespace) -> int:
+    """A thin wrapper over pytest: the scenario files as items crossed with the axes (the plugin's
+    --axis), the report written from the items' results; -n runs that many labs at once."""
+    import pytest
+
     from harness import matrix
+    from harness.scenario import ScenarioError
 
     files = []
     for path in args.scenarios:
@@ -252,21 +259,22 @@ def _matrix(args: argparse.Namespace) -> int:
         else:
             files.append(path)
     scenarios = [_load(f) for f in files]
-    axes: dict[str, list[Any]] = {
+    axes: dict[str, list[str]] = {
         "release": _flat(args.release),
         "libvirt_firewall_backend": _flat(args.libvirt_backend),
         "firewalld_backend": _flat(args.firewalld_backend),
         "docker_iptables": _flat(args.docker_iptables),
         "network": _flat(args.network),
-        "ipv6": [value == "yes" for value in _flat([v.split(",") for v in args.ipv6])],
-        "start_order": args.start_order,
-        "after_setup": [[e for e in events if e != "none"] for events in args.after_setup],
-        "after_fix": [[e for e in events if e != "none"] for events in args.after_fix],
+        "ipv6": _flat([v.split(",") for v in args.ipv6]),
+        "start_order": ["+".join(order) for order in args.start_order],
+        "after_setup": ["+".join(e for e in events if e != "none") or "none" for events in args.after_setup],
+        "after_fix": ["+".join(e for e in events if e != "none") or "none" for events in args.after_fix],
     }
-    from harness.scenario import ScenarioError
+    from harness.pytest_plugin import axes_from
 
+    options = [f"{name}={','.join(values)}" for name, values in axes.items() if values]
     try:
-        variants = matrix.cross(scenarios, axes)
+        variants = matrix.cross(scenarios, axes_from(options))
     except ScenarioError as error:
         raise UserError(f"invalid matrix: {error}") from None
     releases = sorted({v.host.release for v in variants})
@@ -274,12 +282,20 @@ def _matrix(args: argparse.Namespace) -> int:
                releases=releases)
     out = args.out.resolve() if args.out else run_folder(Path("artifacts"), "matrix")
     _partial.append(out)
-    log.info(f"coexist matrix: {len(variants)} runs -> {out}")
-    rows = matrix.run(variants, out)
-    print((out / "matrix.md").read_text())
-    print(f"reports: {out / 'matrix.md'}, {out / 'matrix.html'}, {out / 'matrix.json'}")
-    bad = [r for r in rows if r.error or (r.verdict and r.verdict.mismatches())]
-    return 1 if bad else 0
+    log.info(f"coexist matrix: {len(variants)} runs -> {out}" + (f", {args.n} at once" if args.n > 1 else ""))
+    argv = [*map(str, files), "-p", "no:cacheprovider", "-q", "-rfEs", "--tb=line",
+            "--artifacts-dir", str(out), "--matrix-dir", str(out),
+            "--junitxml", str(out / "junit.xml"), *(f"--axis={o}" for o in options),
+            *(["-n", str(args.n)] if args.n > 1 else [])]
+    code = pytest.main(argv)
+    if (stop := interrupt.received()) is not None:
+        raise stop
+    report = out / "matrix.md"
+    if not report.is_file():
+        raise UserError(f"pytest ended with {code} before any scenario ran (see above)")
+    print(report.read_text())
+    print(f"reports: {report}, {out / 'matrix.html'}, {out / 'matrix.json'}, {out / 'junit.xml'}")
+    return 0 if code == 0 else 1
 
 
 def _shell(args: argparse.Namespace) -> int:

@@ -25,9 +25,9 @@ _raised: list[bool] = []    # Interrupted was raised (once per run)
 _shield = threading.local()
 
 
-class Interrupted(BaseException):
-    """The run was stopped by a signal (a BaseException, as KeyboardInterrupt: no `except Exception`
-    in between may swallow it)."""
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by a signal: a KeyboardInterrupt, so that no `except Exception` in
+    between swallows it and pytest (scenario items, `coexist matrix`) ends its session on it."""
 
     def __init__(self, signum: int, during: str) -> None:
         self.signum = signum

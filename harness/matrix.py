@@ -1,4 +1,5 @@
-"""`coexist matrix`: scenarios crossed with axes, run one after another, reported at a glance.
+"""`coexist matrix`: scenarios crossed with axes (pytest runs them: harness.pytest_plugin), reported
+at a glance.
 
 Writes matrix.md and matrix.html (rows: scenario and axes; columns: release x step; each cell
 coloured by what happened for the user, framed red where that differs from the scenario file) and
@@ -11,14 +12,11 @@ import html
 import itertools
 import json
 import re
-import time
-import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import interrupt, log
 from harness.measure import StepResult
 from harness.scenario import RELEASES, Scenario
 from harness.verdict import Verdict
@@ -88,45 +86,6 @@ def cross(scenarios: Iterable[Scenario], axes: Mapping[str, Sequence[Any]]) -> l
         for values in itertools.product(*(axes[name] for name in names)):
             variants.append(scenario.variant(**dict(zip(names, values, strict=True))))
     return variants
-
-
-def run(variants: list[Scenario], out: Path) -> list[Row]:
-    """Run each variant for real, one after another, with progress; errors become error cells."""
-    from harness.runner import NotApplicable, build_images, run_scenario
-
-    out.mkdir(parents=True, exist_ok=True)
-    rows: list[Row] = []
-    started = time.monotonic()
-    images = {}
-    for index, scenario in enumerate(variants, 1):
-        row = Row(scenario)
-        folder = out / f"{index:02d}-{slug(scenario.label())}"
-        row.artifacts = str(folder)
-        elapsed = time.monotonic() - started
-        log.info(f"[{index}/{len(variants)}] {scenario.name}: {scenario.label()} "
-                 f"({elapsed:.0f}s elapsed)")
-        t0 = time.monotonic()
-        try:
-            release = scenario.host.release
-            if (why := scenario.not_applicable()) is not None:
-                raise NotApplicable(why)
-            if release not in images:
-                images[release] = build_images(release)
-            row.verdict = run_scenario(scenario, artifacts=folder, images=images[release])
-        except NotApplicable as error:
-            row.unsupported = str(error)
-            log.info(f"[{index}/{len(variants)}] unsupported here: {error}")
-        except Exception as error:  # one broken run must not hide the others' results
-            if (stop := interrupt.received()) is not None:
-                raise stop from error
-            row.error = f"{type(error).__name__}: {error}"
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "error.txt").write_text(traceback.format_exc())
-            log.info(f"[{index}/{len(variants)}] run failed: {row.error.splitlines()[0]}")
-        row.seconds = time.monotonic() - t0
-        rows.append(row)
-        write_reports(rows, out, total=len(variants), seconds=time.monotonic() - started)
-    return rows
 
 
 def write_reports(rows: list[Row], out: Path, *, total: int, seconds: float) -> None:

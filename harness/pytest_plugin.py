@@ -77,6 +77,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "libvirt_firewall_backend, firewalld_backend, docker_iptables, network, "
                          "ipv6 (no,yes), start_order / after_setup / after_fix (a list per value, "
                          "its items joined by '+'; 'none' for no event)")
+    group.addoption("--matrix-dir", default=None,
+                    help="where the scenario items' matrix report goes (default: "
+                         "<artifacts-dir>/matrix)")
     group.addoption("--keep-lab", action="store_true",
                     help="when a test fails, leave its lab and guest running until Ctrl-C at the "
                          "end of the run; `coexist shell [--guest] <lab>` enters them")
@@ -88,7 +91,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_started] = time.monotonic()
     config.addinivalue_line("markers", "upstream(url): the public report a scenario reproduces")
     if os.environ.get("PYTEST_XDIST_WORKER") is None:   # the controller: no rows of an older run
-        for stale in (Path(config.getoption("--artifacts-dir")).resolve() / "matrix").glob(".rows-*"):
+        for stale in matrix_dir(config).glob(".rows-*"):
             stale.unlink()
     config.addinivalue_line(
         "markers", f"{MARKER}(scenario=None, network='default', **host): the coexist lab of this test: "
@@ -328,11 +331,16 @@ class ScenarioItem(pytest.Item):
         return self.path, None, f"scenario {self.variant.label()}"
 
 
+def matrix_dir(config: pytest.Config) -> Path:
+    chosen = config.getoption("--matrix-dir")
+    return Path(chosen or Path(config.getoption("--artifacts-dir")) / "matrix").resolve()
+
+
 def _write_matrix(config: pytest.Config) -> None:
     """Rows of this process; an xdist worker hands them to the controller in a file."""
     from harness import matrix
 
-    out = Path(config.getoption("--artifacts-dir")).resolve() / "matrix"
+    out = matrix_dir(config)
     rows = config.stash.get(_rows, [])
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker is not None:
