@@ -52,6 +52,7 @@ def direct_boot(lab: Lab, kernel: str, initrd: str, cmdline: str, accel_: str) -
 
 
 def main() -> int:
+    log.to_stderr()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--release", default="trixie")

@@ -30,6 +30,7 @@ START_ITEMS = ("firewalld", "dockerd", "libvirt")
 
 def main(argv: list[str] | None = None) -> int:
     interrupt.install()
+    log.to_stderr()
     args = _parser().parse_args(argv)
     try:
         if args.command == "check":

@@ -8,6 +8,7 @@ with Guest(lab, image, keys, name="coexist-1234-guest", accel="tcg") as guest:
 from __future__ import annotations
 
 import random
+import shlex
 import sys
 import threading
 import time
@@ -20,6 +21,7 @@ import paramiko
 
 from harness import interrupt, log
 from harness.accel import Accel
+from harness.commands import Command, ExpectationFailed, Result, Verbs
 from harness.domain import DomainSpec, domain_xml
 from harness.guestimage import FAILED_LINE, GuestImage
 from harness.guestnet import GuestNetwork, guest_network
@@ -34,12 +36,6 @@ GUEST_IMAGE_DIR = "/var/lib/coexist/guest"  # where a lab sees the guest image (
 READY_LINE = "COEXIST-GUEST-READY"
 
 
-class GuestCommandFailed(AssertionError):
-    def __init__(self, guest: str, command: str, expected: str, rc: int, output: str) -> None:
-        self.command, self.returncode, self.output = command, rc, output
-        super().__init__(f"guest {guest}: `{command}` {expected}, but exited {rc}:\n{output.strip()}")
-
-
 @dataclass(frozen=True)
 class BootTimes:
     """Seconds from `virsh start` to each milestone."""
@@ -49,7 +45,7 @@ class BootTimes:
     first_ssh: float
 
 
-class Guest:
+class Guest(Verbs):
     """A booted guest with an SSH session; the domain is destroyed and undefined on exit."""
 
     def __init__(
@@ -69,6 +65,7 @@ class Guest:
         self.keys = keys
         self.name = name
         self.role = role   # the scenario's name for it
+        self.where = f"guest {role}"
         self._console_history = ""
         self._reconnecting = threading.Lock()
         self.accel = accel
@@ -168,7 +165,7 @@ class Guest:
             console = self.serial_log()
             if FAILED_LINE in console:  # e.g. no DHCP lease: waiting longer changes nothing
                 tail = "\n".join(console.strip().splitlines()[-15:])
-                raise GuestCommandFailed(self.name, "/init", f"should print {READY_LINE}", 1, tail)
+                raise ExpectationFailed(self.where, "/init", f"should print {READY_LINE}", Result(1, tail))
             return time.monotonic() if READY_LINE in console else None
 
         ready = retry(
@@ -263,9 +260,11 @@ class Guest:
         path = self.lab.path(self.serial_log_path)
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def execute(self, command: str, *, timeout: float = 30) -> tuple[int, str]:
-        """Run `command` in the guest's shell; return (exit code, stdout+stderr). Asserts nothing."""
+    def execute(self, command: Command, *, timeout: float | None = None) -> Result:
+        """Run `command` in the guest's shell (an argv is quoted for it). Asserts nothing."""
         assert self._ssh is not None, f"guest {self.name} is not connected"
+        timeout = timeout or self.timeout
+        command = command if isinstance(command, str) else shlex.join(command)
         transport = self._ssh.get_transport()
         assert transport is not None
         channel = transport.open_session(timeout=timeout)
@@ -282,50 +281,5 @@ class Guest:
             rc = channel.recv_exit_status()
         finally:
             channel.close()
-        return rc, b"".join(chunks).decode(errors="replace")
+        return Result(rc, b"".join(chunks).decode(errors="replace"))
 
-    def succeed(self, command: str, *, timeout: float = 30) -> str:
-        """Run `command`; raise with its exit code and output unless it exits 0."""
-        __tracebackhide__ = True
-        rc, output = self.execute(command, timeout=timeout)
-        log.info(f"guest$ {command}  -> {rc}")
-        if rc != 0:
-            raise GuestCommandFailed(self.name, command, "should succeed", rc, output)
-        return output
-
-    def fail(self, command: str, *, timeout: float = 30) -> str:
-        """Run `command`; raise unless it exits non-zero."""
-        __tracebackhide__ = True
-        rc, output = self.execute(command, timeout=timeout)
-        log.info(f"guest$ {command}  -> {rc}")
-        if rc == 0:
-            raise GuestCommandFailed(self.name, command, "should fail", rc, output)
-        return output
-
-    def wait_until_succeeds(self, command: str, *, timeout: float = 30) -> str:
-        """Retry `command` until it exits 0 or `timeout` seconds have passed."""
-        __tracebackhide__ = True
-
-        def attempt(last_try: bool) -> tuple[str] | None:
-            rc, output = self.execute(command, timeout=timeout)
-            if rc == 0:
-                return (output,)   # a result even when the command printed nothing
-            if last_try:
-                raise GuestCommandFailed(self.name, command, f"should succeed within {timeout}s", rc, output)
-            return None
-
-        return retry(attempt, timeout=timeout, what=f"guest: {command}", interval=0.5)[0]
-
-    def wait_until_fails(self, command: str, *, timeout: float = 30) -> str:
-        """Retry `command` until it exits non-zero or `timeout` seconds have passed."""
-        __tracebackhide__ = True
-
-        def attempt(last_try: bool) -> tuple[str] | None:
-            rc, output = self.execute(command, timeout=timeout)
-            if rc != 0:
-                return (output,)
-            if last_try:
-                raise GuestCommandFailed(self.name, command, f"should fail within {timeout}s", rc, output)
-            return None
-
-        return retry(attempt, timeout=timeout, what=f"guest: {command} fails", interval=0.5)[0]

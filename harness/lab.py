@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
 from harness import cgroups, daemons, hostconfig, interrupt, log, processes
-from harness.commands import CommandFailed, Result
+from harness.commands import Command, Result, Verbs
 from harness.firewall import HostFirewall
 from harness.fixes import Fix
 from harness.hostimage import HostImage
@@ -89,7 +89,7 @@ def _mount_script(image: Path, work: Path, root: Path, shares: dict[str, Path]) 
     return "\n".join(lines)
 
 
-class Lab:
+class Lab(Verbs):
     """A Debian host (the image's release) with its own network, daemons and firewall."""
 
     def __init__(
@@ -105,6 +105,9 @@ class Lab:
         self.wan = wan
         self.owner = wan.owner
         self.name = name
+        self.where = f"lab {name}"
+        self.timeout = 120.0
+        self.quiet = True   # its commands are mostly the harness's own; steps say what they do
         self.workdir = workdir
         self.logdir = workdir / "logs"
         self.shares = dict(shares or {})
@@ -164,22 +167,9 @@ class Lab:
     def executor(self) -> Executor:
         return Executor(self.holder, mount=True, where=f"lab {self.name}")
 
-    def execute(self, argv: list[str] | str, *, timeout: float = 120) -> Result:
+    def execute(self, command: Command, *, timeout: float | None = None) -> Result:
         """Run a command on the lab host; asserts nothing. A string runs through /bin/sh."""
-        return self.executor.run(_argv(argv), check=False, timeout=timeout)
-
-    def succeed(self, argv: list[str] | str, *, timeout: float = 120) -> str:
-        """Run a command on the lab host; raise with its output unless it exits 0."""
-        __tracebackhide__ = True
-        return self.executor.run(_argv(argv), timeout=timeout).output
-
-    def fail(self, argv: list[str] | str, *, timeout: float = 120) -> str:
-        """Run a command on the lab host; raise with its output if it exits 0."""
-        __tracebackhide__ = True
-        result = self.execute(argv, timeout=timeout)
-        if result.returncode == 0:
-            raise CommandFailed(f"lab {self.name} (should fail)", _argv(argv), 0, result.output)
-        return result.output
+        return self.executor.run(_argv(command), check=False, timeout=timeout or self.timeout)
 
     def path(self, inside: str) -> Path:
         """A path inside the lab as seen from the machine."""
@@ -393,5 +383,5 @@ class Lab:
         )
 
 
-def _argv(command: list[str] | str) -> list[str]:
-    return ["/bin/sh", "-c", command] if isinstance(command, str) else command
+def _argv(command: Command) -> list[str]:
+    return ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)

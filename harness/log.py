@@ -1,13 +1,21 @@
-"""One nested line per action, so a failing run's log tells the story in order."""
+"""One nested line per action, so a failing run's log tells the story in order.
+
+Lines go to the stdlib logger `coexist`: pytest captures them per test (`-o log_cli=true` shows
+them live); the CLI and the benches print them on stderr (`to_stderr`). Commands the harness runs
+on the lab host for itself are DEBUG; steps, results and the guest's commands are INFO.
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+LOGGER = logging.getLogger("coexist")
+LOGGER.setLevel(logging.DEBUG)
 _depth = 0
 _steps: list[str] = []   # the main thread's open steps, outermost first
 
@@ -19,7 +27,22 @@ def current() -> str | None:
 
 def info(message: str) -> None:
     """Log one line at the current nesting depth."""
-    print(f"{'  ' * _depth}{message}", file=sys.stderr, flush=True)
+    LOGGER.info("%s%s", "  " * _depth, message)
+
+
+def debug(message: str) -> None:
+    LOGGER.debug("%s%s", "  " * _depth, message)
+
+
+def to_stderr(level: int = logging.INFO) -> None:
+    """Print the lines on stderr as they come, as they are (the CLI, the benches)."""
+    if not any(getattr(h, "coexist", False) for h in LOGGER.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.setLevel(level)
+        handler.coexist = True  # type: ignore[attr-defined]
+        LOGGER.addHandler(handler)
+        LOGGER.propagate = False
 
 
 @contextmanager

@@ -355,6 +355,7 @@ def _write_matrix(config: pytest.Config) -> None:
     if not rows:
         return
     rows.sort(key=lambda r: r.scenario.label())
+    out.mkdir(parents=True, exist_ok=True)
     matrix.write_reports(rows, out, total=len(rows),
                          seconds=time.monotonic() - config.stash[_started])
     print(f"\ncoexist matrix: {out / 'matrix.md'}, {out / 'matrix.html'}")
