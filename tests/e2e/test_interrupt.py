@@ -22,7 +22,7 @@ from harness import cgroups, processes
 from harness.leftovers import WORK_ROOT
 from harness.runner import build_images
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "scenarios" / "seed-firewalld-direct.toml"
 # the log line that marks each moment (harness.log's step lines)
