@@ -30,7 +30,6 @@ at the end of the run, into <artifacts-dir>/matrix (with -n, each worker hands i
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import re
 import shutil
@@ -90,7 +89,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_rows] = []
     config.stash[_started] = time.monotonic()
     config.addinivalue_line("markers", "upstream(url): the public report a scenario reproduces")
-    if os.environ.get("PYTEST_XDIST_WORKER") is None:   # the controller: no rows of an older run
+    if not _is_worker(config):   # the controller: no rows of an older run
         for stale in matrix_dir(config).glob(".rows-*"):
             stale.unlink()
     config.addinivalue_line(
@@ -331,6 +330,12 @@ class ScenarioItem(pytest.Item):
         return self.path, None, f"scenario {self.variant.label()}"
 
 
+def _is_worker(config: pytest.Config) -> bool:
+    """An xdist worker of this session (not a pytest started inside one: it inherits the
+    environment, PYTEST_XDIST_WORKER included, so only xdist's own config attribute tells)."""
+    return hasattr(config, "workerinput")
+
+
 def matrix_dir(config: pytest.Config) -> Path:
     chosen = config.getoption("--matrix-dir")
     return Path(chosen or Path(config.getoption("--artifacts-dir")) / "matrix").resolve()
@@ -342,10 +347,10 @@ def _write_matrix(config: pytest.Config) -> None:
 
     out = matrix_dir(config)
     rows = config.stash.get(_rows, [])
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker is not None:
+    if _is_worker(config):
         if rows:
             out.mkdir(parents=True, exist_ok=True)
+            worker = config.workerinput["workerid"]  # type: ignore[attr-defined]
             (out / f".rows-{worker}.pickle").write_bytes(pickle.dumps(rows))
         return
     handed = sorted(out.glob(".rows-*.pickle")) if out.is_dir() else []
