@@ -49,12 +49,11 @@ def one_run(release: str, artifacts: Path) -> dict[str, object]:
 
 def traces(owner: str) -> bool:
     """Anything of run `owner` left: its cgroups, its work folders, its marked processes."""
-    if any(d.name.startswith(f"coexist-{owner}-") for h in cgroups.hierarchies()
-           for d in cgroups._search(h.mount, 4)):
+    if cgroups.of_owner(owner):
         return True
     if WORK_ROOT.is_dir() and any(WORK_ROOT.glob(f"{owner}-*")):
         return True
-    return owner in {o for o in processes.stale_owners()}
+    return owner in processes.stale_owners()
 
 
 def ending_after(signum: int, release: str, artifacts: Path) -> dict[str, object]:

@@ -147,15 +147,30 @@ def remove_tree(dirs: list[Path]) -> None:
                 pass
 
 
-def stale() -> dict[str, list[Path]]:
-    """Run cgroups whose owner is gone, by name, in every hierarchy (searched a few levels deep)."""
+def by_name() -> dict[str, list[Path]]:
+    """Every run cgroup there is, by name, in every hierarchy (searched a few levels deep)."""
     found: dict[str, list[Path]] = {}
     for hierarchy in hierarchies():
         for directory in _search(hierarchy.mount, depth=4):
-            match = _NAME.match(directory.name)
-            if match and not processes.owner_alive(match.group(1)):
+            if _NAME.match(directory.name):
                 found.setdefault(directory.name, []).append(directory)
     return found
+
+
+def of_owner(owner: str) -> list[Path]:
+    """The cgroups of run `owner`, in every hierarchy."""
+    return [d for name, dirs in by_name().items() if name.startswith(f"{PREFIX}{owner}-") for d in dirs]
+
+
+def stale() -> dict[str, list[Path]]:
+    """Run cgroups whose owner is gone, by name."""
+    return {name: dirs for name, dirs in by_name().items() if not processes.owner_alive(_owner(name))}
+
+
+def _owner(name: str) -> str:
+    match = _NAME.match(name)
+    assert match is not None, name
+    return match.group(1)
 
 
 def _search(top: Path, depth: int) -> Iterator[Path]:

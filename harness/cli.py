@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         signalled = interrupt.received()
         if signalled is not None:   # a child died of the same signal first: say what happened
             return _interrupted(signalled)
-        log.info(f"coexist: {args.command} failed: {type(error).__name__}: {error}")
+        log.info(f"coexist: the {args.command} itself failed: {type(error).__name__}: {error}")
         if _partial:
             log.info(f"coexist: logs and rulesets so far: {_partial[-1]}")
         return 3
@@ -218,14 +218,6 @@ def _run(args: argparse.Namespace) -> int:
         verdict = run_scenario(scenario, artifacts=folder)
     except NotApplicable as error:
         raise UserError(f"not applicable on {scenario.host.release}: {error}") from None
-    except interrupt.Interrupted:
-        raise
-    except Exception as error:
-        if interrupt.received() is not None:
-            raise
-        log.info(f"coexist: the run itself failed: {type(error).__name__}: {error}")
-        log.info(f"coexist: logs and rulesets so far: {folder}")
-        return 3
     print(verdict.render())
     return 0 if not verdict.mismatches() else 1
 

@@ -1,5 +1,5 @@
 """SIGINT, SIGTERM and SIGHUP as a clean stop: the first one ends the run where it is, teardown runs
-in order, and coexist says so in one line; another one during teardown hurries it, never skips it.
+in order, and coexist says so in one line; another one during teardown is noted, never skips it.
 
 `install()` is for programs (the CLI): the first signal raises `Interrupted` in the main thread,
 wherever it is. Teardown code runs under `shielded()`, where a signal is only recorded (and raised
@@ -55,12 +55,16 @@ def _handler(signum: int, _frame: FrameType | None) -> None:
     elif len(_signals) == 2:
         log.info(f"coexist: {signal.Signals(signum).name} again: finishing the teardown faster")
     if not _raised and not getattr(_shield, "depth", 0):
-        raise _interrupted()
+        raise _raising()
 
 
-def _interrupted() -> Interrupted:
-    _raised.append(True)
+def _first() -> Interrupted:
     return Interrupted(_signals[0], _during[0])
+
+
+def _raising() -> Interrupted:
+    _raised.append(True)
+    return _first()
 
 
 def stopping() -> bool:
@@ -73,17 +77,18 @@ def check() -> None:
     handler; other threads (probes, settling) raise it here, so that none keeps a teardown
     waiting."""
     if _signals and threading.current_thread() is not threading.main_thread():
-        raise Interrupted(_signals[0], _during[0])
+        raise _first()
 
 
 def hurry() -> bool:
-    """A second signal came: teardown skips what is only polite (waiting for daemons to stop)."""
+    """A second signal came. Nothing waits on it: the teardown after the first signal is already
+    the quick one (the lab's cgroup killed as one, the guests not undefined one by one)."""
     return len(_signals) > 1
 
 
 def received() -> Interrupted | None:
     """The first signal, as the exception it raised (or would have raised)."""
-    return Interrupted(_signals[0], _during[0]) if _signals else None
+    return _first() if _signals else None
 
 
 @contextmanager
@@ -96,4 +101,4 @@ def shielded() -> Iterator[None]:
         _shield.depth -= 1
     if _signals and not _raised and not _shield.depth \
             and threading.current_thread() is threading.main_thread():
-        raise _interrupted()
+        raise _raising()

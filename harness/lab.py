@@ -143,9 +143,8 @@ class Lab(Verbs):
     ) -> None:
         with interrupt.shielded(), log.step(f"lab '{self.name}': teardown"):
             self._close_clients()
-            # Everything the lab runs is in its cgroup (containers, qemu, dnsmasq included):
-            # one kill ends it all; its namespaces and mounts go with the last of its processes.
-            self.cgroup.kill()
+            # Everything the lab runs is in its cgroup (containers, qemu, dnsmasq included): the
+            # holder's stop kills it as one; namespaces and mounts go with the last process.
             if self._holder is not None:
                 self._holder.stop()
                 self._holder = None

@@ -117,9 +117,14 @@ class Holder:
         return self.in_netns(lambda: socket.create_connection((host, port), timeout=timeout))
 
     def stop(self) -> None:
-        """End everything left in this namespace, then the holder itself."""
-        if self._proc.poll() is None:
+        """End everything the holder holds, then the holder itself: with a cgroup, all of it at
+        once, whether or not the holder still lives; without, what is left in its network
+        namespace."""
+        if self.cgroup is not None:
+            self.cgroup.kill()
+        elif self._proc.poll() is None:
             processes.kill_all(processes.netns_members(self.pid))
+        if self._proc.poll() is None:
             self._proc.kill()
         self._proc.wait()
         if self._proc.stdout:

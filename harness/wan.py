@@ -161,8 +161,7 @@ class Wan:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         with interrupt.shielded():
-            self.cgroup.kill()
-            if self._holder is not None:
+            if self._holder is not None:   # its stop kills the wan's cgroup: dnsmasq, HTTP
                 self._holder.stop()
                 self._holder = None
             for service in self._services:

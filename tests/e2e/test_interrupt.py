@@ -125,8 +125,7 @@ def remains(owner: str, before: Machine) -> list[str]:
             found.append(f"process {pid}: {shown}")
     found += [f"namespace {ns}" for ns in sorted(now.namespaces - before.namespaces)]
     found += [f"mount {m}" for m in sorted(now.mounts - before.mounts)]
-    found += [f"cgroup {d}" for h in cgroups.hierarchies() for d in cgroups._search(h.mount, 4)
-              if d.name.startswith(f"coexist-{owner}-")]
+    found += [f"cgroup {d}" for d in cgroups.of_owner(owner)]
     found += [f"work folder {f}" for f in WORK_ROOT.glob(f"{owner}-*")] if WORK_ROOT.is_dir() else []
     return found
 

@@ -61,6 +61,5 @@ def test_a_failed_tests_lab_is_kept_entered_and_then_torn_down(tmp_path: Path) -
         rest, _ = inner.communicate(timeout=120)
     assert inner.returncode == 1, "".join(seen) + rest   # the inner test failed, as it should
     assert "on purpose: keep the lab" in "".join(seen) + rest
-    assert not [d for h in cgroups.hierarchies() for d in cgroups._search(h.mount, 4)
-                if d.name.startswith(f"coexist-{owner}-")]
+    assert not cgroups.of_owner(owner)
     assert not list(WORK_ROOT.glob(f"{owner}-*"))
