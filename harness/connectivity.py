@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -16,6 +17,12 @@ from harness.wan import LAB_UPLINK, Endpoints
 if TYPE_CHECKING:
     from harness.guest import Guest
     from harness.wan import Wan
+
+
+# Seconds a ping or TCP probe waits for its answer. The simulated internet is one veth hop past
+# the lab: an answer takes milliseconds (under TCG too), so a probe still waiting after 1 s is
+# dropped, not slow.
+PROBE_WAIT = 1
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,7 @@ class Connectivity:
 
 def http_get(host: str, port: int = 80) -> str:
     """A guest command that fetches http://host:port/ (busybox's wget segfaults in this guest)."""
-    return f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {host} {port}"
+    return f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w {PROBE_WAIT} {host} {port}"
 
 
 def measure(guest: Guest, endpoints: Endpoints) -> Connectivity:
@@ -82,6 +89,7 @@ def measure(guest: Guest, endpoints: Endpoints) -> Connectivity:
     """
 
     def probe(what: str, command: str, must_contain: str | None = None) -> Probe:
+        started = time.monotonic()
         try:
             try:
                 rc, output = guest.execute(command, timeout=20)
@@ -94,14 +102,15 @@ def measure(guest: Guest, endpoints: Endpoints) -> Connectivity:
             log.info(f"guest {guest.name}$ {command}  -> {lost}")
             return Probe(what, command, False, lost)
         ok = rc == 0 and (must_contain is None or must_contain in output)
-        log.info(f"guest {guest.name}$ {command}  -> {'ok' if ok else f'fails (exit {rc})'}")
+        log.info(f"guest {guest.name}$ {command}  -> {'ok' if ok else f'fails (exit {rc})'} "
+                 f"({time.monotonic() - started:.1f}s)")
         return Probe(what, command, ok, output)
 
     probes = [("DNS", f"nslookup {endpoints.name} {guest.network.dns}", endpoints.name_address),
-              ("ping", f"ping -c1 -W2 {endpoints.ping_target}", None),
+              ("ping", f"ping -c1 -W{PROBE_WAIT} {endpoints.ping_target}", None),
               ("TCP", http_get(endpoints.http_host, endpoints.http_port), endpoints.http_body)]
     if guest.network.ipv6:
-        probes += [("ping6", f"ping6 -c1 -W2 {endpoints.far_host6}", None),
+        probes += [("ping6", f"ping6 -c1 -W{PROBE_WAIT} {endpoints.far_host6}", None),
                    ("TCP6", http_get(endpoints.far_host6, endpoints.http_port), endpoints.http_body)]
     with ThreadPoolExecutor(len(probes), thread_name_prefix="probe") as pool:
         done = list(pool.map(lambda args: probe(*args), probes))

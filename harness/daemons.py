@@ -30,8 +30,9 @@ def _socket(path: str) -> Callable[[Lab, bool], bool]:
 
 
 def _firewalld_ready(lab: Lab, last_try: bool) -> bool:
-    result = lab.execute(["firewall-cmd", "--state"])
-    return result.returncode == 0 and "running" in result.output
+    from harness.firewalld import Firewalld
+
+    return Firewalld(lab).running()   # `firewall-cmd --state`, asked on the bus
 
 
 def _docker_ready(lab: Lab, last_try: bool) -> bool:

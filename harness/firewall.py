@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.firewalld import Firewalld, FirewalldUnavailable
+
 if TYPE_CHECKING:
     from harness.lab import Lab
 
@@ -71,13 +73,18 @@ class HostFirewall:
         return forward_hooks(self.nft_ruleset())
 
     def zone_of(self, interface: str) -> str:
-        """firewalld's zone for `interface` ('' when none)."""
-        result = self.lab.execute(["firewall-cmd", f"--get-zone-of-interface={interface}"])
-        return result.output.strip() if result.returncode == 0 else ""
+        """firewalld's zone for `interface` ('' when none, or firewalld not running)."""
+        try:
+            return Firewalld(self.lab).zone_of(interface)
+        except FirewalldUnavailable:
+            return ""
 
     def masquerade(self, zone: str) -> bool:
-        result = self.lab.execute(["firewall-cmd", f"--zone={zone}", "--query-masquerade"])
-        return result.output.strip() == "yes"
+        """Is masquerading on in `zone` (False: off, no such zone, or firewalld not running)?"""
+        try:
+            return Firewalld(self.lab).masquerade(zone)
+        except FirewalldUnavailable:
+            return False
 
 
 @dataclass(frozen=True)
@@ -99,12 +106,6 @@ class Snapshot:
         return forward_hooks(self.nft)
 
 
-# Ask the bus whether firewalld owns its name: firewall-cmd 2.5 (forky) waits ~10 s for a
-# firewalld that is not running when a system bus is up.
-FIREWALLD_UP = ("dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus "
-                "org.freedesktop.DBus.NameHasOwner string:org.fedoraproject.FirewallD1 2>/dev/null "
-                "| grep -q 'boolean true'")
-
 _CAPTURE = {
     # stderr apart: iptables-nft's warning about legacy tables would land inside the rules
     "iptables-save.txt": "iptables-save -c 2>/dev/null",
@@ -114,27 +115,29 @@ _CAPTURE = {
     "nft-ruleset.txt": "nft -a list ruleset",
     "nft-ruleset.json": "nft -j list ruleset",
     "ip-addr.txt": "ip -br addr; ip route; cat /proc/sys/net/ipv4/ip_forward",
-    "firewalld.txt": f"if {FIREWALLD_UP}; then "
-                     "echo '# active zones'; firewall-cmd --get-active-zones; "
-                     "echo '# zone of virbr0'; firewall-cmd --get-zone-of-interface=virbr0; "
-                     "echo '# direct rules'; firewall-cmd --direct --get-all-rules; "
-                     "echo '# permanent direct rules'; firewall-cmd --permanent --direct --get-all-rules; "
-                     "echo '# masquerade in zone libvirt'; firewall-cmd --zone=libvirt --query-masquerade; "
-                     "echo '# backend'; grep -i '^FirewallBackend' /etc/firewalld/firewalld.conf; "
-                     "else echo 'firewalld not running'; fi",
 }
 
 
 def snapshot(lab: Lab, phase: str) -> Snapshot:
-    """Every capture at once, each on its own thread (the tools do not wait for one another)."""
-    with ThreadPoolExecutor(len(_CAPTURE), thread_name_prefix="snapshot") as pool:
+    """Every capture at once, each on its own thread (the tools do not wait for one another), and
+    firewalld's zones, direct rules and masquerade from its D-Bus API."""
+    with ThreadPoolExecutor(len(_CAPTURE) + 1, thread_name_prefix="snapshot") as pool:
+        firewalld = pool.submit(_firewalld_report, lab)
         outputs = pool.map(lambda command: lab.execute(command).output, _CAPTURE.values())
         files = dict(zip(_CAPTURE, outputs, strict=True))
+        files["firewalld.txt"] = firewalld.result()
     try:
         nft = json.loads(files["nft-ruleset.json"] or "{}")
     except json.JSONDecodeError:
         nft = {}
     return Snapshot(phase, files, nft)
+
+
+def _firewalld_report(lab: Lab) -> str:
+    try:
+        return Firewalld(lab).report()
+    except FirewalldUnavailable as error:   # e.g. firewalld stopping while the snapshot is taken
+        return f"firewalld did not answer: {error}\n"
 
 
 def diff(before: Snapshot, after: Snapshot, name: str = "iptables-save.txt") -> str:

@@ -41,7 +41,7 @@ class BootTimes:
     """Seconds from `virsh start` to each milestone."""
 
     ready_line: float
-    lease: float
+    lease: float       # the harness has the guest's address (libvirt's lease, or the static one)
     first_ssh: float
 
 
@@ -179,13 +179,14 @@ class Guest(Verbs):
         else:
             self.address = retry(lambda last: self._lease(), timeout=60,
                                  what=f"a DHCP lease for {self.mac}", interval=0.05)
+        leased = time.monotonic()
         first_ssh = retry(
             lambda last: self._try_ssh(last) and time.monotonic(),
             timeout=60,
             what=f"SSH to {self.address}",
             interval=0.1,
         )
-        self.boot_times = BootTimes(ready - started, time.monotonic() - started, first_ssh - started)
+        self.boot_times = BootTimes(ready - started, leased - started, first_ssh - started)
         if self.network.ipv6:   # SLAAC: a default route from the RA, an address past DAD
             self.wait_until_succeeds("ip -6 route show default | grep -q via && "
                                      "ip -6 -o addr show scope global | grep -v tentative | "
@@ -245,8 +246,8 @@ class Guest(Verbs):
             suffix = "" if self.role == "guest" else f"-{self.role}"
             (self.artifacts / f"guest{suffix}-serial.log").write_text(
                 self._console_history + self.serial_log())
-        if interrupt.stopping():
-            return   # the lab's teardown kills qemu with the rest; libvirtd may be mid-start
+        if interrupt.stopping() or not self.lab.running("libvirtd"):
+            return   # the lab's teardown (or power_off) kills qemu with the rest
         try:
             domain = self.lab.libvirt().lookupByName(self.name)
             if domain.isActive():

@@ -23,6 +23,7 @@ from harness import (
     leftovers,
     log,
     processes,
+    qemucaps,
 )
 from harness.explain import explain_steps
 from harness.guest import GUEST_IMAGE_DIR, Guest
@@ -70,6 +71,7 @@ def lab_for(host: Host, images: Images, *, name: str = "lab") -> Iterator[Lab]:
                 shares={GUEST_IMAGE_DIR: images.guest.kernel.parent}) as lab:
             configure(lab, host)
             yield lab
+            qemucaps.keep(lab)   # libvirt's probe of qemu, for the next lab of this image
     finally:
         with interrupt.shielded():
             shutil.rmtree(workdir, ignore_errors=True)
@@ -83,6 +85,7 @@ def configure(lab: Lab, host: Host) -> None:
     if autostart.is_symlink() or autostart.exists():
         autostart.unlink()
     hostconfig.apply(lab, host.settings())
+    qemucaps.restore(lab)
 
 
 def boot_host(lab: Lab, host: Host, networks: list[NetworkSpec], *, wan_routes: bool = True) -> None:
@@ -146,8 +149,7 @@ def start_in_order(lab: Lab, order: tuple[str, ...], networks: list[NetworkSpec]
     while with a bus it watches for firewalld and re-adds its rules and virbr0's zone when
     firewalld starts or reloads later. Without the bus first, an order with firewalld after libvirt
     describes no real host (bookworm: firewalld 1.3.3 flushes libvirt's rules, virbr0 stays in no
-    zone, the guest never gets a DHCP lease). Without firewalld the bus changes nothing measured,
-    and `firewall-cmd --state` (firewall snapshots) waits ~10 s for firewalld on a bus without it.
+    zone, the guest never gets a DHCP lease). Without firewalld the bus changes nothing measured.
     """
     from harness.guestnet import known
 
@@ -310,20 +312,32 @@ class Run:
         return ran
 
     def _measure(self, step: Step, result: StepResult, number: int) -> None:
+        """The guests until they settle, then Docker's workload and the host's facts, all at once
+        (none changes what another measures), then the firewall snapshot of the step.
+
+        The host side waits for the guests: right after a `firewall-cmd --reload` Docker's
+        isolation too is briefly not what it settles to (measured on trixie: kept at once,
+        broken a few seconds later), and the guests' settling is what says the step is over."""
         with log.step(f"measure after [{step.id}] (until settled, at most {step.settle:.0f}s)"):
-            with ThreadPoolExecutor(max(1, len(self.guests)), thread_name_prefix="guest") as pool:
+            workload = self.scenario.workload
+            with ThreadPoolExecutor(max(len(self.guests), 3), thread_name_prefix="measure") as pool:
                 settled = {name: pool.submit(settle, guest, limit=step.settle)
                            for name, guest in self.guests.items()}
                 result.guests = {name: future.result() for name, future in settled.items()}
-            workload = self.scenario.workload
-            if workload.published_port is not None:
-                result.published_port = self._container_running(WEB) and \
-                    connectivity.published_port_answers(self.lab.wan, workload.published_port,
-                                                        timeout=PORT_TIMEOUT)
-            if workload.isolated_networks:
-                result.docker_isolation = self._isolation_kept()
-            result.facts = host_facts(self.lab, self.wanted)
+                port = pool.submit(self._published_port_answers) \
+                    if workload.published_port is not None else None
+                isolation = pool.submit(self._isolation_kept) if workload.isolated_networks else None
+                facts = pool.submit(host_facts, self.lab, self.wanted)
+                result.published_port = port.result() if port is not None else None
+                result.docker_isolation = isolation.result() if isolation is not None else None
+                result.facts = facts.result()
             self.snapshot(f"{number:02d}-{step.id}")
+
+    def _published_port_answers(self) -> bool:
+        port = self.scenario.workload.published_port
+        assert port is not None
+        return self._container_running(WEB) and \
+            connectivity.published_port_answers(self.lab.wan, port, timeout=PORT_TIMEOUT)
 
     def _container_running(self, name: str) -> bool:
         if not self.lab.running("dockerd"):
@@ -355,20 +369,28 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
     started = time.monotonic()
     artifacts.mkdir(parents=True, exist_ok=True)
     images = images or build_images(scenario.host.release)
+    built = time.monotonic()
     results: list[StepResult] = []
     with log.step(f"scenario {scenario.name} on {scenario.host.release}"), ExitStack() as stack:
         lab = stack.enter_context(lab_for(scenario.host, images))
         stack.callback(save_logs, lab, artifacts)
         stack.push(lambda kind, *_: kind is not None and _snapshot_failure(lab, artifacts))
         run = Run(scenario, lab, images, artifacts, stack)
-        run.timings["images"] = time.monotonic() - started
+        # durations, each phase on its own ("daemons" and "guests boot to SSH" are inside "steps")
+        run.timings["images"] = built - started
+        run.timings["lab"] = time.monotonic() - built
+        stepping = time.monotonic()
         for number, step in enumerate(scenario.steps, 1):
             results.append(run.do(step, number))
         assert run.decision is not None
         verdict = Verdict(scenario, dict(images.host.manifest), run.decision, list(lab.deviations),
                           results, timings=run.timings, artifacts=str(artifacts))
         verdict.explanation = explain_steps(run.snapshots, results, run.networks)
-        run.timings["scenario"] = time.monotonic() - started
+        ending = time.monotonic()
+        run.timings["steps"] = ending - stepping
+        lab.power_off()   # nothing more to measure: no daemon or guest needs a graceful end
+    run.timings["teardown"] = time.monotonic() - ending
+    run.timings["total"] = time.monotonic() - started
     (artifacts / "verdict.txt").write_text(verdict.render() + "\n")
     (artifacts / "verdict.json").write_text(verdict.dumps() + "\n")
     return verdict

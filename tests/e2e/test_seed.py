@@ -9,6 +9,7 @@ import pytest
 
 from harness import containers, firewall, fixes, scenario
 from harness.connectivity import http_get
+from harness.firewalld import Firewalld
 from harness.guest import Guest
 from harness.guestnet import guest_network
 from harness.lab import Lab
@@ -89,6 +90,30 @@ def test_seed_symptom_then_fix_as_a_script(lab: Lab, guest: Guest) -> None:
     assert "coexist-wan-ok" in guest.succeed(http_get(FAR_HOST))
     guest.succeed("nslookup example.test 192.168.122.1")
     assert lab.firewall.masquerade("libvirt")
+
+
+def test_firewalld_bus_answers_as_firewall_cmd(lab: Lab) -> None:
+    """The harness asks firewalld over D-Bus; firewall-cmd, asked the same, says the same."""
+    bus = Firewalld(lab)
+    assert bus.running() and lab.succeed("firewall-cmd --state").strip() == "running"
+    lab.apply(fixes.SEED_FIREWALLD_DIRECT)
+    # Right after the fix's reload virbr0 is in no zone until libvirtd, told of the reload on the
+    # bus, puts it back (measured: '' at once, 'libvirt' 0.3 s later): compare once it is back.
+    lab.wait_until_succeeds("firewall-cmd --get-zone-of-interface=virbr0", timeout=30)
+    assert bus.zone_of("virbr0") == lab.succeed("firewall-cmd --get-zone-of-interface=virbr0").strip()
+    assert lab.execute("firewall-cmd --zone=libvirt --query-masquerade").output.strip() == "yes"
+    assert bus.masquerade("libvirt")
+    assert lab.execute("firewall-cmd --zone=public --query-masquerade").output.strip() == "no"
+    assert not bus.masquerade("public")
+    for permanent in (False, True):
+        listed = lab.succeed("firewall-cmd " + "--permanent " * permanent + "--direct --get-all-rules")
+        asked = [" ".join([ipv, table, chain, str(priority), *args])
+                 for ipv, table, chain, priority, args in bus.direct_rules(permanent=permanent)]
+        assert sorted(asked) == sorted(listed.splitlines()) and len(asked) == 2, (asked, listed)
+    zones = lab.succeed("firewall-cmd --get-active-zones").split()
+    assert set(bus.active_zones()) <= set(zones) and "libvirt" in bus.active_zones()
+    lab.stop("firewalld")
+    assert not bus.running()
 
 
 def test_docker_exec_enters_the_containers_own_root(lab: Lab) -> None:

@@ -101,3 +101,68 @@ def test_a_drop_in_iptables_legacy_is_found_where_nft_cannot_see_it() -> None:
     first = explain_steps([baseline, symptom], [result(BOOT, reach(True, False, False))], NETWORKS)[0]
     assert "ip filter FORWARD (priority 0, policy accept)" in first
     assert "outside nft: iptables-legacy filter FORWARD (policy drop)" in first
+
+
+class _NoBusLab:
+    """A lab whose root has no system bus socket (firewalld never started)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, inside: str) -> Path:
+        return self.root / inside.lstrip("/")
+
+
+def test_firewalld_without_a_bus_is_not_running_and_says_why(tmp_path: Path) -> None:
+    import pytest
+
+    from harness.firewall import HostFirewall
+    from harness.firewalld import Firewalld, FirewalldUnavailable
+
+    lab = _NoBusLab(tmp_path)
+    assert Firewalld(lab).running() is False  # type: ignore[arg-type]
+    with pytest.raises(FirewalldUnavailable, match="no system bus in the lab"):
+        Firewalld(lab).zone_of("virbr0")  # type: ignore[arg-type]
+    firewall = HostFirewall(lab)  # type: ignore[arg-type]
+    assert (firewall.zone_of("virbr0"), firewall.masquerade("libvirt")) == ("", False)
+
+
+def test_a_bus_that_hangs_up_or_stays_silent_is_firewalld_unavailable(tmp_path: Path) -> None:
+    """A bus socket that closes at once (a dbus-daemon dying under a reboot step), and a bus that
+    never answers a call: both FirewalldUnavailable, never a bare OSError mid-snapshot."""
+    import socket
+    import threading
+
+    import pytest
+
+    from harness import firewalld
+    from harness.firewalld import Firewalld, FirewalldUnavailable
+
+    (tmp_path / "run/dbus").mkdir(parents=True)
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(tmp_path / "run/dbus/system_bus_socket"))
+    server.listen()
+
+    def hang_up() -> None:
+        while True:
+            try:
+                peer, _ = server.accept()
+            except OSError:
+                return
+            peer.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    lab = _NoBusLab(tmp_path)
+    try:
+        assert Firewalld(lab).running() is False  # type: ignore[arg-type]
+        with pytest.raises(FirewalldUnavailable, match="no system bus in the lab"):
+            Firewalld(lab).zone_of("virbr0")  # type: ignore[arg-type]
+    finally:
+        server.close()
+
+    class Silent:
+        def send_and_get_reply(self, message: object, timeout: float) -> object:
+            raise TimeoutError("timed out")
+
+    with pytest.raises(FirewalldUnavailable, match="getZones: no answer"):
+        firewalld._ask(Silent(), None, "getZones")  # type: ignore[arg-type]

@@ -35,6 +35,7 @@ def normalized(requirement: str) -> str:
 def imported_top_levels(folder: Path) -> dict[str, str]:
     """Every third-party top-level module imported under `folder`, with one file importing it."""
     found: dict[str, str] = {}
+    siblings = {path.stem for path in folder.rglob("*.py")}   # bench/speed.py imports guest_boot
     for path in sorted(folder.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             names: list[str] = []
@@ -44,7 +45,7 @@ def imported_top_levels(folder: Path) -> dict[str, str]:
                 names = [node.module]
             for name in names:
                 top = name.split(".")[0]
-                if top not in sys.stdlib_module_names and top not in FIRST_PARTY:
+                if top not in sys.stdlib_module_names | FIRST_PARTY | siblings:
                     found.setdefault(top, str(path.relative_to(ROOT)))
     return found
 
