@@ -235,7 +235,7 @@ def seed_figures(release: str, runs: int) -> dict[str, Any]:
             phases.append({k: round(v, 1) for k, v in verdict.get("timings", {}).items()}
                           | {"exit": done.returncode,
                              # each step whole, and its guests' measurement until settled
-                             "steps": {st["id"]: {"s": st["seconds"], "settle": {
+                             "each_step": {st["id"]: {"s": st["seconds"], "settle": {
                                  g: [v["seconds"], v["rounds"]] for g, v in st["guests"].items()}}
                                  for st in verdict.get("steps", [])}})
             log.info(f"seed {number + 1}/{runs}: {walls[-1]} s, exit {done.returncode}, {phases[-1]}")

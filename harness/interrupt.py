@@ -10,6 +10,7 @@ too (see harness.retry).
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ _signals: list[int] = []
 _during: list[str] = []     # the step the first signal arrived in
 _raised: list[bool] = []    # Interrupted was raised (once per run)
 _shield = threading.local()
+_installed_in: list[int] = []   # the pid that installed the handler
 
 
 class Interrupted(KeyboardInterrupt):
@@ -42,13 +44,19 @@ class Interrupted(KeyboardInterrupt):
 
 def install() -> None:
     """Handle SIGINT, SIGTERM and SIGHUP in this process (call from the main thread)."""
-    for box in (_signals, _during, _raised):
+    for box in (_signals, _during, _raised, _installed_in):
         box.clear()
+    _installed_in.append(os.getpid())
     for sig in SIGNALS:
         signal.signal(sig, _handler)
 
 
 def _handler(signum: int, _frame: FrameType | None) -> None:
+    if _installed_in and os.getpid() != _installed_in[0]:
+        # a child between fork and exec (preexec_fn, after-fork hooks run Python code) got the
+        # signal sent to the whole group: the run's own process handles it and tears this child
+        # down with the lab; raising here would only print "Exception ignored ... Traceback"
+        return
     _signals.append(signum)
     if len(_signals) == 1:
         _during.append(log.current() or "start-up")

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TextIO
 
 LOGGER = logging.getLogger("coexist")
 LOGGER.setLevel(logging.DEBUG)
@@ -34,10 +35,23 @@ def debug(message: str) -> None:
     LOGGER.debug("%s%s", "  " * _depth, message)
 
 
+class _Stderr(logging.StreamHandler[TextIO]):
+    """Writes to whatever sys.stderr is at the time (pytest swaps and closes it per test; a handler
+    holding the first one printed "--- Logging error --- I/O operation on closed file")."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
 def to_stderr(level: int = logging.INFO) -> None:
     """Print the lines on stderr as they come, as they are (the CLI, the benches)."""
     if not any(getattr(h, "coexist", False) for h in LOGGER.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _Stderr()
         handler.setFormatter(logging.Formatter("%(message)s"))
         handler.setLevel(level)
         handler.coexist = True  # type: ignore[attr-defined]

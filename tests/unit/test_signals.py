@@ -72,3 +72,20 @@ def test_waiting_threads_stop_once_a_signal_came() -> None:
     worker.start()
     worker.join(timeout=5)
     assert not worker.is_alive() and isinstance(seen[0], interrupt.Interrupted)
+
+
+def test_a_forked_child_before_exec_leaves_the_signal_to_the_run() -> None:
+    # a signal to the whole group reaches a child while Python still runs in it (preexec_fn,
+    # after-fork hooks): raising there printed "Exception ignored ... Traceback" (CI, SIGTERM
+    # while dockerd was being started)
+    child = os.fork()
+    if child == 0:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.sigtimedwait([], 0)
+            os._exit(3 if interrupt.stopping() else 0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert not interrupt.stopping()
