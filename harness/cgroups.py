@@ -101,12 +101,12 @@ def join_self(procs_files: list[str]) -> None:
 
 
 def _walk(top: Path) -> Iterator[Path]:
-    """`top` and every cgroup below it, deepest first."""
-    if not top.is_dir():
-        return
-    yield from sorted((p for p in top.rglob("*") if p.is_dir()),
-                      key=lambda p: len(p.parts), reverse=True)
-    yield top
+    """`top` and every cgroup below it, each before its parent. Cgroups come and go meanwhile
+    (dockerd removes a container's as the container stops; a matrix cell with a dockerd restart
+    met one that way): one gone before it is read is skipped, where `Path.rglob` raised
+    FileNotFoundError."""
+    for directory, _subdirs, _files in os.walk(top, topdown=False):
+        yield Path(directory)
 
 
 def members(dirs: list[Path]) -> set[int]:

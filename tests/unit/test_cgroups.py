@@ -51,3 +51,20 @@ def test_a_dead_runs_cgroup_is_stale_and_a_live_ones_is_not() -> None:
     finally:
         mine.remove()
         theirs.remove()
+
+
+def test_a_cgroup_that_goes_while_walked_is_skipped(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a matrix cell with a dockerd restart: a container's cgroup vanished under the walk
+    (tmp_path / "lab" / "docker" / "container").mkdir(parents=True)
+    (tmp_path / "lab" / "other").mkdir()
+    real = os.scandir
+
+    def scandir(path):  # type: ignore[no-untyped-def]
+        if str(path).endswith("container"):
+            os.rmdir(path)   # dockerd removes it just before it is read
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    walked = [p.relative_to(tmp_path).as_posix() for p in cgroups._walk(tmp_path / "lab")]
+    assert walked[-1] == "lab" and sorted(walked[:-1]) == ["lab/docker", "lab/other"]
+    assert list(cgroups._walk(tmp_path / "absent")) == []
