@@ -67,7 +67,7 @@ class Guest(Verbs):
         self.role = role   # the scenario's name for it
         self.where = f"guest {role}"
         self._console_history = ""
-        self._reconnecting = threading.Lock()
+        self._session = threading.RLock()   # held while a broken SSH session is replaced
         self.accel = accel
         self.network = network or guest_network("default")
         self.artifacts = artifacts
@@ -133,7 +133,7 @@ class Guest(Verbs):
 
     def reconnect(self) -> bool:
         """A new SSH session after the old one broke (one try; threads share the result)."""
-        with self._reconnecting:
+        with self._session:
             transport = self._ssh.get_transport() if self._ssh is not None else None
             if transport is not None and transport.is_active():
                 return True   # another probe's thread reconnected meanwhile
@@ -263,11 +263,15 @@ class Guest(Verbs):
 
     def execute(self, command: Command, *, timeout: float | None = None) -> Result:
         """Run `command` in the guest's shell (an argv is quoted for it). Asserts nothing."""
-        assert self._ssh is not None, f"guest {self.name} is not connected"
+        with self._session:   # another thread replacing a broken session: use its new one
+            client = self._ssh
+        if client is None:   # never connected, or the reconnect failed: the session is lost
+            raise paramiko.SSHException(f"guest {self.name} is not connected")
         timeout = timeout or self.timeout
         command = command if isinstance(command, str) else shlex.join(command)
-        transport = self._ssh.get_transport()
-        assert transport is not None
+        transport = client.get_transport()
+        if transport is None:
+            raise paramiko.SSHException(f"guest {self.name} is not connected")
         channel = transport.open_session(timeout=timeout)
         channel.set_combine_stderr(True)
         channel.settimeout(timeout)

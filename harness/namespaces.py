@@ -10,9 +10,9 @@ import subprocess
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
-from harness import cgroups, processes
+from harness import cgroups, interrupt, processes
 from harness.commands import CommandFailed, Result
 
 T = TypeVar("T")
@@ -51,7 +51,7 @@ class Holder:
             settle = (f"cd {shlex.quote(str(root))}\npivot_root . .\numount -l .\ncd /\n"
                       f"exec /bin/sh -c '{settle}'")
         script = f"set -e\n{setup}\n{settle}\n"
-        self._proc = subprocess.Popen(
+        self._proc = popen(
             ["unshare", *flags, "--", "/bin/sh", "-c", script],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -157,22 +157,26 @@ class Executor:
     ) -> Result:
         """Run to completion; stdout and stderr merged."""
         __tracebackhide__ = True
-        proc = subprocess.run(
+        with popen(
             self.argv(argv),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             errors="replace",
-            timeout=timeout,
             env=self.env(),
-            input=input,
-            stdin=None if input is not None else subprocess.DEVNULL,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
             preexec_fn=self.holder.preexec,
             start_new_session=True,
-        )
+        ) as proc:
+            try:
+                output, _ = proc.communicate(input, timeout=timeout)
+            except BaseException:   # a timeout, a signal: as subprocess.run, never leave it running
+                proc.kill()
+                proc.wait()
+                raise
         if check and proc.returncode != 0:
-            raise CommandFailed(self.where, argv, proc.returncode, proc.stdout)
-        return Result(proc.returncode, proc.stdout)
+            raise CommandFailed(self.where, argv, proc.returncode, output)
+        return Result(proc.returncode, output)
 
     def spawn(
         self,
@@ -182,7 +186,7 @@ class Executor:
         env: Mapping[str, str] | None = None,
     ) -> subprocess.Popen[str]:
         """Start a long-running process whose output goes to `log`; it dies with this run."""
-        return subprocess.Popen(
+        return popen(
             self.argv(argv),
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -192,6 +196,17 @@ class Executor:
             preexec_fn=self.holder.preexec,
             start_new_session=True,
         )
+
+
+def popen(argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[str]:
+    """subprocess.Popen with a preexec_fn, the first signal held off until the child exists.
+    With a preexec_fn, Python runs its fork hooks (logging's, random's) in this process right
+    after the fork, and the Interrupted that a Ctrl-C raises inside one is printed and dropped
+    ("Exception ignored in: <function _releaseLock>"): the run went on as if never stopped
+    (CI, SIGINT and SIGTERM while dockerd was being started). Here it is raised once Popen
+    returns; the child, in the lab's cgroup, goes with the lab's teardown."""
+    with interrupt.shielded():
+        return subprocess.Popen(argv, **kwargs)
 
 
 def ensure_root() -> None:

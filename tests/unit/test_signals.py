@@ -89,3 +89,32 @@ def test_a_forked_child_before_exec_leaves_the_signal_to_the_run() -> None:
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert not interrupt.stopping()
+
+
+def test_a_signal_inside_a_fork_hook_is_raised_once_popen_returns(monkeypatch: pytest.MonkeyPatch) -> None:
+    # with a preexec_fn Python runs its fork hooks (logging's _releaseLock) right after the fork;
+    # an exception raised inside one is dropped ("Exception ignored in"), and the run went on
+    # as if never stopped (CI: SIGINT and SIGTERM while dockerd was being started)
+    import subprocess
+
+    from harness import namespaces
+
+    class ForkHook:
+        def __del__(self) -> None:   # like a fork hook: what is raised here is dropped
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+            for _ in range(1000):
+                pass
+
+    def popen(argv: list[str], **kwargs: object) -> str:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        os.kill(os.getpid(), signal.SIGINT)   # arrives during the fork, delivered in the hook
+        hook = ForkHook()
+        del hook
+        return "the child"
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    try:
+        with pytest.raises(interrupt.Interrupted):
+            namespaces.popen(["dockerd"])
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
