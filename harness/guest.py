@@ -265,13 +265,11 @@ class Guest(Verbs):
         """Run `command` in the guest's shell (an argv is quoted for it). Asserts nothing."""
         with self._session:   # another thread replacing a broken session: use its new one
             client = self._ssh
-        if client is None:   # never connected, or the reconnect failed: the session is lost
+        transport = client.get_transport() if client is not None else None
+        if transport is None:   # never connected, or the reconnect failed: the session is lost
             raise paramiko.SSHException(f"guest {self.name} is not connected")
         timeout = timeout or self.timeout
         command = command if isinstance(command, str) else shlex.join(command)
-        transport = client.get_transport()
-        if transport is None:
-            raise paramiko.SSHException(f"guest {self.name} is not connected")
         channel = transport.open_session(timeout=timeout)
         channel.set_combine_stderr(True)
         channel.settimeout(timeout)
