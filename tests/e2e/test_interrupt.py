@@ -150,7 +150,14 @@ class CoexistRun:
         raise AssertionError(f"the run ended before {marker!r}:\n{''.join(self.lines[-30:])}")
 
     def finish(self, timeout: float = RUN_TIMEOUT) -> tuple[int, str, str]:
-        out, err = self.proc.communicate(timeout=timeout)
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # a run that never ends fails the test, and goes: its guardian sweeps the lab (two
+            # runs that hung on a lost Ctrl-C stayed, with their labs' daemons, for hours)
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.communicate()
+            raise
         return self.proc.returncode, out, "".join(self.lines) + err
 
 
