@@ -158,7 +158,7 @@ class Milestones:
             return None if at is None else round(at - start, 2)
         return {"port_learning": rel("state 2"), "port_forwarding": rel("state 3"),
                 "kernel_first_line": rel("Linux version"), "init": rel("Run /init"),
-                "first_discover": rel("broadcasting discover"), "offer": rel("broadcasting select"),
+                "lease": rel("udhcpc bound"),
                 "ready_line": rel("COEXIST-GUEST-READY")}
 
 

@@ -20,6 +20,33 @@ PROBE_TIMEOUT = 15.0
 _CACHE = Path("/run/coexist/accel-probe.json")
 
 
+def tcg_clock_args(cpuinfo: str | None = None) -> tuple[str, ...]:
+    """The kernel arguments that give a TCG guest a steady clock: its TSC, at a known frequency.
+
+    Under TCG the guest's TSC counts at the host's TSC rate, steadily, while the guest's timer
+    ticks come late (the host runs the emulator between them). Left to itself the guest kernel
+    calibrates the TSC against the PIT, which failed ("tsc: Unable to calibrate against PIT"), or
+    its clocksource watchdog, comparing the TSC with those ticks (no HPET or ACPI PM timer with
+    acpi=off), marked it unstable ("skew is too large": 512 ms of jiffies against 614-656 ms of
+    TSC). Either way the guest keeps time in refined-jiffies (4 ms steps), where busybox's
+    nslookup gives its A and AAAA queries one ID and drops the second answer: each lookup took
+    5.1 s. That happened in 2 of 6 boots of a bench and 2 of 3 of a test.
+    tsc_early_khz= skips the calibration and tsc=reliable the watchdog.
+    The host's "cpu MHz" is its TSC's rate only with a constant TSC and without APERF/MPERF (with
+    them it is the current frequency): otherwise nothing is passed, and the log says so.
+    """
+    text = Path("/proc/cpuinfo").read_text() if cpuinfo is None else cpuinfo
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines()
+                      if line.startswith("flags")), []))
+    mhz = next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                if line.startswith("cpu MHz")), None)
+    if "constant_tsc" not in flags or "aperfmperf" in flags or mhz is None:
+        log.info("guest clock: this host's 'cpu MHz' is not its TSC rate (no constant TSC, or "
+                 "APERF/MPERF): the TCG guest calibrates its TSC itself and may keep time in jiffies")
+        return ()
+    return (f"tsc_early_khz={round(float(mhz) * 1000)}", "tsc=reliable")
+
+
 @dataclass(frozen=True)
 class AccelDecision:
     accel: Accel

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import paramiko
 
 from harness import interrupt, log
-from harness.accel import Accel
+from harness.accel import Accel, tcg_clock_args
 from harness.commands import Command, ExpectationFailed, Result, Verbs
 from harness.domain import DomainSpec, domain_xml
 from harness.guestimage import FAILED_LINE, GuestImage
@@ -95,7 +95,8 @@ class Guest(Verbs):
             name=self.name,
             kernel=f"{kernel_dir}/{self.image.kernel.name}",
             initrd=f"{kernel_dir}/{self.image.initrd.name}",
-            cmdline=self.image.cmdline(self.keys.kernel_args(), self.network.kernel_args()),
+            cmdline=self.image.cmdline(self.keys.kernel_args(), self.network.kernel_args(),
+                                       *(tcg_clock_args() if self.accel == "tcg" else ())),
             serial_log=self.serial_log_path,
             mac=self.mac,
             network=self.network.libvirt_network,
