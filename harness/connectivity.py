@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import paramiko
 
-from harness import log
+from harness import interrupt, log
 from harness.containers import PAGE
 from harness.retry import DeadlineExceeded, retry
 from harness.wan import LAB_UPLINK, Endpoints
@@ -112,7 +111,7 @@ def measure(guest: Guest, endpoints: Endpoints) -> Connectivity:
     if guest.network.ipv6:
         probes += [("ping6", f"ping6 -c1 -W{PROBE_WAIT} {endpoints.far_host6}", None),
                    ("TCP6", http_get(endpoints.far_host6, endpoints.http_port), endpoints.http_body)]
-    with ThreadPoolExecutor(len(probes), thread_name_prefix="probe") as pool:
+    with interrupt.Pool(len(probes), thread_name_prefix="probe") as pool:
         done = list(pool.map(lambda args: probe(*args), probes))
     return Connectivity(dns=done[0], ping=done[1], tcp=done[2], ipv6=tuple(done[3:]))
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import difflib
 import json
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness import interrupt
 from harness.firewalld import Firewalld, FirewalldUnavailable
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ _CAPTURE = {
 def snapshot(lab: Lab, phase: str) -> Snapshot:
     """Every capture at once, each on its own thread (the tools do not wait for one another), and
     firewalld's zones, direct rules and masquerade from its D-Bus API."""
-    with ThreadPoolExecutor(len(_CAPTURE) + 1, thread_name_prefix="snapshot") as pool:
+    with interrupt.Pool(len(_CAPTURE) + 1, thread_name_prefix="snapshot") as pool:
         firewalld = pool.submit(_firewalld_report, lab)
         outputs = pool.map(lambda command: lab.execute(command).output, _CAPTURE.values())
         files = dict(zip(_CAPTURE, outputs, strict=True))

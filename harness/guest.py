@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 GUEST_IMAGE_DIR = "/var/lib/coexist/guest"  # where a lab sees the guest image (read-only)
 READY_LINE = "COEXIST-GUEST-READY"
+RECV_TICK = 0.5   # seconds between a running command's checks for a signal
 
 
 @dataclass(frozen=True)
@@ -273,15 +274,23 @@ class Guest(Verbs):
         command = command if isinstance(command, str) else shlex.join(command)
         channel = transport.open_session(timeout=timeout)
         channel.set_combine_stderr(True)
-        channel.settimeout(timeout)
+        channel.settimeout(RECV_TICK)
         channel.exec_command(command)
+        deadline = time.monotonic() + timeout
         chunks = []
         try:
             while True:
-                data = channel.recv(65536)
+                try:
+                    data = channel.recv(65536)
+                except TimeoutError:   # a probe's thread stops with the run, not at its timeout
+                    interrupt.check()
+                    if time.monotonic() >= deadline:
+                        raise
+                    continue
                 if not data:
                     break
                 chunks.append(data)
+                deadline = time.monotonic() + timeout   # a timeout of silence, as settimeout's
             rc = channel.recv_exit_status()
         finally:
             channel.close()

@@ -15,7 +15,6 @@ import json
 import shlex
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -122,7 +121,7 @@ def host_facts(lab: Lab, wanted: dict[str, set[str]]) -> HostFacts:
     }
     jobs |= {f"rule:{s}": functools.partial(rule_present, s) for s in wanted.get("iptables", ())}
     jobs |= {f"chain:{s}": functools.partial(chain_present, s) for s in wanted.get("chains", ())}
-    with ThreadPoolExecutor(8, thread_name_prefix="facts") as pool:
+    with interrupt.Pool(8, thread_name_prefix="facts") as pool:
         futures = {name: pool.submit(job) for name, job in jobs.items()}
         got = {name: future.result() for name, future in futures.items()}
     tables = {f"{t['table']['family']} {t['table']['name']}" for t in got["nft"].get("nftables", [])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -320,7 +319,7 @@ class Run:
         broken a few seconds later), and the guests' settling is what says the step is over."""
         with log.step(f"measure after [{step.id}] (until settled, at most {step.settle:.0f}s)"):
             workload = self.scenario.workload
-            with ThreadPoolExecutor(max(len(self.guests), 3), thread_name_prefix="measure") as pool:
+            with interrupt.Pool(max(len(self.guests), 3), thread_name_prefix="measure") as pool:
                 settled = {name: pool.submit(settle, guest, limit=step.settle)
                            for name, guest in self.guests.items()}
                 result.guests = {name: future.result() for name, future in settled.items()}

@@ -210,7 +210,7 @@ def test_a_second_ctrl_c_during_teardown_still_tears_down(artifacts: Path, image
     code, _out, err = run.finish()
     assert code == 130, err[-3000:]
     assert "coexist: SIGINT again: finishing the teardown faster" in err
-    assert err.strip().splitlines()[-1].startswith("coexist: interrupted (SIGINT) during ")
+    assert err.strip().splitlines()[-1].startswith("coexist: interrupted (SIGINT) during "), err[-3000:]
     assert remains(run.owner, before) == []
     assert root_netns(image_root) == netns
 
