@@ -209,7 +209,8 @@ class Lab(Verbs):
             logfile = open(self.logdir / f"{name}.log", "a")
             logfile.write(f"--- coexist: starting {' '.join(spec.argv)} at {time.ctime()}\n")
             logfile.flush()
-            proc = self.executor.spawn(list(spec.argv), log=logfile, env=self.daemon_env.get(name))
+            proc = self.executor.spawn(list(spec.argv), log=logfile, env=self.daemon_env.get(name),
+                                       subreaper=True)
             self._daemons[name] = (proc, logfile)
 
             def answers(last_try: bool) -> bool:
