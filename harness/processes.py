@@ -20,6 +20,7 @@ from pathlib import Path
 
 OWNER_VAR = "COEXIST_OWNER"
 _PR_SET_PDEATHSIG = 1
+_ENDED = ("Z", "X")   # /proc/<pid>/stat states of a process that has exited: zombie, dead
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -41,7 +42,7 @@ def running(pid: int) -> bool:
     sockets, namespaces) and only waits for its parent to read its exit status (an orphan's
     parent, this machine's PID 1, reads it 1.6-1.8 s late: measured)."""
     fields = _stat(pid)
-    return fields is not None and fields[0] not in ("Z", "X")
+    return fields is not None and fields[0] not in _ENDED
 
 
 def owner_token(pid: int | None = None) -> str:
@@ -54,7 +55,8 @@ def owner_alive(token: str) -> bool:
     """Is the run named by `token` still running? A zombie has ended (a guardian wakes the
     moment its run exits, often before the run's parent has read its exit status)."""
     pid, _, started = token.partition(".")
-    return pid.isdigit() and running(int(pid)) and start_time(int(pid)) == started
+    fields = _stat(int(pid)) if pid.isdigit() else None   # one read: state and start time agree
+    return fields is not None and fields[0] not in _ENDED and fields[19] == started
 
 
 def die_with_parent() -> None:

@@ -17,15 +17,6 @@ from harness.retry import retry
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="a network namespace needs root")
 
 
-def _parent(pid: int) -> str | None:
-    """The parent of a running `pid` (None: gone or a zombie)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return None if fields[0] in ("Z", "X") else fields[1]
-
-
 def _cmdline(pid: int) -> bytes:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -34,7 +25,8 @@ def _cmdline(pid: int) -> bytes:
 
 
 def _children(pid: int) -> set[int]:
-    return {p for p in map(int, filter(str.isdigit, os.listdir("/proc"))) if _parent(p) == str(pid)}
+    """The children of a single-threaded `pid`, adopted ones included."""
+    return set(map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split()))
 
 
 @pytest.fixture
@@ -56,7 +48,7 @@ def test_what_a_daemon_daemonizes_is_adopted_by_its_subreaper_not_pid_1(
         return len(orphans) == 2   # the daemon (exec'd into sleep) and the one it left behind
 
     def one_left(_: bool) -> bool:   # the daemon follows its subreaper (once the signal lands)
-        return sum(_parent(p) is not None for p in orphans) == 1
+        return sum(processes.running(p) for p in orphans) == 1
 
     try:
         retry(adopted, timeout=10, what="the daemon and its orphan, both the subreaper's children")
@@ -69,5 +61,5 @@ def test_what_a_daemon_daemonizes_is_adopted_by_its_subreaper_not_pid_1(
             daemon.kill()
             daemon.wait()
         for pid in orphans:
-            if _parent(pid) is not None:
+            if processes.running(pid):
                 os.kill(pid, signal.SIGKILL)
