@@ -18,15 +18,16 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "harness"))
 
-from harness import accel, log
-from harness.guest import GUEST_IMAGE_DIR, READY_LINE, Guest
-from harness.lab import Lab
-from harness.retry import retry
-from harness.runner import build_images, lab_for, start_in_order
-from harness.scenario import Host
-from harness.sshkeys import GuestKeys
+from coexist.base import log
+from coexist.base.retry import retry
+from coexist.guest import accel
+from coexist.guest.guest import GUEST_IMAGE_DIR, READY_LINE, Guest
+from coexist.guest.sshkeys import GuestKeys
+from coexist.host.lab import Lab
+from coexist.run.runner import build_images, lab_for, start_in_order
+from coexist.scenario.model import Host
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "harness"))
 
-from harness import cgroups, processes  # noqa: E402
-from harness.leftovers import WORK_ROOT  # noqa: E402
+from coexist.sandbox import cgroups, processes  # noqa: E402
+from coexist.sandbox.leftovers import WORK_ROOT  # noqa: E402
 
 SEED = ROOT / "scenarios" / "seed-firewalld-direct.toml"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -33,7 +33,7 @@ AFTER_FIX = "host# firewall-cmd --reload"
 
 
 def coexist(release: str, artifacts: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(SEED), "--release", release,
+    return subprocess.Popen([sys.executable, "-m", "coexist.cli", "run", str(SEED), "--release", release,
                              "--artifacts", str(artifacts)], cwd=ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
 

@@ -38,16 +38,18 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "harness"))
 
-from harness import accel, containers, firewall, log, qemucaps  # noqa: E402
-from harness.connectivity import measure  # noqa: E402
-from harness.firewalld import Firewalld  # noqa: E402
-from harness.guest import GUEST_IMAGE_DIR, Guest  # noqa: E402
-from harness.lab import Lab  # noqa: E402
-from harness.runner import build_images, lab_for, start_in_order  # noqa: E402
-from harness.scenario import Host  # noqa: E402
-from harness.sshkeys import GuestKeys  # noqa: E402
+from coexist.base import log  # noqa: E402
+from coexist.guest import accel  # noqa: E402
+from coexist.guest.guest import GUEST_IMAGE_DIR, Guest  # noqa: E402
+from coexist.guest.sshkeys import GuestKeys  # noqa: E402
+from coexist.host import containers, firewall, qemucaps  # noqa: E402
+from coexist.host.firewalld import Firewalld  # noqa: E402
+from coexist.host.lab import Lab  # noqa: E402
+from coexist.net.connectivity import measure  # noqa: E402
+from coexist.run.runner import build_images, lab_for, start_in_order  # noqa: E402
+from coexist.scenario.model import Host  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 SEED = ROOT / "scenarios" / "seed-firewalld-direct.toml"
@@ -211,7 +213,7 @@ def define_figures(host: Host, images: Any) -> dict[str, Any]:
             keys = GuestKeys.generate(lab.workdir / "keys")
             guest = Guest(lab, images.guest, keys, name=f"coexist-{lab.owner}-define",
                           accel="tcg")
-            from harness.domain import DomainSpec, domain_xml
+            from coexist.guest.domain import DomainSpec, domain_xml
 
             xml = domain_xml(DomainSpec(name=guest.name, kernel="/k", initrd="/i", cmdline="",
                                         serial_log=guest.serial_log_path, mac=guest.mac))

@@ -1,4 +1,4 @@
-"""Fixtures compose coexist's objects; the objects work without pytest too (see harness.cli)."""
+"""Fixtures compose coexist's objects; the objects work without pytest too (see coexist.cli)."""
 
 from __future__ import annotations
 

@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from harness import cgroups, processes
-from harness.leftovers import WORK_ROOT
+from coexist.sandbox import cgroups, processes
+from coexist.sandbox.leftovers import WORK_ROOT
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +28,7 @@ def test_fails_on_purpose(coexist_lab, coexist_guest):
 
 
 def coexist(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *argv], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "coexist.cli", *argv], capture_output=True, text=True,
                           timeout=60, cwd=ROOT)
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from harness import connectivity, scenario
-from harness.connectivity import http_get
-from harness.runner import boot_host, build_images, guest_for, lab_for, run_scenario, save_logs
-from harness.verdict import Verdict
-from harness.wan import FAR_HOST6
+from coexist.net import connectivity
+from coexist.net.connectivity import http_get
+from coexist.net.wan import FAR_HOST6
+from coexist.report.verdict import Verdict
+from coexist.run.runner import boot_host, build_images, guest_for, lab_for, run_scenario, save_logs
+from coexist.scenario import model as scenario
 
 pytestmark = pytest.mark.e2e
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"

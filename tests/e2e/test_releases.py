@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from harness import scenario
-from harness.runner import build_images, run_scenario
+from coexist.run.runner import build_images, run_scenario
+from coexist.scenario import model as scenario
 
 pytestmark = pytest.mark.e2e
 SEED = Path(__file__).resolve().parents[2] / "scenarios" / "seed-firewalld-direct.toml"

@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from harness import scenario
-from harness.runner import NotApplicable, build_images, run_scenario
-from harness.verdict import Verdict
+from coexist.host.hostconfig import NotApplicable
+from coexist.report.verdict import Verdict
+from coexist.run.runner import build_images, run_scenario
+from coexist.scenario import model as scenario
 
 pytestmark = pytest.mark.e2e
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"

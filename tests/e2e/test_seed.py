@@ -6,15 +6,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from harness import containers, firewall, fixes, scenario
-from harness.connectivity import http_get
-from harness.firewalld import Firewalld
-from harness.guest import Guest
-from harness.guestnet import guest_network
-from harness.lab import Lab
-from harness.retry import retry
-from harness.runner import Images, boot_host, build_images, guest_for, lab_for, save_logs
+from coexist.base.retry import retry
+from coexist.guest.guest import Guest
+from coexist.host import containers, firewall
+from coexist.host.firewalld import Firewalld
+from coexist.host.guestnet import guest_network
+from coexist.host.lab import Lab
+from coexist.net.connectivity import http_get
+from coexist.run.runner import Images, boot_host, build_images, guest_for, lab_for, save_logs
+from coexist.scenario import fixes
+from coexist.scenario import model as scenario
 
 pytestmark = pytest.mark.e2e
 SEED = Path(__file__).resolve().parents[2] / "scenarios" / "seed-firewalld-direct.toml"
@@ -37,7 +38,7 @@ def images(seed: scenario.Scenario) -> Images:
 
 def test_seed_scenario_verdict_matches_what_was_measured(seed: scenario.Scenario,
                                                          images: Images, artifacts: Path) -> None:
-    from harness.runner import run_scenario
+    from coexist.run.runner import run_scenario
 
     verdict = run_scenario(seed, artifacts=artifacts, images=images)
     print(verdict.render())
@@ -107,7 +108,7 @@ def test_the_guest_keeps_its_lease_as_a_dhcp_client_does(guest: Guest) -> None:
 
 def test_the_guest_keeps_time_by_a_real_clock(guest: Guest) -> None:
     """Not jiffies: under TCG a guest left to its own TSC calibration and watchdog fell back to them
-    in 2 of 3 runs of this test, and there each nslookup took 5.1 s (harness.accel.tcg_clock_args)."""
+    in 2 of 3 runs of this test, and there each nslookup took 5.1 s (coexist.guest.accel.tcg_clock_args)."""
     clock = guest.succeed("cat /sys/devices/system/clocksource/clocksource0/current_clocksource")
     assert clock.strip() in ("tsc", "kvm-clock"), clock
     assert float(guest.succeed("time -p nslookup example.test 192.168.122.1 2>&1 | "

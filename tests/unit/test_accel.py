@@ -1,6 +1,6 @@
 """The TCG guest's clock argument, from recorded /proc/cpuinfo text."""
 
-from harness.accel import tcg_clock_args
+from coexist.guest.accel import tcg_clock_args
 
 VM = """processor\t: 0
 cpu MHz\t\t: 2596.136

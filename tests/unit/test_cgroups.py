@@ -6,8 +6,7 @@ import os
 import subprocess
 
 import pytest
-
-from harness import cgroups, processes
+from coexist.sandbox import cgroups, processes
 
 
 def test_every_mounted_hierarchy_is_found_with_this_process_in_it() -> None:
@@ -24,7 +23,7 @@ def test_a_run_cgroup_holds_a_child_and_is_killed_and_removed_as_one() -> None:
     try:
         child = subprocess.Popen(["sh", "-c", "sleep 60 & sleep 60; wait"],
                                  preexec_fn=lambda: cgroups.join_self(run.procs_files))
-        from harness.retry import retry
+        from coexist.base.retry import retry
 
         retry(lambda _: len(run.members()) >= 3, timeout=5, what="sh and its two sleeps")
         assert child.pid in run.members()

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from harness.hostimage import DEBIAN_KEYRING
-from harness.scenario import RELEASES
+from coexist.images.hostimage import DEBIAN_KEYRING
+from coexist.scenario.model import RELEASES
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / "ci" / "github-actions.yml"

@@ -3,8 +3,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
-
-from harness.domain import DomainSpec, domain_xml
+from coexist.guest.domain import DomainSpec, domain_xml
 
 SPEC = DomainSpec(name="coexist-1.2-guest", kernel="/var/lib/coexist/guest/vmlinux",
                   initrd="/var/lib/coexist/guest/initrd", cmdline="console=ttyS0 x=1",

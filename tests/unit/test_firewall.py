@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.connectivity import Connectivity, Probe
-from harness.explain import dropped_by_policy, explain_steps, policy_counters
-from harness.firewall import Snapshot, chain_policy, diff, forward_hooks, tables
-from harness.fixes import builtin
-from harness.guestnet import guest_network
-from harness.measure import Settled, StepResult
-from harness.steps import Step
+from coexist.host.firewall import Snapshot, chain_policy, diff, forward_hooks, tables
+from coexist.host.guestnet import guest_network
+from coexist.net.connectivity import Connectivity, Probe
+from coexist.report.explain import dropped_by_policy, explain_steps, policy_counters
+from coexist.run.measure import Settled, StepResult
+from coexist.scenario.fixes import builtin
+from coexist.scenario.steps import Step
 
 DATA = Path(__file__).parent / "data" / "trixie-seed"
 
@@ -115,9 +115,8 @@ class _NoBusLab:
 
 def test_firewalld_without_a_bus_is_not_running_and_says_why(tmp_path: Path) -> None:
     import pytest
-
-    from harness.firewall import HostFirewall
-    from harness.firewalld import Firewalld, FirewalldUnavailable
+    from coexist.host.firewall import HostFirewall
+    from coexist.host.firewalld import Firewalld, FirewalldUnavailable
 
     lab = _NoBusLab(tmp_path)
     assert Firewalld(lab).running() is False  # type: ignore[arg-type]
@@ -134,9 +133,8 @@ def test_a_bus_that_hangs_up_or_stays_silent_is_firewalld_unavailable(tmp_path: 
     import threading
 
     import pytest
-
-    from harness import firewalld
-    from harness.firewalld import Firewalld, FirewalldUnavailable
+    from coexist.host import firewalld
+    from coexist.host.firewalld import Firewalld, FirewalldUnavailable
 
     (tmp_path / "run/dbus").mkdir(parents=True)
     server = socket.socket(socket.AF_UNIX)

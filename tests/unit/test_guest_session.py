@@ -8,8 +8,7 @@ from types import SimpleNamespace
 
 import paramiko
 import pytest
-
-from harness.guest import Guest
+from coexist.guest.guest import Guest
 
 
 class Channel:

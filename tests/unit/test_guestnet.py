@@ -3,11 +3,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
-
-from harness.domain import DomainSpec, domain_xml
-from harness.explain import fix_scope
-from harness.fixes import builtin
-from harness.guestnet import KINDS, NetworkError, guest_network, parse_network
+from coexist.guest.domain import DomainSpec, domain_xml
+from coexist.host.guestnet import KINDS, NetworkError, guest_network, parse_network
+from coexist.report.explain import fix_scope
+from coexist.scenario.fixes import builtin
 
 STOCK = """<network>
   <name>default</name>

@@ -8,9 +8,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
-from harness import hostconfig
-from harness.hostconfig import HostSettings, NotApplicable
+from coexist.host import hostconfig
+from coexist.host.hostconfig import HostSettings, NotApplicable
 
 NETWORK_CONF = '#firewall_backend = "nftables"\n'
 FIREWALLD_CONF = "# FirewallBackend\nFirewallBackend=nftables\n#IPv6_rpfilter=yes\n"

@@ -7,9 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from harness import hostimage
-from harness.hostimage import HostImageError, RecipeError, load_recipe, load_recipes
+from coexist.images import hostimage
+from coexist.images.hostimage import HostImageError, RecipeError, load_recipe, load_recipes
 
 TRIXIE = """
 [release.trixie]

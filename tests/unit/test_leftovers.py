@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from harness import cgroups, leftovers, processes
-from harness.retry import retry
+from coexist.base.retry import retry
+from coexist.sandbox import cgroups, leftovers, processes
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="cgroups and /var/tmp/coexist need root")
 
@@ -24,7 +23,7 @@ def test_a_killed_runs_cgroup_processes_and_work_folder_are_swept_by_its_guardia
                               start_new_session=True)   # unmarked, as libvirt's dnsmasq
     work = leftovers.WORK_ROOT / f"{owner}-lab"
     (work / "upper").mkdir(parents=True)
-    guardian = subprocess.Popen([sys.executable, "-c", "import sys; from harness.leftovers import watch; "
+    guardian = subprocess.Popen([sys.executable, "-c", "import sys; from coexist.sandbox.leftovers import watch; "
                                  "watch(sys.argv[1])", owner],
                                 env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
     try:

@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from harness import cli
+from coexist import cli
 
 CORPUS = Path(__file__).parent / "data" / "malformed"
 
@@ -114,7 +113,7 @@ def test_check_reports_every_bad_file_not_only_the_first(capsys: pytest.CaptureF
 
 def test_a_real_process_prints_no_traceback_for_the_worst_files() -> None:
     worst = [CORPUS / n for n in ("deep-array.toml", "binary.toml", "utf16.toml", "name-300.toml")]
-    result = subprocess.run([sys.executable, "-m", "harness.cli", "check", *map(str, worst)],
+    result = subprocess.run([sys.executable, "-m", "coexist.cli", "check", *map(str, worst)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
@@ -146,7 +145,7 @@ def test_an_unreadable_file(tmp_path: Path) -> None:
     tmp_path.chmod(0o755)
     repo = Path(__file__).parents[2]
     result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                             sys.executable, "-m", "harness.cli", "check", str(secret)],
+                             sys.executable, "-m", "coexist.cli", "check", str(secret)],
                             capture_output=True, text=True, timeout=60, cwd=repo,
                             env={"PATH": os.environ["PATH"], "PYTHONPATH": str(repo)})
     assert result.returncode == 2, result.stderr
@@ -187,7 +186,7 @@ def test_a_run_with_a_file_as_artifacts_root_is_refused_before_anything_starts(
 
 
 def test_preflight_says_not_root_first(monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness import preflight
+    from coexist import preflight
 
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert preflight.problems(artifacts_root=Path("artifacts"), build_host=True, build_guest=True) == [
@@ -197,7 +196,7 @@ def test_preflight_says_not_root_first(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.skipif(os.geteuid() != 0, reason="preflight past the root check needs root")
 def test_preflight_names_a_cache_that_is_a_file_and_a_full_disk(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness import preflight
+    from coexist import preflight
 
     blocker = tmp_path / "cache"
     blocker.write_text("not a folder")
@@ -216,7 +215,7 @@ def test_a_read_only_cache_is_one_preflight_line(tmp_path: Path) -> None:
     cache.mkdir()
     repo = Path(__file__).parents[2]
     script = (f"mount -t tmpfs -o ro tmpfs {cache} && "
-              f"exec {sys.executable} -m harness.cli images --release trixie")
+              f"exec {sys.executable} -m coexist.cli images --release trixie")
     result = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
                             capture_output=True, text=True, timeout=60, cwd=repo,
                             env={**os.environ, "COEXIST_CACHE": str(cache), "PYTHONPATH": str(repo)})

@@ -3,12 +3,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness import matrix
-from harness.accel import AccelDecision
-from harness.connectivity import Connectivity, Probe
-from harness.measure import Settled, StepResult
-from harness.scenario import Scenario, parse
-from harness.verdict import Verdict
+from coexist.guest.accel import AccelDecision
+from coexist.net.connectivity import Connectivity, Probe
+from coexist.report import matrix
+from coexist.report.verdict import Verdict
+from coexist.run.measure import Settled, StepResult
+from coexist.scenario.model import Scenario, parse
 
 BASE = parse({
     "scenario": {"name": "seed", "summary": "s"},

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness.connectivity import Connectivity, Probe
-from harness.measure import STABLE_FOR, settle
+from coexist.net.connectivity import Connectivity, Probe
+from coexist.run.measure import STABLE_FOR, settle
 
 
 def reach(dns: bool, ping: bool, tcp: bool) -> Connectivity:

@@ -10,20 +10,21 @@ import tomllib
 from importlib import metadata, resources
 from pathlib import Path
 
-from harness import guestimage, hostimage
+from coexist.images import guestimage, hostimage
 
 ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "harness" / "coexist"
 
 
-FIRST_PARTY = {"harness", "conftest", "__future__"}
+FIRST_PARTY = {"coexist", "conftest", "__future__"}
 
 
 def pyproject() -> dict:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
-def package_data_globs() -> list[str]:
-    return list(pyproject()["tool"]["setuptools"]["package-data"]["harness"])
+def package_data_globs(package: str) -> list[str]:
+    return list(pyproject()["tool"]["setuptools"]["package-data"][package])
 
 
 def normalized(requirement: str) -> str:
@@ -60,25 +61,26 @@ def undeclared(imports: dict[str, str], declared: set[str]) -> list[str]:
     return missing
 
 
-def test_images_stay_at_the_top_and_harness_images_links_to_them() -> None:
-    link = ROOT / "harness" / "images"
-    assert link.is_symlink() and link.readlink() == Path("../images")
+def test_images_stay_at_the_top_and_the_images_layer_links_to_them() -> None:
+    link = PACKAGE / "images" / "files"
+    assert link.is_symlink() and link.readlink() == Path("../../../images")
     assert (ROOT / "images" / "host.toml").is_file()
 
 
 def test_every_file_under_images_is_shipped_as_package_data() -> None:
     files = sorted(
-        path.relative_to(ROOT / "harness").as_posix()
-        for path in (ROOT / "harness" / "images").rglob("*")
+        path.relative_to(PACKAGE / "images").as_posix()
+        for path in (PACKAGE / "images" / "files").rglob("*")
         if path.is_file()
     )
-    assert "images/host.toml" in files and "images/guest/init" in files
-    unshipped = [f for f in files if not any(fnmatch.fnmatch(f, g) for g in package_data_globs())]
+    assert "files/host.toml" in files and "files/guest/init" in files
+    globs = package_data_globs("coexist.images")
+    unshipped = [f for f in files if not any(fnmatch.fnmatch(f, g) for g in globs)]
     assert unshipped == [], "add them to [tool.setuptools.package-data] in pyproject.toml"
 
 
 def test_recipes_and_guest_files_are_reached_through_importlib_resources() -> None:
-    images = resources.files("harness") / "images"
+    images = resources.files("coexist.images") / "files"
     assert hostimage.RECIPE_FILE == images / "host.toml"
     assert guestimage.GUEST_FILES == images / "guest"
     assert list(hostimage.load_recipes()) == ["bookworm", "trixie", "forky"]
@@ -89,18 +91,19 @@ def test_recipes_and_guest_files_are_reached_through_importlib_resources() -> No
 
 
 def test_the_other_data_files_are_package_data_too() -> None:
-    for name in ("py.typed", "fixes.toml", "networks.toml"):
-        assert (resources.files("harness") / name).is_file()
-        assert name in package_data_globs()
+    for package, name in (("coexist", "py.typed"), ("coexist.scenario", "fixes.toml"),
+                          ("coexist.host", "networks.toml")):
+        assert (resources.files(package) / name).is_file()
+        assert name in package_data_globs(package)
 
 
 def test_every_imported_distribution_is_declared() -> None:
     project = pyproject()["project"]
     runtime = {normalized(r) for r in project["dependencies"]}
     dev = {normalized(r) for r in project["optional-dependencies"]["dev"]}
-    harness = imported_top_levels(ROOT / "harness")
-    assert {"cryptography", "docker", "libvirt", "paramiko"} <= set(harness)
-    assert undeclared(harness, runtime) == [], "harness needs them at run time: [project] dependencies"
+    package = imported_top_levels(PACKAGE)
+    assert {"cryptography", "docker", "libvirt", "paramiko"} <= set(package)
+    assert undeclared(package, runtime) == [], "coexist needs them at run time: [project] dependencies"
     others = {**imported_top_levels(ROOT / "tests"), **imported_top_levels(ROOT / "bench")}
     assert undeclared(others, runtime | dev) == []
 

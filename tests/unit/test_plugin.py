@@ -91,7 +91,7 @@ def test_a_broken_scenario_file_is_one_collection_error_line(pytester: pytest.Py
 
 
 def test_axis_values_as_cross_takes_them() -> None:
-    from harness.pytest_plugin import axes_from
+    from coexist.pytest_plugin import axes_from
 
     assert axes_from(["release=trixie,forky", "after_fix=firewalld-reload+dockerd-restart,none",
                       "ipv6=no,yes"]) == {

@@ -7,9 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-
-from harness import processes
-from harness.retry import retry
+from coexist.base.retry import retry
+from coexist.sandbox import processes
 
 
 def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:

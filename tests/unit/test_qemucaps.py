@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-from harness import qemucaps
+from coexist.host import qemucaps
 
 
 class FakeLab:

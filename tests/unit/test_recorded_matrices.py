@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness import scenario
+from coexist.scenario import model as scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORTS = sorted((ROOT / "bench" / "results").rglob("matrix.json"))

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 import pytest
-
-from harness.retry import DeadlineExceeded, retry
+from coexist.base.retry import DeadlineExceeded, retry
 
 
 def test_returns_the_first_truthy_result() -> None:

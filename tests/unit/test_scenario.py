@@ -4,8 +4,8 @@ import re
 from pathlib import Path
 
 import pytest
-
-from harness.scenario import ScenarioError, load, parse
+from coexist.base.schema import ScenarioError
+from coexist.scenario.model import load, parse
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 SEED_POST = (  # shared/seed-post.md, section 3, character for character
@@ -342,8 +342,8 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_every_event_a_scenario_may_name_can_happen() -> None:
-    from harness import events
-    from harness.steps import EVENTS
+    from coexist.run import events
+    from coexist.scenario.steps import EVENTS
 
     assert set(EVENTS) == set(events.HAPPEN)
 

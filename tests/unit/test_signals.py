@@ -8,8 +8,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
-from harness import interrupt, log
+from coexist.base import interrupt, log
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +55,7 @@ def test_a_second_signal_hurries_and_never_raises_again() -> None:
 def test_waiting_threads_stop_once_a_signal_came() -> None:
     import threading
 
-    from harness.retry import retry
+    from coexist.base.retry import retry
 
     with pytest.raises(interrupt.Interrupted):
         os.kill(os.getpid(), signal.SIGINT)
@@ -98,7 +97,7 @@ def test_a_signal_inside_a_fork_hook_is_raised_once_popen_returns(monkeypatch: p
     # as if never stopped (CI: SIGINT and SIGTERM while dockerd was being started)
     import subprocess
 
-    from harness import namespaces
+    from coexist.sandbox import namespaces
 
     class ForkHook:
         def __del__(self) -> None:   # like a fork hook: what is raised here is dropped

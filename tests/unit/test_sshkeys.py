@@ -11,7 +11,7 @@ import pytest
 
 paramiko = pytest.importorskip("paramiko")
 
-from harness.sshkeys import GuestKeys, parse_dropbear_public_key  # noqa: E402
+from coexist.guest.sshkeys import GuestKeys, parse_dropbear_public_key  # noqa: E402
 
 DROPBEARKEY_Y = """Public key portion is:
 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGM1o9qc4WKylt3GqhCOJ7kEgvETzX5bldTsNNeQEGpK root@vm

@@ -10,9 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from harness import namespaces, processes
-from harness.retry import retry
+from coexist.base.retry import retry
+from coexist.sandbox import namespaces, processes
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="a network namespace needs root")
 

@@ -12,8 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from harness.vmlinux import NoVmlinuxFound, extract_vmlinux, extract_vmlinux_bytes, has_pvh_entry
+from coexist.images.vmlinux import NoVmlinuxFound, extract_vmlinux, extract_vmlinux_bytes, has_pvh_entry
 
 SETUP = b"MZ" + bytes(510) + b"HdrS" + bytes(1000)  # what precedes the payload in a bzImage
 TRAILER = struct.pack("<I", 123456) + b"\xff" * 64  # what follows it (the size field, then padding)

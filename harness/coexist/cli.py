@@ -1,0 +1,345 @@
+"""`coexist`: run a scenario for real and print the verdict; build images ahead of time.
+
+Exit codes: 0 as expected, 1 an outcome differed from the scenario's expectations, 2 bad input or a
+machine that cannot run a lab (one line says which), 3 the run itself broke (its artifacts say
+why), 128+N stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP), after tearing down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from coexist.base import interrupt, log
+from coexist.scenario.model import (
+    DOCKER_IPTABLES,
+    FIREWALLD_BACKENDS,
+    GUEST_NETWORKS,
+    LIBVIRT_BACKENDS,
+    RELEASES,
+)
+from coexist.scenario.steps import EVENTS
+
+START_ITEMS = ("firewalld", "dockerd", "libvirt")
+
+
+def main(argv: list[str] | None = None) -> int:
+    interrupt.install()
+    log.to_stderr()
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "check":
+            return _check(args.scenarios)
+        if args.command == "images":
+            return _images(args.release)
+        if args.command == "matrix":
+            return _matrix(args)
+        if args.command == "shell":
+            return _shell(args)
+        return _run(args)
+    except interrupt.Interrupted as stop:
+        return _interrupted(stop)
+    except UserError as error:
+        print(f"coexist: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        signalled = interrupt.received()
+        if signalled is not None:   # a child died of the same signal first: say what happened
+            return _interrupted(signalled)
+        log.info(f"coexist: the {args.command} itself failed: {type(error).__name__}: {error}")
+        if _partial:
+            log.info(f"coexist: logs and rulesets so far: {_partial[-1]}")
+        return 3
+
+
+class UserError(Exception):
+    """Bad input or an unfit machine: one line, exit 2."""
+
+
+_partial: list[Path] = []   # the artifacts folder of the run in progress, for the interrupt line
+
+
+def _interrupted(stop: interrupt.Interrupted) -> int:
+    where = f"partial artifacts: {_partial[-1]}" if _partial else "no artifacts yet"
+    print(f"coexist: interrupted ({stop.signame}) during {stop.during}; cleaned up; {where}",
+          file=sys.stderr)
+    return stop.exit_code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="coexist", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a scenario end to end and print the verdict")
+    run.add_argument("scenario", type=Path, help="a scenario file, e.g. scenarios/seed.toml")
+    run.add_argument("--artifacts", type=Path, default=Path("artifacts"),
+                     help="artifacts root: the run writes logs, rulesets and the verdict into a "
+                          "folder of its own inside it, <name>-<time>-<run id> (default: ./artifacts)")
+    run.add_argument("--release", choices=RELEASES, default=None,
+                     help="run on this Debian release instead of the scenario's own")
+    run.add_argument("--network", default=None,
+                     help=f"put the first guest on this network instead of the scenario's own "
+                          f"({', '.join(GUEST_NETWORKS)}, or one the scenario defines)")
+    run.add_argument("--ipv6", action="store_true", help="add IPv6 to the guest's libvirt network")
+    check = sub.add_parser("check", help="validate scenario files without running anything")
+    check.add_argument("scenarios", type=Path, nargs="+")
+    matrix = sub.add_parser("matrix", help="run scenarios crossed with axes; write a report")
+    matrix.add_argument("scenarios", type=Path, nargs="+", help="scenario files or folders")
+    listed = "(repeatable or comma-separated)"
+    matrix.add_argument("--release", action="append", default=[], type=_values(RELEASES),
+                        help=f"{','.join(RELEASES)} {listed}")
+    matrix.add_argument("--start-order", action="append", default=[],
+                        type=_values(START_ITEMS, order=True),
+                        help="e.g. firewalld,dockerd,libvirt (repeatable: one order each)")
+    matrix.add_argument("--libvirt-backend", action="append", default=[],
+                        type=_values(LIBVIRT_BACKENDS), help=f"{','.join(LIBVIRT_BACKENDS)} {listed}")
+    matrix.add_argument("--firewalld-backend", action="append", default=[],
+                        type=_values(FIREWALLD_BACKENDS),
+                        help=f"{','.join(FIREWALLD_BACKENDS)} {listed}")
+    matrix.add_argument("--docker-iptables", action="append", default=[],
+                        type=_values(DOCKER_IPTABLES), help=f"{','.join(DOCKER_IPTABLES)} {listed}")
+    matrix.add_argument("--network", action="append", default=[], type=_values(GUEST_NETWORKS),
+                        help=f"the guest's network: {','.join(GUEST_NETWORKS)} {listed}")
+    matrix.add_argument("--ipv6", action="append", default=[], choices=["no", "yes", "no,yes"],
+                        metavar="no|yes|no,yes",
+                        help="IPv6 on the guest's libvirt network: no, yes or no,yes")
+    matrix.add_argument("--after-setup", action="append", default=[],
+                        type=_values((*EVENTS, "none"), order=True),
+                        help="events before the first measurement, e.g. firewalld-reload "
+                             "(repeatable: one list each; 'none' for no event)")
+    matrix.add_argument("--after-fix", action="append", default=[],
+                        type=_values((*EVENTS, "none"), order=True),
+                        help="events after the fix (repeatable: one list each; 'none')")
+    matrix.add_argument("--out", type=Path, default=None,
+                        help="report folder (default: ./artifacts/matrix-<time>-<run id>)")
+    matrix.add_argument("-n", type=int, default=1, metavar="N",
+                        help="run N labs at once (pytest-xdist workers; default 1)")
+    shell = sub.add_parser("shell", help="enter a lab that pytest --keep-lab kept (or its guest)")
+    shell.add_argument("lab", nargs="?", help="the kept lab (without it: list the kept labs)")
+    shell.add_argument("--guest", action="store_true", help="ssh into the lab's guest instead")
+    shell.add_argument("--role", default="guest", help="which guest, by its name (default: guest)")
+    shell.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND",
+                       help="run this command instead of an interactive shell")
+    images = sub.add_parser("images", help="build (or reuse) the host and guest images")
+    images.add_argument("--release", choices=RELEASES, default="trixie")
+    return parser
+
+
+def _values(allowed: tuple[str, ...], *, order: bool = False) -> Callable[[str], list[str]]:
+    """An argparse type: a comma-separated list of `allowed` values (an order: each at most once)."""
+
+    def parse(text: str) -> list[str]:
+        values = text.split(",")
+        for value in values:
+            if value not in allowed:
+                shown = repr(value) if value else "an empty value"
+                raise argparse.ArgumentTypeError(f"{shown} in {text!r}; allowed: {', '.join(allowed)}")
+        if order and len(set(values)) != len(values):
+            raise argparse.ArgumentTypeError(f"{text!r} names a value twice")
+        return values
+
+    return parse
+
+
+def _check(paths: list[Path]) -> int:
+    """Validate every file; report each bad one (not only the first)."""
+    from coexist.base.schema import ScenarioError
+    from coexist.scenario.model import load
+
+    bad = 0
+    for path in paths:
+        try:
+            scenario = load(path)
+        except ScenarioError as error:
+            print(f"coexist: invalid scenario: {error}", file=sys.stderr)
+            bad += 1
+            continue
+        steps = ", ".join(step.id for step in scenario.steps)
+        print(f"{path}: ok ({scenario.name}, {scenario.host.release}; steps: {steps})")
+    return 2 if bad else 0
+
+
+def _preflight(*, artifacts_root: Path | None, releases: list[str]) -> None:
+    from coexist import preflight
+    from coexist.images.guestimage import guest_image_cached
+    from coexist.images.hostimage import host_image_cached
+
+    found = preflight.problems(artifacts_root=artifacts_root,
+                               build_host=not all(host_image_cached(r) for r in releases),
+                               build_guest=not guest_image_cached())
+    if found:
+        for line in found[:-1]:
+            print(f"coexist: preflight: {line}", file=sys.stderr)
+        raise UserError(f"preflight: {found[-1]}")
+
+
+def _images(release: str) -> int:
+    from coexist.run.runner import build_images
+
+    _preflight(artifacts_root=None, releases=[release])
+    built = build_images(release)
+    print(f"host image: {built.host.root}\nguest image: {built.guest.kernel.parent}")
+    return 0
+
+
+def _load(path: Path) -> Any:
+    from coexist.base.schema import ScenarioError
+    from coexist.scenario.model import load
+
+    try:
+        return load(path)
+    except ScenarioError as error:
+        raise UserError(f"invalid scenario: {error}") from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from coexist.base.schema import ScenarioError
+    from coexist.host.hostconfig import NotApplicable
+    from coexist.run.runner import run_scenario
+
+    scenario = _load(args.scenario)
+    try:
+        if args.release:
+            scenario = scenario.variant(release=args.release)
+        if args.network:
+            scenario = scenario.variant(network=args.network)
+        if args.ipv6:
+            scenario = scenario.variant(ipv6=True)
+    except ScenarioError as error:
+        raise UserError(f"invalid scenario: {error}") from None
+    if (why := scenario.not_applicable()) is not None:
+        raise UserError(f"not applicable on {scenario.host.release}: {why}")
+    _preflight(artifacts_root=args.artifacts, releases=[scenario.host.release])
+    folder = run_folder(args.artifacts, scenario.name)
+    _partial.append(folder)
+    try:
+        verdict = run_scenario(scenario, artifacts=folder)
+    except NotApplicable as error:
+        raise UserError(f"not applicable on {scenario.host.release}: {error}") from None
+    print(verdict.render())
+    return 0 if not verdict.mismatches() else 1
+
+
+def run_folder(root: Path, name: str) -> Path:
+    """A new folder inside `root` for one run: <name>-<time>-<run id>, never shared by two runs."""
+    root = root.resolve()
+    while True:
+        folder = root / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        try:
+            folder.mkdir(parents=True)
+        except FileExistsError:
+            continue
+        return folder
+
+
+def _matrix(args: argparse.Namespace) -> int:
+    """A thin wrapper over pytest: the scenario files as items crossed with the axes (the plugin's
+    --axis), the report written from the items' results; -n runs that many labs at once."""
+    import pytest
+
+    from coexist.base.schema import ScenarioError
+    from coexist.report import matrix
+
+    files = []
+    for path in args.scenarios:
+        if path.is_dir():
+            found = sorted(path.glob("*.toml"))
+            if not found:
+                raise UserError(f"{path}: no scenario files (*.toml) in this folder")
+            files += found
+        else:
+            files.append(path)
+    scenarios = [_load(f) for f in files]
+    axes: dict[str, list[str]] = {
+        "release": _flat(args.release),
+        "libvirt_firewall_backend": _flat(args.libvirt_backend),
+        "firewalld_backend": _flat(args.firewalld_backend),
+        "docker_iptables": _flat(args.docker_iptables),
+        "network": _flat(args.network),
+        "ipv6": _flat([v.split(",") for v in args.ipv6]),
+        "start_order": ["+".join(order) for order in args.start_order],
+        "after_setup": ["+".join(e for e in events if e != "none") or "none" for events in args.after_setup],
+        "after_fix": ["+".join(e for e in events if e != "none") or "none" for events in args.after_fix],
+    }
+    from coexist.pytest_plugin import axes_from
+
+    options = [f"{name}={','.join(values)}" for name, values in axes.items() if values]
+    try:
+        variants = matrix.cross(scenarios, axes_from(options))
+    except ScenarioError as error:
+        raise UserError(f"invalid matrix: {error}") from None
+    releases = sorted({v.host.release for v in variants})
+    _preflight(artifacts_root=args.out.resolve().parent if args.out else Path("artifacts"),
+               releases=releases)
+    out = args.out.resolve() if args.out else run_folder(Path("artifacts"), "matrix")
+    _partial.append(out)
+    log.info(f"coexist matrix: {len(variants)} runs -> {out}" + (f", {args.n} at once" if args.n > 1 else ""))
+    argv = [*map(str, files), "-p", "no:cacheprovider", "-q", "-rfEs", "--tb=line",
+            "--artifacts-dir", str(out), "--matrix-dir", str(out),
+            "--junitxml", str(out / "junit.xml"), *(f"--axis={o}" for o in options),
+            *(["-n", str(args.n)] if args.n > 1 else [])]
+    code = pytest.main(argv)
+    if (stop := interrupt.received()) is not None:
+        raise stop
+    report = out / "matrix.md"
+    if not report.is_file():
+        raise UserError(f"pytest ended with {code} before any scenario ran (see above)")
+    print(report.read_text())
+    print(f"reports: {report}, {out / 'matrix.html'}, {out / 'matrix.json'}, {out / 'junit.xml'}")
+    return 0 if code == 0 else 1
+
+
+def _shell(args: argparse.Namespace) -> int:
+    import json
+    import shutil
+    import subprocess
+
+    from coexist.pytest_plugin import KEPT_FILE
+    from coexist.sandbox import processes
+    from coexist.sandbox.leftovers import WORK_ROOT
+    from coexist.sandbox.namespaces import SYSTEM_PATH
+
+    kept = {}
+    for record in sorted(WORK_ROOT.glob(f"*/{KEPT_FILE}")) if WORK_ROOT.is_dir() else []:
+        facts = json.loads(record.read_text())
+        if processes.owner_alive(facts["owner"]):
+            kept[record.parent.name] = facts
+    if args.lab is None:
+        if not kept:
+            raise UserError("no kept labs: `pytest --keep-lab` keeps the lab of a failed test")
+        for name, facts in kept.items():
+            print(f"{name}: {facts['release']}, kept for {facts['test']}; guests: "
+                  f"{', '.join(facts['guests']) or 'none'}")
+        return 0
+    if args.lab not in kept:
+        raise UserError(f"no kept lab {args.lab!r}; kept: {', '.join(kept) or 'none'}")
+    facts = kept[args.lab]
+    command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    enter = ["nsenter", "--target", str(facts["holder"]), "--net"]
+    if not args.guest:
+        inside = ["/bin/sh", "-c", " ".join(command)] if command else ["/bin/bash", "-l"]
+        argv = [*enter, "--cgroup", "--mount", "--root", "--wd", "--", *inside]
+    else:
+        guest = facts["guests"].get(args.role)
+        if guest is None:
+            raise UserError(f"lab {args.lab} kept no guest {args.role!r}; kept: "
+                            f"{', '.join(facts['guests']) or 'none'}")
+        if shutil.which("ssh") is None:
+            raise UserError("`coexist shell --guest` needs ssh (Debian's openssh-client)")
+        argv = [*enter, "--", "ssh", "-i", guest["key"], "-o", f"UserKnownHostsFile={guest['known_hosts']}",
+                "-o", "StrictHostKeyChecking=yes", "-o", "LogLevel=ERROR", f"root@{guest['address']}",
+                *command]
+    return subprocess.call(argv, env={"PATH": SYSTEM_PATH, "HOME": "/root", "TERM": "xterm"})
+
+
+def _flat(values: list[list[str]]) -> list[str]:
+    return [v for value in values for v in value]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

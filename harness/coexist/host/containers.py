@@ -1,0 +1,120 @@
+"""Containers in the lab: a busybox base image imported from a rootfs tarball (no registry)."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tarfile
+from typing import TYPE_CHECKING, Any
+
+from coexist.base import log
+from coexist.base.commands import run
+
+if TYPE_CHECKING:
+    from docker.models.containers import Container
+
+    from coexist.host.lab import Lab
+
+BASE_IMAGE = "coexist/busybox:latest"
+LABEL = "coexist"
+PAGE = b"coexist-container-ok"   # what the containers' web servers answer
+
+
+def busybox_rootfs() -> bytes:
+    """A tar of a rootfs holding the machine's static busybox and a link per applet."""
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        raise FileNotFoundError("no busybox on PATH: install Debian's busybox-static")
+    if "not a dynamic executable" not in run(["ldd", busybox], check=False).output:
+        raise RuntimeError(f"{busybox} is not static: install Debian's busybox-static")
+    applets = run([busybox, "--list"]).output.split()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for directory in ("bin", "tmp", "www", "etc"):
+            info = tarfile.TarInfo(directory)
+            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if directory == "tmp" else 0o755
+            tar.addfile(info)
+        tar.add(busybox, arcname="bin/busybox")
+        for applet in applets:
+            if applet == "busybox":
+                continue
+            link = tarfile.TarInfo(f"bin/{applet}")
+            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(link)
+        page = PAGE + b"\n"
+        info = tarfile.TarInfo("www/index.html")
+        info.size = len(page)
+        tar.addfile(info, io.BytesIO(page))
+    return buffer.getvalue()
+
+
+def import_base_image(lab: Lab) -> None:
+    """Import the busybox base image into the lab's dockerd (once per dockerd data root)."""
+    client = lab.docker()
+    if any(BASE_IMAGE in image.tags for image in client.images.list()):
+        return
+    with log.step(f"docker import {BASE_IMAGE} (busybox rootfs)"):
+        client.api.import_image_from_data(busybox_rootfs(), repository=BASE_IMAGE.split(":")[0],
+                                          tag="latest", changes=["ENV PATH=/bin", 'CMD ["sh"]'])
+
+
+def _web_server(lab: Lab, name: str, **where: Any) -> Container:
+    """A busybox httpd container serving PAGE on port 80, back after a dockerd restart.
+
+    Stopped by SIGKILL: httpd is the container's PID 1 and sets no SIGTERM handler, so the kernel
+    ignores SIGTERM for it and every stop (a dockerd restart, a host's shutdown) would wait out
+    Docker's 10 s stop timeout first (measured: `stop dockerd` 11.3 s, 0.1 s with SIGKILL)."""
+    unless_stopped: Any = {"Name": "unless-stopped"}  # dockerd has it; types-docker's names lack it
+    return lab.docker().containers.run(
+        BASE_IMAGE, ["httpd", "-f", "-p", "80", "-h", "/www"], name=name, detach=True,
+        labels={LABEL: lab.owner}, restart_policy=unless_stopped, stop_signal="SIGKILL", **where)
+
+
+def run_web(lab: Lab, *, name: str, published_port: int) -> Container:
+    """A container serving HTTP on `published_port`, published on all of the lab host's addresses."""
+    import_base_image(lab)
+    with log.step(f"container {name}: busybox httpd, published port {published_port}"):
+        return _web_server(lab, name, ports={"80/tcp": published_port})
+
+
+
+ISOLATED_NETWORKS = ("coexist-net-a", "coexist-net-b")   # the prober's, the server's
+ISOLATED_SERVER = "coexist-isolated-server"
+
+
+def run_isolated_server(lab: Lab) -> Container:
+    """A web server on one user-defined bridge network, and a second network to probe it from.
+
+    Docker keeps its bridge networks apart (DOCKER-ISOLATION-STAGE-1/2): a container on the
+    other network must not reach the server, unless something has removed those rules.
+    """
+    import_base_image(lab)
+    client = lab.docker()
+    with log.step(f"Docker networks {' and '.join(ISOLATED_NETWORKS)}, a server on the second"):
+        for network in ISOLATED_NETWORKS:
+            client.networks.create(network, driver="bridge", labels={LABEL: lab.owner})
+        return _web_server(lab, ISOLATED_SERVER, network=ISOLATED_NETWORKS[1])
+
+
+def reaches_across(lab: Lab, server: Container) -> bool:
+    """Does a container on the other network get the server's page over HTTP?
+
+    Asked by a one-shot container on the first network, which has nothing else running in it.
+    """
+    import docker.errors
+
+    from coexist.net.connectivity import PROBE_WAIT
+
+    server.reload()
+    address = server.attrs["NetworkSettings"]["Networks"][ISOLATED_NETWORKS[1]]["IPAddress"]
+    request = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w {PROBE_WAIT} {address} 80"
+    try:
+        output = lab.docker().containers.run(BASE_IMAGE, ["sh", "-c", request], remove=True,
+                                             network=ISOLATED_NETWORKS[0],
+                                             labels={LABEL: lab.owner})
+    except docker.errors.ContainerError:
+        output = b""
+    reached = PAGE in output
+    log.info(f"container on {ISOLATED_NETWORKS[0]} -> {address}:80 on {ISOLATED_NETWORKS[1]}: "
+             f"{'REACHED' if reached else 'blocked'}")
+    return reached

@@ -1,0 +1,159 @@
+"""Reading a lab host's firewall: iptables listings, nftables JSON, firewalld queries, snapshots."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from coexist.base import interrupt
+from coexist.host.firewalld import Firewalld, FirewalldUnavailable
+
+if TYPE_CHECKING:
+    from coexist.host.lab import Lab
+
+
+def chain_policy(rules: str, chain: str = "FORWARD") -> str | None:
+    """A built-in chain's policy in `iptables -S` output (None: the chain is not listed)."""
+    for line in rules.splitlines():
+        fields = line.split()
+        if fields[:2] == ["-P", chain] and len(fields) == 3:
+            return fields[2]
+    return None
+
+
+@dataclass(frozen=True)
+class ForwardHook:
+    """A base chain on the forward hook: who can decide a forwarded packet's fate."""
+
+    family: str
+    table: str
+    chain: str
+    priority: int
+    policy: str
+
+
+def forward_hooks(ruleset: dict[str, Any]) -> list[ForwardHook]:
+    """Base chains hooked at forward in `nft -j list ruleset`, in the order the kernel runs them."""
+    hooks = []
+    for item in ruleset.get("nftables", []):
+        chain = item.get("chain")
+        if chain and chain.get("hook") == "forward" and chain.get("family") in ("ip", "inet"):
+            prio = chain.get("prio", 0)
+            hooks.append(ForwardHook(chain["family"], chain["table"], chain["name"],
+                                     prio if isinstance(prio, int) else 0,
+                                     chain.get("policy", "accept")))
+    return sorted(hooks, key=lambda hook: hook.priority)
+
+
+def tables(ruleset: dict[str, Any]) -> list[str]:
+    """`family name` of each table in `nft -j list ruleset`."""
+    return [f"{t['table']['family']} {t['table']['name']}"
+            for t in ruleset.get("nftables", []) if "table" in t]
+
+
+class HostFirewall:
+    """Questions about a lab host's firewall, answered from the tools' own output."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+
+    def forward_policy(self) -> str | None:
+        return chain_policy(self.lab.succeed(["iptables", "-S", "FORWARD"]))
+
+    def nft_ruleset(self) -> dict[str, Any]:
+        return json.loads(self.lab.succeed(["nft", "-j", "list", "ruleset"]))  # type: ignore[no-any-return]
+
+    def nft_tables(self) -> list[str]:
+        return tables(self.nft_ruleset())
+
+    def forward_hooks(self) -> list[ForwardHook]:
+        return forward_hooks(self.nft_ruleset())
+
+    def zone_of(self, interface: str) -> str:
+        """firewalld's zone for `interface` ('' when none, or firewalld not running)."""
+        try:
+            return Firewalld(self.lab).zone_of(interface)
+        except FirewalldUnavailable:
+            return ""
+
+    def masquerade(self, zone: str) -> bool:
+        """Is masquerading on in `zone` (False: off, no such zone, or firewalld not running)?"""
+        try:
+            return Firewalld(self.lab).masquerade(zone)
+        except FirewalldUnavailable:
+            return False
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The lab's firewall state at one phase of a scenario."""
+
+    phase: str
+    files: dict[str, str]
+    nft: dict[str, Any]
+
+    def save(self, folder: Path) -> Path:
+        target = folder / self.phase
+        target.mkdir(parents=True, exist_ok=True)
+        for name, text in self.files.items():
+            (target / name).write_text(text)
+        return target
+
+    def forward_hooks(self) -> list[ForwardHook]:
+        return forward_hooks(self.nft)
+
+
+_CAPTURE = {
+    # stderr apart: iptables-nft's warning about legacy tables would land inside the rules
+    "iptables-save.txt": "iptables-save -c 2>/dev/null",
+    "iptables-legacy-save.txt": "iptables-legacy-save -c 2>/dev/null || true",
+    "ip6tables-save.txt": "ip6tables-save -c 2>/dev/null",
+    "forward-listing.txt": "iptables -L FORWARD -n -v --line-numbers",
+    "nft-ruleset.txt": "nft -a list ruleset",
+    "nft-ruleset.json": "nft -j list ruleset",
+    "ip-addr.txt": "ip -br addr; ip route; cat /proc/sys/net/ipv4/ip_forward",
+}
+
+
+def snapshot(lab: Lab, phase: str) -> Snapshot:
+    """Every capture at once, each on its own thread (the tools do not wait for one another), and
+    firewalld's zones, direct rules and masquerade from its D-Bus API."""
+    with interrupt.Pool(len(_CAPTURE) + 1, thread_name_prefix="snapshot") as pool:
+        firewalld = pool.submit(_firewalld_report, lab)
+        outputs = pool.map(lambda command: lab.execute(command).output, _CAPTURE.values())
+        files = dict(zip(_CAPTURE, outputs, strict=True))
+        files["firewalld.txt"] = firewalld.result()
+    try:
+        nft = json.loads(files["nft-ruleset.json"] or "{}")
+    except json.JSONDecodeError:
+        nft = {}
+    return Snapshot(phase, files, nft)
+
+
+def _firewalld_report(lab: Lab) -> str:
+    try:
+        return Firewalld(lab).report()
+    except FirewalldUnavailable as error:   # e.g. firewalld stopping while the snapshot is taken
+        return f"firewalld did not answer: {error}\n"
+
+
+def diff(before: Snapshot, after: Snapshot, name: str = "iptables-save.txt") -> str:
+    """A unified diff of one captured file between two phases (packet counters ignored)."""
+
+    def lines(snap: Snapshot) -> list[str]:
+        return [_without_counters(line) for line in snap.files.get(name, "").splitlines()
+                if not line.startswith("#")]   # iptables-save's dated header and footer
+
+    return "\n".join(difflib.unified_diff(lines(before), lines(after), f"{before.phase}/{name}",
+                                          f"{after.phase}/{name}", lineterm="", n=0))
+
+
+def _without_counters(line: str) -> str:
+    if line.startswith("[") and "] " in line:
+        return line.split("] ", 1)[1]
+    if line.startswith(":") and " [" in line:
+        return line.split(" [", 1)[0]
+    return line

@@ -1,0 +1,407 @@
+"""The lab: a KVM host in a box.
+
+A network namespace and a private mount namespace pivoted onto an overlay of the host image, with
+proc, a fresh sysfs, the cgroup hierarchies, /dev (kvm, net/tun), tmpfs on /run and /tmp, and a
+resolv.conf pointing at the simulated internet. Real daemons start inside it in the order the caller
+chooses; nothing of it is visible in, or changes, the root network namespace.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO, TYPE_CHECKING
+
+from coexist.base import interrupt, log
+from coexist.base.commands import Command, Result, Verbs
+from coexist.base.retry import retry
+from coexist.host import daemons, hostconfig
+from coexist.host.firewall import HostFirewall
+from coexist.images.hostimage import HostImage
+from coexist.net.wan import LAB_UPLINK, ROUTER, Wan
+from coexist.sandbox import cgroups, processes
+from coexist.sandbox.namespaces import Executor, Holder
+from coexist.scenario.fixes import Fix
+
+if TYPE_CHECKING:
+    import docker
+    import libvirt
+
+CGROUP_V1 = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids")
+# Kept in the overlay's upper layer would put docker's overlay2 on overlayfs, which does not work.
+REAL_DIRS = ("/var/lib/docker", "/var/lib/containerd")
+TC_SHIM = """#!/bin/sh
+# coexist lab shim: this kernel lacks CONFIG_NET_ACT_CSUM. libvirt's nftables backend asks tc for
+# a DHCP checksum fix ('action csum'); pretend it worked, run the real tc for anything else.
+case " $* " in
+  *" action csum "*) echo "coexist tc shim: skipped: tc $*" >> /var/log/coexist-tc-shim.log; exit 0 ;;
+esac
+exec /usr/sbin/tc.coexist-real "$@"
+"""
+
+
+def _mount_script(image: Path, work: Path, root: Path, shares: dict[str, Path]) -> str:
+    r = shlex.quote(str(root))
+    lines = [
+        f"mount -t overlay overlay -o lowerdir={image},upperdir={work}/upper,workdir={work}/ovl {r}",
+    ]
+    for inside in REAL_DIRS:
+        lines += [f"mkdir -p {r}{inside}", f"mount --bind {work}/real{inside} {r}{inside}"]
+    for inside, outside in shares.items():
+        lines += [
+            f"mkdir -p {r}{inside}",
+            f"mount --bind {shlex.quote(str(outside))} {r}{inside}",
+            f"mount -o remount,bind,ro {r}{inside}",
+        ]
+    lines += [
+        f"mount -t proc proc {r}/proc",
+        # Only the lab's own network sysctls may change: the rest of /proc/sys is the machine's.
+        f"mount --bind {r}/proc/sys {r}/proc/sys",
+        f"mount -o remount,bind,ro {r}/proc/sys",
+        f"mount --bind {r}/proc/sys/net {r}/proc/sys/net",
+        f"mount -o remount,bind,rw {r}/proc/sys/net",
+        f"mount -t sysfs sysfs {r}/sys",
+        f"mount -t tmpfs cgroup {r}/sys/fs/cgroup",
+    ]
+    for controller in CGROUP_V1:
+        lines += [
+            f"mkdir {r}/sys/fs/cgroup/{controller}",
+            f"mount -t cgroup -o {controller} cgroup {r}/sys/fs/cgroup/{controller}",
+        ]
+    lines += [
+        f"mkdir {r}/sys/fs/cgroup/systemd",
+        f"mount -t cgroup -o none,name=systemd cgroup {r}/sys/fs/cgroup/systemd",
+        f"mkdir {r}/sys/fs/cgroup/unified",
+        f"mount -t cgroup2 cgroup2 {r}/sys/fs/cgroup/unified",
+        f"mount --rbind /dev {r}/dev",
+        f"mount -t tmpfs tmpfs {r}/dev/shm",
+        f"mount -t tmpfs tmpfs {r}/run",
+        f"mount -t tmpfs tmpfs {r}/tmp",
+        f"touch {r}/etc/resolv.conf",
+        f"mount --bind {work}/resolv.conf {r}/etc/resolv.conf",
+        "ip link set lo up",
+    ]
+    return "\n".join(lines)
+
+
+class Lab(Verbs):
+    """A Debian host (the image's release) with its own network, daemons and firewall."""
+
+    def __init__(
+        self,
+        image: HostImage,
+        wan: Wan,
+        *,
+        workdir: Path,
+        name: str = "lab",
+        shares: dict[str, Path] | None = None,
+    ) -> None:
+        self.image = image
+        self.wan = wan
+        self.owner = wan.owner
+        self.name = name
+        self.where = f"lab {name}"
+        self.timeout = 120.0
+        self.quiet = True   # its commands are mostly the harness's own; steps say what they do
+        self.workdir = workdir
+        self.logdir = workdir / "logs"
+        self.shares = dict(shares or {})
+        self.deviations: list[str] = []   # ways this lab differs from a real host, for the verdict
+        self.daemon_env: dict[str, dict[str, str]] = {}   # per daemon, over the default env
+        self._holder: Holder | None = None
+        self.cgroup = cgroups.RunCgroup(self.owner, name)
+        self._boot_sysctls: dict[str, str] = {}
+        self._daemons: dict[str, tuple[subprocess.Popen[str], IO[str]]] = {}
+        self._libvirt: libvirt.virConnect | None = None
+        self._docker: docker.DockerClient | None = None
+
+    # -- lifetime -------------------------------------------------------------------------------
+    def __enter__(self) -> Lab:
+        with log.step(f"lab '{self.name}': {self.image.release} host in its own namespaces"):
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            self.logdir.mkdir(exist_ok=True)
+            for sub in ("upper", "ovl", "root", *(f"real{d}" for d in REAL_DIRS)):
+                (self.workdir / sub).mkdir(parents=True, exist_ok=True)
+            (self.workdir / "resolv.conf").write_text(f"nameserver {ROUTER}\n")
+            setup = _mount_script(self.image.root, self.workdir, self.workdir / "root", self.shares)
+            try:
+                self._holder = Holder(self.name, mount=True, setup=setup, owner=self.owner,
+                                      root=self.workdir / "root", cgroup=self.cgroup.create())
+                self.wan.plug(self._holder)
+            except BaseException:
+                self.__exit__(*sys.exc_info())
+                raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        with interrupt.shielded(), log.step(f"lab '{self.name}': teardown"):
+            self._close_clients()
+            # Everything the lab runs is in its cgroup (containers, qemu, dnsmasq included): the
+            # holder's stop kills it as one; namespaces and mounts go with the last process.
+            if self._holder is not None:
+                self._holder.stop()
+                self._holder = None
+            for proc, logfile in self._daemons.values():
+                proc.wait()
+                logfile.close()
+            self._daemons.clear()
+            self.cgroup.remove()
+            shutil.rmtree(self.workdir / "upper", ignore_errors=True)
+            shutil.rmtree(self.workdir / "real", ignore_errors=True)
+
+    @property
+    def holder(self) -> Holder:
+        assert self._holder is not None, "the lab is not up"
+        return self._holder
+
+    # -- commands -------------------------------------------------------------------------------
+    @property
+    def executor(self) -> Executor:
+        return Executor(self.holder, mount=True, where=f"lab {self.name}")
+
+    def execute(self, command: Command, *, timeout: float | None = None) -> Result:
+        """Run a command on the lab host; asserts nothing. A string runs through /bin/sh."""
+        return self.executor.run(_argv(command), check=False, timeout=timeout or self.timeout)
+
+    def path(self, inside: str) -> Path:
+        """A path inside the lab as seen from the machine."""
+        return self.holder.path(inside)
+
+    def socket_accepts(self, inside: str) -> bool:
+        with socket.socket(socket.AF_UNIX) as sock:
+            try:
+                sock.connect(str(self.path(inside)))
+            except OSError:
+                return False
+        return True
+
+    # -- daemons --------------------------------------------------------------------------------
+    def daemon(self, name: str) -> daemons.Daemon:
+        known = {
+            "dbus": daemons.dbus,
+            "firewalld": daemons.firewalld,
+            "dockerd": lambda: daemons.dockerd(f"/coexist-{self.owner}"),
+            "virtlogd": daemons.virtlogd,
+            "libvirtd": daemons.libvirtd,
+        }
+        if name not in known:
+            raise ValueError(f"unknown daemon {name!r}; known: {', '.join(known)}")
+        return known[name]()
+
+    def start(self, name: str) -> None:
+        """Start a daemon in the foreground and wait until it answers."""
+        spec = self.daemon(name)
+        for needed in spec.requires:
+            if needed not in self._daemons:
+                self.start(needed)
+        if name in self._daemons:
+            return
+        with log.step(f"start {name}"):
+            for argv in spec.prepare:
+                self.succeed(list(argv))
+            logfile = open(self.logdir / f"{name}.log", "a")
+            logfile.write(f"--- coexist: starting {' '.join(spec.argv)} at {time.ctime()}\n")
+            logfile.flush()
+            proc = self.executor.spawn(list(spec.argv), log=logfile, env=self.daemon_env.get(name),
+                                       subreaper=True)
+            self._daemons[name] = (proc, logfile)
+
+            def answers(last_try: bool) -> bool:
+                if proc.poll() is not None:
+                    tail = (self.logdir / f"{name}.log").read_text()[-3000:]
+                    refusal = hostconfig.dockerd_refusal(tail, self.image.release)
+                    if name == "dockerd" and refusal is not None:
+                        self._daemons.pop(name)
+                        raise refusal
+                    raise RuntimeError(f"{name} exited with {proc.returncode} while starting:\n{tail}")
+                return spec.ready(self, last_try)
+
+            retry(answers, timeout=spec.ready_timeout, what=f"{name} ready", interval=0.1)
+
+    def stop(self, name: str, *, timeout: float = 30) -> None:
+        """Stop a daemon (SIGTERM, then SIGKILL after `timeout`)."""
+        if name not in self._daemons:
+            return
+        if name == "libvirtd":
+            self._close_clients(libvirt_only=True)
+        if name == "dockerd":
+            self._close_clients(docker_only=True)
+        proc, logfile = self._daemons.pop(name)
+        with log.step(f"stop {name}"):
+            proc.terminate()
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            logfile.close()
+
+    def restart(self, name: str) -> None:
+        self.stop(name)
+        self.start(name)
+
+    def running(self, name: str) -> bool:
+        return name in self._daemons and self._daemons[name][0].poll() is None
+
+    # -- clients --------------------------------------------------------------------------------
+    def libvirt(self) -> libvirt.virConnect:
+        """A libvirt-python connection to the lab's libvirtd."""
+        if self._libvirt is None:
+            import libvirt
+
+            # libvirt prints every error to stderr by default, expected ones too ("no domain
+            # with matching name"); coexist reports the errors it does not expect itself.
+            libvirt.registerErrorHandler(lambda _ctx, _error: None, None)
+            sock = self.path("/run/libvirt/libvirt-sock")
+            self._libvirt = libvirt.open(f"qemu:///system?socket={sock}")
+        return self._libvirt
+
+    def libvirt_ping(self) -> bool:
+        import libvirt
+
+        try:
+            self.libvirt().getLibVersion()
+        except libvirt.libvirtError:
+            self._libvirt = None
+            return False
+        return True
+
+    def docker(self) -> docker.DockerClient:
+        """A docker-py client for the lab's dockerd."""
+        if self._docker is None:
+            import docker
+
+            self._docker = docker.DockerClient(
+                base_url=f"unix://{self.path('/run/docker.sock')}", timeout=120
+            )
+        return self._docker
+
+    def docker_ping(self) -> bool:
+        try:
+            return bool(self.docker().ping())
+        except Exception:  # docker-py raises several kinds while the daemon starts
+            self._docker = None
+            return False
+
+    def _close_clients(self, *, libvirt_only: bool = False, docker_only: bool = False) -> None:
+        if self._libvirt is not None and not docker_only:
+            try:
+                self._libvirt.close()
+            except Exception:
+                pass
+            self._libvirt = None
+        if self._docker is not None and not libvirt_only:
+            self._docker.close()
+            self._docker = None
+
+    @property
+    def firewall(self) -> HostFirewall:
+        return HostFirewall(self)
+
+    def apply(self, fix: Fix) -> None:
+        """Run a fix's commands verbatim, in order; each must succeed."""
+        __tracebackhide__ = True
+        missing = [d for d in fix.needs if not self.running(d)]
+        if missing:
+            raise RuntimeError(f"fix {fix.name} needs {', '.join(missing)} running")
+        with log.step(f"apply fix {fix.name}"):
+            for command in fix.commands:
+                output = self.succeed(command, timeout=120).strip()
+                log.info(f"host# {command}  -> {output or 'ok'}")
+
+    def power_off(self) -> None:
+        """The power goes: every process of the lab killed at once (daemons, containers, the
+        guests' qemu), the namespaces and files kept until teardown. For the end of a run, once
+        nothing more is measured: a graceful stop of each daemon and guest would only cost time
+        (libvirt's destroy + undefine ~1.4 s a guest, bench/speed.py)."""
+        with log.step(f"lab '{self.name}': power off"):
+            self._close_clients()
+
+            def gone(last_try: bool) -> bool:
+                processes.kill_all(self.cgroup.members() - {self.holder.pid}, grace=0)
+                return not self.cgroup.members() - {self.holder.pid}
+
+            retry(gone, timeout=10, what=f"every process of lab {self.name} killed", interval=0.02)
+            for proc, logfile in self._daemons.values():
+                proc.wait()
+                logfile.close()
+            self._daemons.clear()
+
+    # -- a reboot ---------------------------------------------------------------------------------
+    BOOT_SYSCTLS = ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding",
+                    "net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables")
+
+    def sysctl(self, key: str, value: str | None = None) -> str | None:
+        """Read (and with `value`, first write) a network sysctl of the lab's own namespace; None
+        if the lab's kernel has no such key. Always from inside the lab: /proc/sys/net shows the
+        namespace of the process that reads it, so the machine's path would be the machine's."""
+        path = "/proc/sys/" + key.replace(".", "/")
+        script = f'[ -e {path} ] || exit 3\n' + (f"echo {shlex.quote(value)} > {path}\n" if value else "")
+        result = self.execute(["sh", "-ec", script + f"cat {path}"])
+        if result.returncode == 3:
+            return None
+        if result.returncode != 0:
+            raise RuntimeError(f"sysctl {key}: {result.output.strip()}")
+        return result.output.strip()
+
+    def record_boot_sysctls(self) -> None:
+        """Remember the forwarding sysctls as the host boots with them (restored by power_cycle)."""
+        self._boot_sysctls = {key: value for key in self.BOOT_SYSCTLS
+                              if (value := self.sysctl(key)) is not None}
+
+    def power_cycle(self) -> None:
+        """As a host going down and coming back up, short of starting anything: every daemon and
+        process stopped, the runtime firewall state gone (nft tables, iptables nft and legacy,
+        forwarding sysctls back to their boot values), bridges, taps and veths gone, /run and
+        /tmp empty; the uplink as the host's network configuration brings it up. Permanent
+        configuration (the image's /etc and /var, Docker's and libvirt's state) is kept."""
+        with log.step(f"lab '{self.name}': power cycle (daemons stopped, runtime state gone)"):
+            for name in reversed(list(self._daemons)):
+                self.stop(name, timeout=5)   # as a shutdown's stop timeout; libvirtd 11.3 can hang
+            processes.kill_all(self.cgroup.members() - {self.holder.pid})
+            links = json.loads(self.succeed(["ip", "-j", "link", "show"]))
+            script = ["nft flush ruleset"]
+            for tool in ("iptables-legacy", "ip6tables-legacy"):
+                for table in ("filter", "nat", "mangle", "raw"):
+                    script += [f"{tool} -t {table} -F 2>/dev/null || true",
+                               f"{tool} -t {table} -X 2>/dev/null || true"]
+                script += [f"{tool} -P {chain} ACCEPT 2>/dev/null || true"
+                           for chain in ("INPUT", "FORWARD", "OUTPUT")]
+            script += [f"ip link del {link['ifname']} 2>/dev/null || true" for link in links
+                       if link["ifname"] not in ("lo", "uplink")]
+            script += ["ip addr flush dev uplink", "ip -6 addr flush dev uplink scope global",
+                       f"ip addr add {LAB_UPLINK}/24 dev uplink", "ip link set uplink up",
+                       f"ip route replace default via {ROUTER}",
+                       # Docker's network namespaces are bind mounts under /run/docker/netns
+                       "awk '$2 ~ \"^/(run|tmp|dev/shm)/\" {print $2}' /proc/self/mounts | sort -r"
+                       " | while read -r m; do umount -l \"$m\"; done",
+                       "find /run /tmp /dev/shm -mindepth 1 -delete"]
+            self.succeed(["sh", "-c", "\n".join(script)])
+            for key, value in self._boot_sysctls.items():
+                self.sysctl(key, value)
+
+    # -- deviations from a real host ------------------------------------------------------------
+    def install_tc_csum_shim(self) -> None:
+        """Make `tc ... action csum` a no-op (this kernel lacks act_csum); recorded as a deviation."""
+        real = self.path("/usr/sbin/tc")
+        if not self.path("/usr/sbin/tc.coexist-real").exists():
+            real.rename(self.path("/usr/sbin/tc.coexist-real"))
+            real.write_text(TC_SHIM)
+            real.chmod(0o755)
+        self.deviations.append(
+            "tc shim: this kernel lacks CONFIG_NET_ACT_CSUM, so libvirt's `tc ... action csum` "
+            "(DHCP checksum fix of the nftables backend) is skipped in the lab"
+        )
+
+
+def _argv(command: Command) -> list[str]:
+    return ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)

@@ -1,0 +1,369 @@
+"""coexist as a pytest plugin (entry point `pytest11`): a lab host, its guest, its simulated internet
+and its Docker as fixtures of your own tests, with no harness internals imported.
+
+    import pytest
+
+    @pytest.mark.coexist(start_order=["dockerd", "libvirt", "firewalld"],
+                         libvirt_firewall_backend="nftables")
+    def test_my_report(coexist_lab, coexist_guest):
+        coexist_guest.succeed("nslookup example.test 192.168.122.1")   # DNS works
+        coexist_guest.fail("ping -c1 -W2 198.51.100.1")                 # forwarding does not
+        coexist_lab.succeed("iptables -I DOCKER-USER -i virbr0 -j ACCEPT")
+        coexist_lab.succeed("iptables -I DOCKER-USER -o virbr0 -j ACCEPT")
+        coexist_guest.wait_until_succeeds("ping -c1 -W2 198.51.100.1")
+
+The marker takes a scenario's [host] keys (release, start_order, libvirt_firewall_backend,
+firewalld_backend, docker_iptables, ipv6, docker, libvirt, firewalld, sysctl, zones) and
+`network` (the guest's network), or `scenario="path/to/file.toml"` (its host and first guest).
+They are validated like a scenario file: a bad key fails the test in one line. Options:
+`--release` (every lab on this release), `--accel auto|kvm|tcg`, `--artifacts-dir`, `--keep-lab`
+(a failed test's lab and guest stay up until Ctrl-C at the end; `coexist shell` enters them).
+
+Scenario files are test items too: `pytest scenarios/` (files in a folder named `scenarios`, or
+named on the command line) runs each file, one item per variant when `--axis` crosses it with
+other values (`--axis release=bookworm,trixie,forky`, `--axis start_order=dockerd+libvirt+firewalld`,
+`--axis after_fix=firewalld-reload,none`); an item fails with its verdict when reality differs
+from the file, and the matrix report (matrix.md, .html, .json) is written from the items' results
+at the end of the run, into <artifacts-dir>/matrix (with -n, each worker hands its rows over).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+import shutil
+import time
+from collections.abc import Generator, Iterable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    import docker
+
+    from coexist.guest.guest import Guest
+    from coexist.host.lab import Lab
+    from coexist.net.wan import Wan
+    from coexist.report.matrix import Row
+    from coexist.run.runner import Images
+    from coexist.scenario.model import Scenario
+
+MARKER = "coexist"
+RELEASES = ("bookworm", "trixie", "forky")
+KEPT_FILE = "kept.json"   # in a kept lab's work folder: what `coexist shell` needs to enter it
+_kept = pytest.StashKey[list[ExitStack]]()
+_failed = pytest.StashKey[bool]()
+_guests = pytest.StashKey[list["Guest"]]()
+_rows = pytest.StashKey[list["Row"]]()
+_started = pytest.StashKey[float]()
+LIST_AXES = ("start_order", "after_setup", "after_fix")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("coexist", "coexist labs (libvirt + Docker on one host, for real)")
+    group.addoption("--release", default=None, choices=RELEASES,
+                    help="host release for every lab (default: the marker's or scenario's own)")
+    group.addoption("--accel", default="auto", choices=("auto", "kvm", "tcg"),
+                    help="guest accelerator: auto (KVM if a guest really boots under it, else "
+                         "TCG), or forced")
+    group.addoption("--artifacts-dir", default="artifacts",
+                    help="where each test's logs, rulesets and verdicts go (a folder per test)")
+    group.addoption("--axis", action="append", default=[], metavar="NAME=V1,V2",
+                    help="cross scenario files with these values (repeatable): release, "
+                         "libvirt_firewall_backend, firewalld_backend, docker_iptables, network, "
+                         "ipv6 (no,yes), start_order / after_setup / after_fix (a list per value, "
+                         "its items joined by '+'; 'none' for no event)")
+    group.addoption("--matrix-dir", default=None,
+                    help="where the scenario items' matrix report goes (default: "
+                         "<artifacts-dir>/matrix)")
+    group.addoption("--keep-lab", action="store_true",
+                    help="when a test fails, leave its lab and guest running until Ctrl-C at the "
+                         "end of the run; `coexist shell [--guest] <lab>` enters them")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_kept] = []
+    config.stash[_rows] = []
+    config.stash[_started] = time.monotonic()
+    config.addinivalue_line("markers", "upstream(url): the public report a scenario reproduces")
+    if not _is_worker(config):   # the controller: no rows of an older run
+        for stale in matrix_dir(config).glob(".rows-*"):
+            stale.unlink()
+    config.addinivalue_line(
+        "markers", f"{MARKER}(scenario=None, network='default', **host): the coexist lab of this test: "
+                   "a scenario file, or a scenario's [host] keys and the guest's network")
+
+
+@pytest.fixture
+def coexist_artifacts(request: pytest.FixtureRequest) -> Path:
+    """A folder of this test's own for logs, rulesets and verdicts; named in the report on failure."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid.split("::", 1)[-1])
+    folder = Path(request.config.getoption("--artifacts-dir")).resolve() / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    request.node.coexist_artifacts = folder
+    return folder
+
+
+@pytest.fixture
+def coexist_scenario(request: pytest.FixtureRequest) -> Scenario:
+    """The scenario the test's marker describes (one boot step), with --release applied."""
+    from coexist.base.schema import ScenarioError
+    from coexist.scenario.model import load, parse
+
+    marker = request.node.get_closest_marker(MARKER)
+    settings: dict[str, Any] = dict(marker.kwargs) if marker else {}
+    where = f"{request.node.nodeid} (@pytest.mark.{MARKER})"
+    try:
+        if "scenario" in settings:
+            extra = sorted(set(settings) - {"scenario"})
+            if extra:
+                raise ScenarioError(where, extra[0], "give either scenario= or host keys, not both")
+            chosen = load(settings["scenario"])
+        else:
+            network = settings.pop("network", "default")
+            chosen = parse({"scenario": {"name": "pytest", "summary": where}, "host": settings,
+                            "guest": [{"name": "guest", "network": network}],
+                            "step": [{"do": "boot"}]}, where)
+        release = request.config.getoption("--release")
+        return chosen.variant(release=release) if release else chosen
+    except ScenarioError as error:
+        pytest.fail(f"coexist: {error}", pytrace=False)
+
+
+@pytest.fixture
+def coexist_images(coexist_scenario: Scenario) -> Images:
+    from coexist.run.runner import build_images
+
+    return build_images(coexist_scenario.host.release)
+
+
+@pytest.fixture
+def coexist_lab(request: pytest.FixtureRequest, coexist_scenario: Scenario, coexist_images: Images,
+                coexist_artifacts: Path) -> Iterator[Lab]:
+    """A booted lab host: its configuration written, its daemons started in the marker's order."""
+    from coexist.host import firewall
+    from coexist.run.runner import boot_host, lab_for, save_logs
+
+    if (why := coexist_scenario.not_applicable()) is not None:
+        pytest.skip(f"not applicable on {coexist_scenario.host.release}: {why}")
+    with ExitStack() as stack:
+        lab = stack.enter_context(lab_for(coexist_scenario.host, coexist_images))
+        stack.callback(save_logs, lab, coexist_artifacts)
+        stack.callback(lambda: firewall.snapshot(lab, "at-teardown").save(coexist_artifacts))
+        boot_host(lab, coexist_scenario.host, coexist_scenario.host_networks())
+        yield lab
+        if _keep(request):
+            (lab.workdir.parent / KEPT_FILE).write_text(json.dumps(
+                {"holder": lab.holder.pid, "owner": lab.owner, "test": request.node.nodeid,
+                 "release": lab.image.release, "guests": _kept_guests(request)}, indent=2))
+            request.config.stash[_kept].append(stack.pop_all())
+            print(f"\ncoexist: kept lab {lab.workdir.parent.name} of the failed test; enter it with "
+                  f"`coexist shell {lab.workdir.parent.name}` (`--guest` for its guest)")
+
+
+@pytest.fixture
+def coexist_guest(request: pytest.FixtureRequest, coexist_scenario: Scenario, coexist_lab: Lab,
+                  coexist_images: Images, coexist_artifacts: Path) -> Iterator[Guest]:
+    """The scenario's first guest, booted on its network and reachable over SSH."""
+    from coexist.guest import accel
+    from coexist.run.runner import accel_for, guest_for
+
+    forced = request.config.getoption("--accel")
+    decision = (accel_for(coexist_lab, coexist_images) if forced == "auto"
+                else accel.AccelDecision(forced, "forced by --accel"))
+    name, network = next(iter(coexist_scenario.guest_networks().items()))
+    with ExitStack() as stack:
+        guest = stack.enter_context(guest_for(coexist_lab, coexist_images, network=network,
+                                              artifacts=coexist_artifacts, role=name,
+                                              decision=decision))
+        request.node.stash.setdefault(_guests, []).append(guest)
+        yield guest
+        if _keep(request):
+            request.config.stash[_kept].append(stack.pop_all())
+
+
+def _keep(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--keep-lab")) and request.node.stash.get(_failed, False)
+
+
+def _kept_guests(request: pytest.FixtureRequest) -> dict[str, dict[str, str]]:
+    return {guest.role: {"address": guest.address or "", "key": str(guest.keys.client_key_file),
+                         "known_hosts": str(guest.keys.known_hosts(guest.address or ""))}
+            for guest in request.node.stash.get(_guests, [])}
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The matrix report from the scenario items' rows; kept labs stay until Ctrl-C (or SIGTERM),
+    then go as any other: guests first."""
+    _write_matrix(session.config)
+    kept = session.config.stash.get(_kept, [])
+    if not kept:
+        return
+    print(f"\ncoexist: {len(kept)} lab part(s) kept (--keep-lab): `coexist shell` lists them; "
+          "press Ctrl-C to tear them down", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for stack in kept:   # in teardown order: each test's guest before its lab
+            stack.close()
+        kept.clear()
+
+
+@pytest.fixture
+def coexist_wan(coexist_lab: Lab) -> Wan:
+    """The lab's simulated internet (example.test, 198.51.100.1, 203.0.113.10)."""
+    return coexist_lab.wan
+
+
+@pytest.fixture
+def coexist_docker(coexist_lab: Lab) -> docker.DockerClient:
+    """A docker-py client of the lab's dockerd."""
+    if not coexist_lab.running("dockerd"):
+        pytest.fail("coexist_docker: the marker's start_order starts no dockerd", pytrace=False)
+    return coexist_lab.docker()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item,
+                              call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport,
+                                                                        pytest.TestReport]:
+    report = yield
+    if report.when == "call":
+        item.stash[_failed] = report.failed
+    folder = getattr(item, "coexist_artifacts", None)
+    if folder is not None and report.failed:
+        report.sections.append(("coexist artifacts", f"logs, rulesets and verdict: {folder}"))
+    return report
+
+
+# -- scenario files as test items ------------------------------------------------------------------
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    named = any(Path(arg.split("::")[0]).resolve() == file_path.resolve() for arg in parent.config.args)
+    if file_path.suffix == ".toml" and ("scenarios" in file_path.parts[:-1] or named):
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+def axes_from(options: Iterable[str]) -> dict[str, list[Any]]:
+    """`--axis` values as coexist.report.matrix.cross takes them."""
+    axes: dict[str, list[Any]] = {}
+    for option in options:
+        name, sep, values = option.partition("=")
+        if not sep or not values:
+            raise pytest.UsageError(f"--axis {option!r}: give NAME=VALUE[,VALUE...]")
+        items: list[Any] = values.split(",")
+        if name in LIST_AXES:
+            items = [[] if v == "none" else v.split("+") for v in items]
+        elif name == "ipv6":
+            if set(items) - {"no", "yes"}:
+                raise pytest.UsageError(f"--axis {option!r}: ipv6 is no or yes")
+            items = [v == "yes" for v in items]
+        axes.setdefault(name, []).extend(items)
+    return axes
+
+
+class ScenarioMismatch(AssertionError):
+    """Reality differed from the scenario file; the verdict says where."""
+
+
+class ScenarioFile(pytest.File):
+    def collect(self) -> Iterable[pytest.Item]:
+        from coexist.base.schema import ScenarioError
+        from coexist.report import matrix
+        from coexist.scenario.model import load
+
+        try:
+            variants = matrix.cross([load(self.path)], axes_from(self.config.getoption("--axis")))
+        except ScenarioError as error:
+            raise self.CollectError(f"coexist: invalid scenario: {error}") from None
+        for variant in variants:
+            item = ScenarioItem.from_parent(self, name=f"{variant.name}[{variant.label()}]")
+            item.variant = variant
+            if variant.source:
+                item.add_marker(pytest.mark.upstream(variant.source))
+                item.user_properties.append(("upstream", variant.source))
+            yield item
+
+
+class ScenarioItem(pytest.Item):
+    variant: Scenario
+
+    def runtest(self) -> None:
+        from coexist.host.hostconfig import NotApplicable
+        from coexist.report.matrix import Row, slug
+        from coexist.run.runner import build_images, run_scenario
+
+        row = Row(self.variant)
+        self.config.stash[_rows].append(row)
+        folder = Path(self.config.getoption("--artifacts-dir")).resolve() / "scenarios" / slug(
+            self.variant.label())
+        row.artifacts = str(folder)
+        started = time.monotonic()
+        try:
+            if (why := self.variant.not_applicable()) is not None:
+                raise NotApplicable(why)
+            shutil.rmtree(folder, ignore_errors=True)
+            row.verdict = run_scenario(self.variant, artifacts=folder,
+                                       images=build_images(self.variant.host.release))
+        except NotApplicable as error:
+            row.unsupported = str(error)
+            pytest.skip(f"not applicable on {self.variant.host.release}: {error}")
+        except Exception as error:
+            row.error = f"{type(error).__name__}: {error}"
+            raise
+        finally:
+            row.seconds = time.monotonic() - started
+        if row.verdict.mismatches():
+            raise ScenarioMismatch(row.verdict.render())
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> str:
+        if isinstance(excinfo.value, ScenarioMismatch):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo, style=style))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"scenario {self.variant.label()}"
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    """An xdist worker of this session (not a pytest started inside one: it inherits the
+    environment, PYTEST_XDIST_WORKER included, so only xdist's own config attribute tells)."""
+    return hasattr(config, "workerinput")
+
+
+def matrix_dir(config: pytest.Config) -> Path:
+    chosen = config.getoption("--matrix-dir")
+    return Path(chosen or Path(config.getoption("--artifacts-dir")) / "matrix").resolve()
+
+
+def _write_matrix(config: pytest.Config) -> None:
+    """Rows of this process; an xdist worker hands them to the controller in a file."""
+    from coexist.report import matrix
+
+    out = matrix_dir(config)
+    rows = config.stash.get(_rows, [])
+    if _is_worker(config):
+        if rows:
+            out.mkdir(parents=True, exist_ok=True)
+            worker = config.workerinput["workerid"]  # type: ignore[attr-defined]
+            (out / f".rows-{worker}.pickle").write_bytes(pickle.dumps(rows))
+        return
+    handed = sorted(out.glob(".rows-*.pickle")) if out.is_dir() else []
+    for part in handed:
+        rows = rows + pickle.loads(part.read_bytes())
+        part.unlink()
+    if not rows:
+        return
+    rows.sort(key=lambda r: r.scenario.label())
+    out.mkdir(parents=True, exist_ok=True)
+    matrix.write_reports(rows, out, total=len(rows),
+                         seconds=time.monotonic() - config.stash[_started])
+    print(f"\ncoexist matrix: {out / 'matrix.md'}, {out / 'matrix.html'}")

@@ -1,0 +1,2 @@
+"""Layer 7, report: what a run measured and how it is judged: results, verdicts, explanations, the
+matrix. Imports the layers below."""

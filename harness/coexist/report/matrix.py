@@ -1,0 +1,231 @@
+"""`coexist matrix`: scenarios crossed with axes (pytest runs them: coexist.pytest_plugin), reported
+at a glance.
+
+Writes matrix.md and matrix.html (rows: scenario and axes; columns: release x step; each cell
+coloured by what happened for the user, framed red where that differs from the scenario file) and
+matrix.json, plus each run's own artifacts folder.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from coexist.report.verdict import Verdict
+from coexist.run.measure import StepResult
+from coexist.scenario.model import RELEASES, Scenario
+
+COLOURS = {"online": "#bfe8bf", "docker": "#f7cf8f", "cut": "#f2a7a7", "error": "#f0e08a",
+           "none": "#e6e6e6"}
+LEGEND = {"online": "guests online, Docker fine", "docker": "guests online, Docker broken "
+          "(published port lost or isolation broken)", "cut": "a guest cut off (symptom, offline "
+          "or partial)", "error": "the run broke", "none": "not run: the release cannot do it"}
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    colour: str            # a key of COLOURS: what happened, for the user
+    mismatch: str = ""     # where it differs from the scenario's expectation ("": as expected)
+
+
+@dataclass
+class Row:
+    scenario: Scenario
+    verdict: Verdict | None = None
+    error: str | None = None
+    unsupported: str | None = None   # the release cannot express these axes (not a failure)
+    seconds: float = 0.0
+    artifacts: str = ""
+
+    def cells(self) -> dict[str, Cell]:
+        """step id -> what happened after it."""
+        ids = [step.id for step in self.scenario.steps]
+        if self.unsupported is not None:
+            return {i: Cell("n/a", "none") for i in ids}
+        if self.verdict is None:
+            return {i: Cell(f"error: {(self.error or '').splitlines()[0][:80]}", "error") for i in ids}
+        return {result.step.id: _cell(result) for result in self.verdict.steps}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"label": self.scenario.label(), "scenario": self.scenario.name,
+                "axes": self.scenario.axes(), "seconds": round(self.seconds, 1),
+                "artifacts": self.artifacts, "error": self.error,
+                "cells": {k: asdict(c) for k, c in self.cells().items()},
+                "unsupported": self.unsupported,
+                "verdict": self.verdict.to_json() if self.verdict else None}
+
+
+def _cell(result: StepResult) -> Cell:
+    states = {s.final.state for s in result.guests.values()}
+    docker = [what for what, value in (("port lost", result.published_port),
+                                       ("isolation broken", result.docker_isolation)) if value is False]
+    text = "/".join(sorted(states)) or "-"
+    if any(s.final.state == "online" and not s.final.all_ok for s in result.guests.values()):
+        text += " (IPv6 fails)"
+    if docker:
+        text += "; " + ", ".join(docker)
+    colour = "online" if states == {"online"} else "cut"
+    if colour == "online" and docker:
+        colour = "docker"
+    mismatches = result.mismatches()
+    return Cell(text, colour, "; ".join(m.split("] ", 1)[-1] for m in mismatches))
+
+
+def cross(scenarios: Iterable[Scenario], axes: Mapping[str, Sequence[Any]]) -> list[Scenario]:
+    """Every scenario with every combination of the given axis values (empty axes: as written)."""
+    names = [name for name, values in axes.items() if values]
+    variants = []
+    for scenario in scenarios:
+        for values in itertools.product(*(axes[name] for name in names)):
+            variants.append(scenario.variant(**dict(zip(names, values, strict=True))))
+    return variants
+
+
+def write_reports(rows: list[Row], out: Path, *, total: int, seconds: float) -> None:
+    releases = sorted({r.scenario.host.release for r in rows}, key=RELEASES.index)
+    table = _table(rows)
+    summary = _summary(rows, total, seconds)
+    (out / "matrix.json").write_text(json.dumps(
+        {"summary": summary, "rows": [r.to_json() for r in rows]}, indent=2) + "\n")
+    (out / "matrix.md").write_text(_markdown(table, releases, summary, rows))
+    (out / "matrix.html").write_text(_html(table, releases, summary))
+
+
+def _table(rows: list[Row]) -> dict[str, dict[str, Row]]:
+    """label without release -> release -> row."""
+    table: dict[str, dict[str, Row]] = {}
+    for row in rows:
+        key = f"{row.scenario.name}: " + row.scenario.label().split(" ", 1)[1]
+        table.setdefault(key, {})[row.scenario.host.release] = row
+    return table
+
+
+def _steps(table: dict[str, dict[str, Row]]) -> list[str]:
+    """Every step id of the table's rows, in the order the steps happen."""
+    ids: dict[str, None] = {}
+    for by_release in table.values():
+        for row in by_release.values():
+            ids.update(dict.fromkeys(step.id for step in row.scenario.steps))
+    return list(ids)
+
+
+def _summary(rows: list[Row], total: int, seconds: float) -> dict[str, Any]:
+    unexpected = sum(1 for r in rows if r.verdict and r.verdict.mismatches())
+    errors = sum(1 for r in rows if r.error)
+    unsupported = sum(1 for r in rows if r.unsupported)
+    return {"runs": len(rows), "planned": total,
+            "as_expected": len(rows) - unexpected - errors - unsupported,
+            "unexpected": unexpected, "errors": errors, "unsupported": unsupported,
+            "wall_seconds": round(seconds, 1)}
+
+
+def _summary_line(summary: dict[str, Any]) -> str:
+    return (f"{summary['runs']}/{summary['planned']} runs: {summary['as_expected']} as expected, "
+            f"{summary['unexpected']} unexpected, {summary['errors']} errors, "
+            f"{summary['unsupported']} not applicable on their release; {summary['wall_seconds']:.0f} s")
+
+
+def _markdown(table: dict[str, dict[str, Row]], releases: list[str], summary: dict[str, Any],
+              rows: list[Row]) -> str:
+    steps = _steps(table)
+    head = ["scenario / axes"] + [f"{rel}: {step}" for rel in releases for step in steps]
+    lines = ["# coexist matrix", "", _summary_line(summary), "",
+             "Each cell: what the guests and Docker's workload were after that step; "
+             "**UNEXPECTED** where it differs from the scenario file.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, by_release in table.items():
+        cells = []
+        for rel in releases:
+            row = by_release.get(rel)
+            row_cells = row.cells() if row else {}
+            for step in steps:
+                cell = row_cells.get(step)
+                cells.append("" if cell is None else
+                             cell.text + (f" **UNEXPECTED** ({cell.mismatch})" if cell.mismatch else ""))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "## Where reality contradicts the post behind the scenario", "",
+              "The post promises the symptom, and a fix that restores the guest without breaking "
+              "anything. Rules before and after each step: the numbered folders in each run's artifacts.", ""]
+    for row in rows:
+        if row.verdict is not None and (broken := contradictions(row.verdict)):
+            lines.append(f"- **{row.scenario.label()}**: {'; '.join(broken)} ({row.artifacts})")
+    lines += ["", "## Evidence", ""]
+    for row in rows:
+        lines.append(f"- **{row.scenario.label()}**: {row.artifacts}")
+        if row.error:
+            lines.append(f"  - error: `{row.error.splitlines()[0]}`")
+        elif row.unsupported:
+            lines.append(f"  - not applicable: {row.unsupported}")
+        elif row.verdict:
+            lines += [f"  - {m}" for m in row.verdict.mismatches()]
+            lines += [f"  - why: {w}" for w in row.verdict.explanation[:4]]
+    return "\n".join(lines) + "\n"
+
+
+def _html(table: dict[str, dict[str, Row]], releases: list[str], summary: dict[str, Any]) -> str:
+    steps = _steps(table)
+    legend = "".join(f"<span class=key style='background:{COLOURS[k]}'>{html.escape(v)}</span>"
+                     for k, v in LEGEND.items())
+    out = ["<!doctype html><meta charset=utf-8><title>coexist matrix</title>",
+           "<style>body{font-family:sans-serif;margin:16px}td,th{border:1px solid #aaa;"
+           "padding:3px 6px;font-size:12px;vertical-align:top}table{border-collapse:collapse}"
+           "td.label{max-width:260px;font-size:11px}td{max-width:220px}.key{display:inline-block;"
+           "padding:2px 8px;margin:0 6px 4px 0;font-size:12px;border:1px solid #aaa}"
+           "td.miss{outline:3px solid #b00000;outline-offset:-3px}"
+           ".miss b{color:#b00000}th{background:#f4f4f4}</style>",
+           "<h1>coexist matrix</h1>",
+           f"<p>{html.escape(_summary_line(summary))}</p>",
+           f"<p>{legend}<span class=key style='outline:3px solid #b00000'>"
+           "red frame: differs from the scenario's expectation</span></p>",
+           "<table><tr><th rowspan=2>scenario / axes</th>"
+           + "".join(f"<th colspan={len(steps)}>{rel}</th>" for rel in releases) + "</tr><tr>"
+           + "".join(f"<th>{html.escape(step)}</th>" for _ in releases for step in steps) + "</tr>"]
+    for label, by_release in table.items():
+        out.append(f"<tr><td class=label>{html.escape(label)}</td>")
+        for rel in releases:
+            row = by_release.get(rel)
+            row_cells = row.cells() if row else {}
+            for step in steps:
+                cell = row_cells.get(step)
+                if cell is None or row is None:
+                    out.append("<td></td>")
+                    continue
+                short = cell.mismatch if len(cell.mismatch) <= 90 else cell.mismatch[:88] + "…"
+                miss = f"<br><b>UNEXPECTED</b>: {html.escape(short)}" if cell.mismatch else ""
+                title = html.escape(f"{cell.mismatch}\n{row.artifacts}".strip(), quote=True)
+                out.append(f"<td class='{'miss' if cell.mismatch else ''}' style='background:"
+                           f"{COLOURS[cell.colour]}' title=\"{title}\">"
+                           f"{html.escape(cell.text)}{miss}</td>")
+        out.append("</tr>")
+    out.append("</table>")
+    return "\n".join(out) + "\n"
+
+
+def contradictions(verdict: Verdict) -> list[str]:
+    """What the measurement says against the post: no symptom, a fix that fails or breaks Docker."""
+    found = []
+    if not verdict.symptom:
+        found.append("no symptom after boot: " + "; ".join(
+            f"{n} {s.final.summary()}" for n, s in verdict.steps[0].guests.items()))
+    before = verdict.steps[0]
+    for result in verdict.steps:
+        if result.step.kind != "fix":
+            continue
+        if not all(s.final.all_ok for s in result.guests.values()):
+            found.append(f"{result.step.id} does not restore every guest")
+        if before.published_port and result.published_port is False:
+            found.append(f"{result.step.id} cuts Docker's published port off")
+        if before.docker_isolation and result.docker_isolation is False:
+            found.append(f"{result.step.id} breaks Docker's network isolation")
+    return found
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[:80]

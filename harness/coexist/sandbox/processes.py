@@ -1,0 +1,149 @@
+"""Process identity and leftover sweeping.
+
+Every process coexist starts carries the environment marker COEXIST_OWNER=<pid>.<starttime> of the
+run that started it (qemu, started by libvirt with a clean environment, carries it in its domain
+name `coexist-<pid>.<starttime>...`), and lives in its lab's cgroup (coexist.sandbox.cgroups), which
+catches what carries no mark (libvirt's dnsmasq, containers). A later run treats marked processes
+and cgroups whose owner is gone as leftovers and ends them, together with everything sharing
+their network or mount namespaces. Nothing without these marks is touched.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+OWNER_VAR = "COEXIST_OWNER"
+_PR_SET_PDEATHSIG = 1
+_ENDED = ("Z", "X")   # /proc/<pid>/stat states of a process that has exited: zombie, dead
+
+
+def _stat(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat after the command name (state first), or None if `pid` is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def start_time(pid: int) -> str | None:
+    """The kernel's start time of `pid` (clock ticks since boot), or None if it is gone."""
+    fields = _stat(pid)
+    return None if fields is None else fields[19]
+
+
+def running(pid: int) -> bool:
+    """Is `pid` still running? A zombie is not: it has let go of everything (memory, files,
+    sockets, namespaces) and only waits for its parent to read its exit status (an orphan's
+    parent, this machine's PID 1, reads it 1.6-1.8 s late: measured)."""
+    fields = _stat(pid)
+    return fields is not None and fields[0] not in _ENDED
+
+
+def owner_token(pid: int | None = None) -> str:
+    """`<pid>.<starttime>`: names this run without being fooled by PID reuse."""
+    pid = os.getpid() if pid is None else pid
+    return f"{pid}.{start_time(pid)}"
+
+
+def owner_alive(token: str) -> bool:
+    """Is the run named by `token` still running? A zombie has ended (a guardian wakes the
+    moment its run exits, often before the run's parent has read its exit status)."""
+    pid, _, started = token.partition(".")
+    fields = _stat(int(pid)) if pid.isdigit() else None   # one read: state and start time agree
+    return fields is not None and fields[0] not in _ENDED and fields[19] == started
+
+
+def die_with_parent() -> None:
+    """preexec_fn: the kernel sends SIGKILL to this child when the thread that forked it exits."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _pids() -> Iterator[int]:
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            yield int(entry)
+
+
+# libvirt starts qemu with a clean environment: its domain name carries the owner instead.
+_DOMAIN_OWNER = re.compile(rb"guest=coexist-(\d+\.\d+)")
+
+
+def _owner_of(pid: int) -> str | None:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    for item in environ.split(b"\0"):
+        if item.startswith(OWNER_VAR.encode() + b"="):
+            return item.split(b"=", 1)[1].decode(errors="replace")
+    if match := _DOMAIN_OWNER.search(cmdline):
+        return match.group(1).decode()
+    return None
+
+
+def _netns(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None
+
+
+def _own_netns() -> str:
+    return os.readlink("/proc/self/ns/net")
+
+
+def netns_members(pid: int) -> set[int]:
+    """Every process in the network namespace of `pid`, `pid` itself excluded."""
+    inode = _netns(pid)
+    if inode is None or inode == _own_netns():
+        return set()
+    return {p for p in _pids() if p != pid and _netns(p) == inode}
+
+
+def stale_owners() -> set[str]:
+    """Owner tokens of marked processes whose run is gone."""
+    return {o for pid in _pids() if (o := _owner_of(pid)) and not owner_alive(o)}
+
+
+def _mntns(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/mnt")
+    except OSError:
+        return None
+
+
+def leftovers(owners: set[str]) -> set[int]:
+    """PIDs belonging to the given dead runs: marked, or sharing a network or mount namespace
+    with a marked process (never the namespaces this process lives in: the machine's)."""
+    if not owners:
+        return set()
+    marked = {pid for pid in _pids() if _owner_of(pid) in owners}
+    own = {_own_netns(), os.readlink("/proc/self/ns/mnt")}
+    namespaces = {ns for pid in marked for ns in (_netns(pid), _mntns(pid)) if ns and ns not in own}
+    found = set(marked)
+    for pid in _pids():
+        if _netns(pid) in namespaces or _mntns(pid) in namespaces:
+            found.add(pid)
+    found.discard(os.getpid())
+    return found
+
+
+def kill_all(pids: set[int], *, grace: float = 3.0) -> None:
+    """SIGTERM, a short grace period, then SIGKILL for whatever is still running."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(running(p) for p in pids):
+            time.sleep(0.1)

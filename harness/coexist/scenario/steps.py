@@ -1,0 +1,161 @@
+"""A scenario's steps, in order: what happens (boot, admin commands, events, fixes, reverts, the
+matrix's event axes) and what must hold after each; validated when the file is loaded."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coexist.base.schema import ScenarioError, check_types, choice, strings
+from coexist.scenario.expect import Expect, ExpectError, parse_expect
+from coexist.scenario.fixes import Fix, FixError
+
+# event -> the daemon it needs in host.start_order (None: any host)
+EVENT_NEEDS: dict[str, str | None] = {
+    "firewalld-reload": "firewalld", "firewalld-restart": "firewalld",
+    "dockerd-restart": "dockerd", "libvirt-network-restart": "libvirt",
+    "libvirtd-restart": "libvirt", "guest-restart": None, "host-reboot": None,
+}
+EVENTS = tuple(EVENT_NEEDS)
+AXIS_EVENTS = ("after_setup", "after_fix")
+STEP_KINDS = ("do", "run", "event", "fix", "revert", "axis")
+DO = ("boot", "measure")
+SETTLE_DEFAULT = 30.0   # seconds a step's measurement may take to settle
+_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+_STEP_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "id": str, "do": str, "run": list, "event": (str, list), "fix": str, "revert": str,
+    "axis": str, "params": dict, "expect": dict, "settle": (int, float), "note": str}
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    kind: str                            # do | run | event | fix | revert | axis
+    do: str = ""                         # boot | measure
+    commands: tuple[str, ...] = ()       # run: verbatim host commands
+    events: tuple[str, ...] = ()         # event (or the axis's events)
+    fix: Fix | None = None               # fix, revert
+    axis: str | None = None              # axis: after_setup | after_fix
+    expect: Expect = field(default_factory=Expect)
+    settle: float = SETTLE_DEFAULT
+
+    def label(self) -> str:
+        if self.kind == "do":
+            return "boot: daemons in start order, guests up" if self.do == "boot" else "measure again"
+        if self.kind == "run":
+            return "admin: " + "; ".join(f"host# {c}" for c in self.commands)
+        if self.kind == "fix":
+            assert self.fix is not None
+            return f"fix {self.fix.name}"
+        if self.kind == "revert":
+            assert self.fix is not None
+            return f"revert {self.fix.name}"
+        return "event: " + ", ".join(self.events)
+
+    def expect_summary(self) -> str:
+        e = self.expect
+        parts = [f"{k} = {json.dumps(v)}" for k, v in {**e.guest, **e.host}.items()]
+        parts += [f"{g}.{k} = {json.dumps(v)}" for g, vals in e.per_guest.items() for k, v in vals.items()]
+        return "expected: " + ", ".join(parts) if parts else "nothing stated"
+
+
+def parse_steps(path: Path, tables: list[Any], known_fixes: dict[str, Fix],
+           guests: tuple[str, ...]) -> tuple[Step, ...]:
+    if not tables:
+        raise ScenarioError(path, "step", "is required: at least [[step]] do = \"boot\"")
+    steps: list[Step] = []
+    for index, table in enumerate(tables):
+        where = f"step[{index}]"
+        if not isinstance(table, dict):
+            raise ScenarioError(path, where, "must be a table ([[step]])")
+        check_types(path, where, table, _STEP_FIELDS)
+        kinds = [k for k in STEP_KINDS if k in table]
+        if len(kinds) != 1:
+            raise ScenarioError(path, where, f"give exactly one of {', '.join(STEP_KINDS)}"
+                                + (f", not {kinds}" if kinds else ""))
+        kind = kinds[0]
+        step = Step(id="", kind=kind)
+        if kind == "do":
+            step = dataclasses.replace(step, do=choice(path, f"{where}.do", table["do"], DO))
+            if (step.do == "boot") != (index == 0):
+                raise ScenarioError(path, f"{where}.do", "the first step, and only it, is do = \"boot\"")
+        elif index == 0:
+            raise ScenarioError(path, where, "the first step must be do = \"boot\" (daemons up, guests up)")
+        elif kind == "run":
+            commands = strings(path, f"{where}.run", table["run"])
+            if not commands or not all(c.strip() for c in commands):
+                raise ScenarioError(path, f"{where}.run", "a list of host commands, each run verbatim")
+            step = dataclasses.replace(step, commands=tuple(commands))
+        elif kind == "event":
+            value = table["event"]
+            events = event_list(path, f"{where}.event", [value] if isinstance(value, str) else value)
+            if not events:
+                raise ScenarioError(path, f"{where}.event", "names no event")
+            step = dataclasses.replace(step, events=tuple(events))
+        elif kind == "axis":
+            axis = choice(path, f"{where}.axis", table["axis"], AXIS_EVENTS)
+            if any(s.axis == axis for s in steps):
+                raise ScenarioError(path, f"{where}.axis", f"a second step with axis = \"{axis}\"")
+            step = dataclasses.replace(step, axis=axis)
+        else:
+            name = table[kind]
+            if name not in known_fixes:
+                raise ScenarioError(path, f"{where}.{kind}", f"unknown fix {name!r}; known: "
+                                    f"{', '.join(known_fixes)} (or define [fix.{name}])")
+            try:
+                fix = known_fixes[name].with_params(table.get("params", {}))
+            except FixError as error:
+                raise ScenarioError(path, f"{where}.{error.field}", str(error)) from None
+            if kind == "revert" and not fix.revert:
+                raise ScenarioError(path, f"{where}.revert", f"fix {name} has no revert commands")
+            step = dataclasses.replace(step, fix=fix)
+        if "params" in table and kind not in ("fix", "revert"):
+            raise ScenarioError(path, f"{where}.params", "only with fix = or revert =")
+        settle = table.get("settle", SETTLE_DEFAULT)
+        if not 1 <= settle <= 300:
+            raise ScenarioError(path, f"{where}.settle", f"seconds, 1..300, got {settle}")
+        step_id = table.get("id") or _unique(_default_id(step), [s.id for s in steps])
+        if not _ID.fullmatch(step_id):
+            raise ScenarioError(path, f"{where}.id", f"{step_id!r}: lower-case letters, digits, '-'")
+        if step_id in [s.id for s in steps]:
+            raise ScenarioError(path, f"{where}.id", f"two steps are called {step_id!r}")
+        try:
+            expect = parse_expect(table.get("expect", {}), guests)
+        except ExpectError as error:
+            raise ScenarioError(path, f"{where}.expect.{error.field}".rstrip("."), str(error)) from None
+        steps.append(dataclasses.replace(step, id=step_id, expect=expect, settle=float(settle)))
+    return tuple(steps)
+
+
+def _default_id(step: Step) -> str:
+    if step.kind == "do":
+        return step.do
+    if step.kind == "run":
+        return "admin"
+    if step.kind == "event":
+        return step.events[0] if len(step.events) == 1 else "events"
+    if step.kind == "axis":
+        assert step.axis is not None
+        return step.axis.replace("_", "-")
+    assert step.fix is not None
+    return step.fix.name if step.kind == "fix" else f"revert-{step.fix.name}"
+
+
+def _unique(base: str, taken: list[str]) -> str:
+    candidate, number = base, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{base}-{number}"
+    return candidate
+
+
+def event_list(path: Path | str, where: str, values: Any) -> list[str]:
+    if not isinstance(values, list | tuple):
+        raise ScenarioError(path, where, f"must be a list of events, got {values!r}")
+    for value in strings(path, where, list(values)):
+        choice(path, where, value, EVENTS)
+    return list(values)
