@@ -23,10 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "harness"))
 from coexist.base import log
 from coexist.base.retry import retry
 from coexist.guest import accel
-from coexist.guest.guest import GUEST_IMAGE_DIR, READY_LINE, Guest
+from coexist.guest.guest import READY_LINE, Guest
 from coexist.guest.sshkeys import GuestKeys
 from coexist.host.lab import Lab
-from coexist.run.runner import build_images, lab_for, start_in_order
+from coexist.host.testbed import GUEST_IMAGE_DIR, Testbed
+from coexist.images.built import build_images
 from coexist.scenario.model import Host
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -62,8 +63,9 @@ def main() -> int:
     host = Host(release=args.release, start_order=("libvirt",))
     samples: dict[str, list[float]] = {"ready_line": [], "lease": [], "first_ssh": [],
                                        "direct_ready_line": []}
-    with lab_for(host, images, name="bench") as lab:
-        start_in_order(lab, host.start_order)
+    with Testbed(host.plan(), images, name="bench") as bed:
+        lab = bed.lab
+        bed.start(host.start_order)
         kernel = f"{GUEST_IMAGE_DIR}/{images.guest.kernel.name}"
         initrd = f"{GUEST_IMAGE_DIR}/{images.guest.initrd.name}"
         decision = accel.decide(lab, kernel, initrd)

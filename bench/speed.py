@@ -42,13 +42,13 @@ sys.path.insert(0, str(ROOT / "harness"))
 
 from coexist.base import log  # noqa: E402
 from coexist.guest import accel  # noqa: E402
-from coexist.guest.guest import GUEST_IMAGE_DIR, Guest  # noqa: E402
+from coexist.guest.guest import Guest  # noqa: E402
 from coexist.guest.sshkeys import GuestKeys  # noqa: E402
 from coexist.host import containers, firewall, qemucaps  # noqa: E402
 from coexist.host.firewalld import Firewalld  # noqa: E402
 from coexist.host.lab import Lab  # noqa: E402
-from coexist.net.connectivity import measure  # noqa: E402
-from coexist.run.runner import build_images, lab_for, start_in_order  # noqa: E402
+from coexist.host.testbed import GUEST_IMAGE_DIR, Testbed  # noqa: E402
+from coexist.images.built import build_images  # noqa: E402
 from coexist.scenario.model import Host  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -106,7 +106,7 @@ def probe_figures(guest: Guest) -> dict[str, Any]:
                 f"ping -c1 -W1 {endpoints.ping_target}",
                 f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 1 {endpoints.http_host} {endpoints.http_port}"]
     sequential = timed(lambda: [guest.execute(c) for c in commands], 3)
-    concurrent = timed(lambda: measure(guest, endpoints), 3)
+    concurrent = timed(guest.connectivity, 3)
     return {"sequential_s": sequential, "concurrent_s": concurrent,
             "ratio": round(sequential / concurrent, 2)}
 
@@ -205,11 +205,12 @@ def define_figures(host: Host, images: Any) -> dict[str, Any]:
     """The first domain define of a lab without and with libvirt's kept qemu capabilities."""
     seconds = {}
     for case in ("probe", "kept"):
-        with lab_for(host, images, name=f"bench-{case}") as lab:
+        with Testbed(host.plan(), images, name=f"bench-{case}") as bed:
+            lab = bed.lab
             if case == "probe":
                 for file in lab.path(qemucaps.INSIDE).glob("*.xml"):
                     file.unlink()
-            start_in_order(lab, ("libvirt",))
+            bed.start(("libvirt",))
             keys = GuestKeys.generate(lab.workdir / "keys")
             guest = Guest(lab, images.guest, keys, name=f"coexist-{lab.owner}-define",
                           accel="tcg")
@@ -299,8 +300,9 @@ def main() -> int:
     result: dict[str, Any] = {"command": "sudo .venv/bin/python bench/speed.py " + " ".join(sys.argv[1:]),
                               "date": time.strftime("%Y-%m-%d %H:%M"), "release": args.release}
     result["define"] = define_figures(host, images)
-    with lab_for(host, images, name="bench") as lab:
-        start_in_order(lab, host.start_order)
+    with Testbed(host.plan(), images, name="bench") as bed:
+        lab = bed.lab
+        bed.start(host.start_order)
         containers.run_web(lab, name="coexist-web", published_port=8080)
         decision = accel.decide(lab, f"{GUEST_IMAGE_DIR}/{images.guest.kernel.name}",
                                 f"{GUEST_IMAGE_DIR}/{images.guest.initrd.name}")

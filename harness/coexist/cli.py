@@ -179,7 +179,7 @@ def _preflight(*, artifacts_root: Path | None, releases: list[str]) -> None:
 
 
 def _images(release: str) -> int:
-    from coexist.run.runner import build_images
+    from coexist.images.built import build_images
 
     _preflight(artifacts_root=None, releases=[release])
     built = build_images(release)
@@ -199,7 +199,7 @@ def _load(path: Path) -> Any:
 
 def _run(args: argparse.Namespace) -> int:
     from coexist.base.schema import ScenarioError
-    from coexist.host.hostconfig import NotApplicable
+    from coexist.host.daemons import NotApplicable
     from coexist.run.runner import run_scenario
 
     scenario = _load(args.scenario)

@@ -46,9 +46,9 @@ if TYPE_CHECKING:
 
     from coexist.guest.guest import Guest
     from coexist.host.lab import Lab
+    from coexist.images.built import Images
     from coexist.net.wan import Wan
     from coexist.report.matrix import Row
-    from coexist.run.runner import Images
     from coexist.scenario.model import Scenario
 
 MARKER = "coexist"
@@ -136,7 +136,7 @@ def coexist_scenario(request: pytest.FixtureRequest) -> Scenario:
 
 @pytest.fixture
 def coexist_images(coexist_scenario: Scenario) -> Images:
-    from coexist.run.runner import build_images
+    from coexist.images.built import build_images
 
     return build_images(coexist_scenario.host.release)
 
@@ -145,16 +145,16 @@ def coexist_images(coexist_scenario: Scenario) -> Images:
 def coexist_lab(request: pytest.FixtureRequest, coexist_scenario: Scenario, coexist_images: Images,
                 coexist_artifacts: Path) -> Iterator[Lab]:
     """A booted lab host: its configuration written, its daemons started in the marker's order."""
-    from coexist.host import firewall
-    from coexist.run.runner import boot_host, lab_for, save_logs
+    from coexist.host.testbed import Testbed
 
     if (why := coexist_scenario.not_applicable()) is not None:
         pytest.skip(f"not applicable on {coexist_scenario.host.release}: {why}")
     with ExitStack() as stack:
-        lab = stack.enter_context(lab_for(coexist_scenario.host, coexist_images))
-        stack.callback(save_logs, lab, coexist_artifacts)
-        stack.callback(lambda: firewall.snapshot(lab, "at-teardown").save(coexist_artifacts))
-        boot_host(lab, coexist_scenario.host, coexist_scenario.host_networks())
+        bed = stack.enter_context(Testbed(coexist_scenario.host_plan(), coexist_images,
+                                          artifacts=coexist_artifacts))
+        stack.callback(bed.snapshot, "at-teardown")
+        bed.boot()
+        lab = bed.lab
         yield lab
         if _keep(request):
             (lab.workdir.parent / KEPT_FILE).write_text(json.dumps(
@@ -170,14 +170,14 @@ def coexist_guest(request: pytest.FixtureRequest, coexist_scenario: Scenario, co
                   coexist_images: Images, coexist_artifacts: Path) -> Iterator[Guest]:
     """The scenario's first guest, booted on its network and reachable over SSH."""
     from coexist.guest import accel
-    from coexist.run.runner import accel_for, guest_for
+    from coexist.guest.guest import accel_for, guest_for
 
     forced = request.config.getoption("--accel")
-    decision = (accel_for(coexist_lab, coexist_images) if forced == "auto"
+    decision = (accel_for(coexist_lab, coexist_images.guest) if forced == "auto"
                 else accel.AccelDecision(forced, "forced by --accel"))
     name, network = next(iter(coexist_scenario.guest_networks().items()))
     with ExitStack() as stack:
-        guest = stack.enter_context(guest_for(coexist_lab, coexist_images, network=network,
+        guest = stack.enter_context(guest_for(coexist_lab, coexist_images.guest, network=network,
                                               artifacts=coexist_artifacts, role=name,
                                               decision=decision))
         request.node.stash.setdefault(_guests, []).append(guest)
@@ -296,9 +296,10 @@ class ScenarioItem(pytest.Item):
     variant: Scenario
 
     def runtest(self) -> None:
-        from coexist.host.hostconfig import NotApplicable
+        from coexist.host.daemons import NotApplicable
+        from coexist.images.built import build_images
         from coexist.report.matrix import Row, slug
-        from coexist.run.runner import build_images, run_scenario
+        from coexist.run.runner import run_scenario
 
         row = Row(self.variant)
         self.config.stash[_rows].append(row)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from coexist.run.runner import build_images
+from coexist.images.built import build_images
 from coexist.sandbox import cgroups, processes
 from coexist.sandbox.leftovers import WORK_ROOT
 

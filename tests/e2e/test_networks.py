@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from coexist.net import connectivity
+from coexist.guest.guest import guest_for
+from coexist.host.testbed import Testbed
+from coexist.images.built import build_images
 from coexist.net.connectivity import http_get
 from coexist.net.wan import FAR_HOST6
 from coexist.report.verdict import Verdict
-from coexist.run.runner import boot_host, build_images, guest_for, lab_for, run_scenario, save_logs
+from coexist.run.runner import run_scenario
 from coexist.scenario import model as scenario
 
 pytestmark = pytest.mark.e2e
@@ -72,22 +74,20 @@ def test_ipv6_probes_see_a_forward_drop_as_the_ipv4_ones_do(artifacts: Path,
     release = request.config.getoption("--release") or "trixie"
     if release == "bookworm":
         pytest.skip("libvirt 9.0 has no nftables backend; trixie and forky cover this")
-    host = scenario.Host(release=release, libvirt_firewall_backend="nftables",
-                         start_order=("dockerd", "libvirt"), ipv6=True)
-    network = scenario.parse({"scenario": {"name": "v6", "summary": "s"}, "step": [{"do": "boot"}],
-                              "host": {"ipv6": True}}).guest_networks()["guest"]
-    images = build_images(host.release)
-    with lab_for(host, images) as lab:
-        try:
-            boot_host(lab, host, [network.spec])
-            with guest_for(lab, images, network=network, artifacts=artifacts) as guest:
-                guest.succeed(f"ping6 -c1 -W2 {FAR_HOST6}")      # libvirt routes the /64, no NAT
-                assert "coexist-wan-ok" in guest.succeed(http_get(FAR_HOST6))
+    chosen = scenario.parse({"scenario": {"name": "v6", "summary": "s"}, "step": [{"do": "boot"}],
+                             "host": {"release": release, "libvirt_firewall_backend": "nftables",
+                                      "start_order": ["dockerd", "libvirt"], "ipv6": True}})
+    network = chosen.guest_networks()["guest"]
+    images = build_images(release)
+    with Testbed(chosen.host_plan(), images, artifacts=artifacts) as bed:
+        bed.boot()
+        lab = bed.lab
+        with guest_for(lab, images.guest, network=network, artifacts=artifacts) as guest:
+            guest.succeed(f"ping6 -c1 -W2 {FAR_HOST6}")      # libvirt routes the /64, no NAT
+            assert "coexist-wan-ok" in guest.succeed(http_get(FAR_HOST6))
 
-                lab.succeed("ip6tables -P FORWARD DROP")        # what Docker does to IPv4
+            lab.succeed("ip6tables -P FORWARD DROP")        # what Docker does to IPv4
 
-                guest.fail(f"ping6 -c1 -W2 {FAR_HOST6}")
-                guest.fail(http_get(FAR_HOST6))
-                assert connectivity.measure(guest, lab.wan.endpoints).ipv6_ok is False
-        finally:
-            save_logs(lab, artifacts)
+            guest.fail(f"ping6 -c1 -W2 {FAR_HOST6}")
+            guest.fail(http_get(FAR_HOST6))
+            assert guest.connectivity().ipv6_ok is False

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from coexist.run.runner import build_images, run_scenario
+from coexist.images.built import build_images
+from coexist.run.runner import run_scenario
 from coexist.scenario import model as scenario
 
 pytestmark = pytest.mark.e2e

@@ -7,9 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from coexist.host.hostconfig import NotApplicable
+from coexist.host.daemons import NotApplicable
+from coexist.images.built import build_images
 from coexist.report.verdict import Verdict
-from coexist.run.runner import build_images, run_scenario
+from coexist.run.runner import run_scenario
 from coexist.scenario import model as scenario
 
 pytestmark = pytest.mark.e2e

@@ -7,13 +7,15 @@ from pathlib import Path
 
 import pytest
 from coexist.base.retry import retry
-from coexist.guest.guest import Guest
-from coexist.host import containers, firewall
+from coexist.guest.guest import Guest, guest_for
+from coexist.host import containers
 from coexist.host.firewalld import Firewalld
 from coexist.host.guestnet import guest_network
 from coexist.host.lab import Lab
+from coexist.host.testbed import Testbed
+from coexist.images.built import Images, build_images
+from coexist.net import connectivity
 from coexist.net.connectivity import http_get
-from coexist.run.runner import Images, boot_host, build_images, guest_for, lab_for, save_logs
 from coexist.scenario import fixes
 from coexist.scenario import model as scenario
 
@@ -61,18 +63,17 @@ def test_seed_scenario_verdict_matches_what_was_measured(seed: scenario.Scenario
 
 @pytest.fixture
 def lab(seed: scenario.Scenario, images: Images, artifacts: Path) -> Iterator[Lab]:
-    with lab_for(seed.host, images) as lab:
+    with Testbed(seed.host_plan(), images, artifacts=artifacts) as bed:
         try:
-            boot_host(lab, seed.host, seed.host_networks())
-            yield lab
+            bed.boot()
+            yield bed.lab
         finally:
-            firewall.snapshot(lab, "at-teardown").save(artifacts)
-            save_logs(lab, artifacts)
+            bed.snapshot("at-teardown")
 
 
 @pytest.fixture
 def guest(lab: Lab, images: Images, artifacts: Path) -> Iterator[Guest]:
-    with guest_for(lab, images, network=guest_network("default"), artifacts=artifacts,
+    with guest_for(lab, images.guest, network=guest_network("default"), artifacts=artifacts,
                    suffix="-script") as guest:
         yield guest
 
@@ -144,5 +145,5 @@ def test_docker_exec_enters_the_containers_own_root(lab: Lab) -> None:
     (Under a plain chroot, `docker exec` landed on the machine's `/`.)"""
     web = containers.run_web(lab, name="coexist-exec-probe", published_port=8081)
     page = web.exec_run(["cat", "/www/index.html"])
-    assert (page.exit_code, page.output.strip()) == (0, containers.PAGE), page.output
+    assert (page.exit_code, page.output.strip()) == (0, connectivity.PAGE), page.output
     assert web.exec_run(["test", "-e", "/usr"]).exit_code == 1   # the busybox image has no /usr

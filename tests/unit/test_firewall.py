@@ -9,7 +9,7 @@ from coexist.host.firewall import Snapshot, chain_policy, diff, forward_hooks, t
 from coexist.host.guestnet import guest_network
 from coexist.net.connectivity import Connectivity, Probe
 from coexist.report.explain import dropped_by_policy, explain_steps, policy_counters
-from coexist.run.measure import Settled, StepResult
+from coexist.report.results import Settled, StepResult
 from coexist.scenario.fixes import builtin
 from coexist.scenario.steps import Step
 

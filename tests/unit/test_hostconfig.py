@@ -8,8 +8,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from coexist.host import hostconfig
-from coexist.host.hostconfig import HostSettings, NotApplicable
+from coexist.host import daemons, hostconfig
+from coexist.host.daemons import NotApplicable
+from coexist.host.hostconfig import HostSettings
 
 NETWORK_CONF = '#firewall_backend = "nftables"\n'
 FIREWALLD_CONF = "# FirewallBackend\nFirewallBackend=nftables\n#IPv6_rpfilter=yes\n"
@@ -71,6 +72,6 @@ def test_bookworm_has_no_network_conf(tmp_path: Path) -> None:
 def test_dockerd_refusing_an_unknown_key_is_recognised() -> None:
     log = ("unable to configure the Docker daemon with file /etc/docker/daemon.json: the following "
            "directives don't match any configuration option: ip-forward-no-drop\n")
-    refusal = hostconfig.dockerd_refusal(log, "trixie")
+    refusal = daemons.dockerd_refusal(log, "trixie")
     assert isinstance(refusal, NotApplicable) and "ip-forward-no-drop" in str(refusal)
-    assert hostconfig.dockerd_refusal("failed to start daemon: something else", "trixie") is None
+    assert daemons.dockerd_refusal("failed to start daemon: something else", "trixie") is None

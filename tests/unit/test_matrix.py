@@ -6,8 +6,8 @@ from pathlib import Path
 from coexist.guest.accel import AccelDecision
 from coexist.net.connectivity import Connectivity, Probe
 from coexist.report import matrix
+from coexist.report.results import Settled, StepResult
 from coexist.report.verdict import Verdict
-from coexist.run.measure import Settled, StepResult
 from coexist.scenario.model import Scenario, parse
 
 BASE = parse({

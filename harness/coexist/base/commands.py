@@ -10,7 +10,8 @@ from __future__ import annotations
 import shlex
 import subprocess
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from pathlib import Path
+from typing import NamedTuple, Protocol
 
 from coexist.base import log
 from coexist.base.retry import retry
@@ -46,6 +47,22 @@ class ExpectationFailed(AssertionError):
 
 
 Command = Sequence[str] | str   # an argv, or a line for /bin/sh
+
+
+class Machine(Protocol):
+    """What the lower layers ask of a machine (the lab host, or a test's stand-in): run a command,
+    see a file of it. Firewall reading, firewalld, daemons and fix checks take this, never the lab."""
+
+    @property
+    def where(self) -> str: ...
+
+    def execute(self, command: Command, *, timeout: float | None = None) -> Result: ...
+
+    def succeed(self, command: Command, *, timeout: float | None = None) -> str: ...
+
+    def path(self, inside: str) -> Path:
+        """A path inside the machine as seen from the one running coexist."""
+        ...
 
 
 class Verbs:

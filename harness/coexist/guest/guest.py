@@ -22,17 +22,19 @@ import paramiko
 from coexist.base import interrupt, log
 from coexist.base.commands import Command, ExpectationFailed, Result, Verbs
 from coexist.base.retry import retry
-from coexist.guest.accel import Accel, tcg_clock_args
+from coexist.guest import accel
+from coexist.guest.accel import Accel, AccelDecision, tcg_clock_args
 from coexist.guest.domain import DomainSpec, domain_xml
 from coexist.guest.sshkeys import GuestKeys
 from coexist.host.guestnet import GuestNetwork, guest_network
 from coexist.host.lab import Lab
+from coexist.host.testbed import GUEST_IMAGE_DIR
 from coexist.images.guestimage import FAILED_LINE, GuestImage
+from coexist.net.connectivity import Connectivity, measure
 
 if TYPE_CHECKING:
     import libvirt
 
-GUEST_IMAGE_DIR = "/var/lib/coexist/guest"  # where a lab sees the guest image (read-only)
 READY_LINE = "COEXIST-GUEST-READY"
 RECV_TICK = 0.5   # seconds between a running command's checks for a signal
 
@@ -132,6 +134,11 @@ class Guest(Verbs):
             started = time.monotonic()
             domain.create()
             self.wait_up(started)
+
+    def connectivity(self) -> Connectivity:
+        """One round of the probes from inside this guest: DNS through its network's resolver,
+        ping and HTTP to the simulated internet, and over IPv6 when its network has it."""
+        return measure(self, self.lab.wan.endpoints, resolver=self.network.dns, ipv6=self.network.ipv6)
 
     def reconnect(self) -> bool:
         """A new SSH session after the old one broke (one try; threads share the result)."""
@@ -296,3 +303,19 @@ class Guest(Verbs):
             channel.close()
         return Result(rc, b"".join(chunks).decode(errors="replace"))
 
+
+def accel_for(lab: Lab, image: GuestImage) -> AccelDecision:
+    """KVM or TCG for this guest image (probed once per machine boot, see coexist.guest.accel)."""
+    return accel.decide(lab, f"{GUEST_IMAGE_DIR}/{image.kernel.name}",
+                        f"{GUEST_IMAGE_DIR}/{image.initrd.name}")
+
+
+def guest_for(lab: Lab, image: GuestImage, *, network: GuestNetwork | None = None,
+              artifacts: Path | None = None, suffix: str = "", role: str = "guest",
+              decision: AccelDecision | None = None) -> Guest:
+    """A guest with fresh keys on `network` (default: the stock one); it boots on `with`.
+    Under `decision`'s accelerator, or the one accel_for decides."""
+    keys = GuestKeys.generate(lab.workdir / f"keys{suffix}")
+    return Guest(lab, image, keys, name=f"coexist-{lab.owner}{suffix}",
+                 accel=(decision or accel_for(lab, image)).accel, network=network,
+                 artifacts=artifacts, role=role)

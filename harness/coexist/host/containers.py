@@ -9,15 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from coexist.base import log
 from coexist.base.commands import run
+from coexist.host.lab import Lab
+from coexist.net.connectivity import PAGE, PROBE_WAIT
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
 
-    from coexist.host.lab import Lab
-
 BASE_IMAGE = "coexist/busybox:latest"
 LABEL = "coexist"
-PAGE = b"coexist-container-ok"   # what the containers' web servers answer
 
 
 def busybox_rootfs() -> bytes:
@@ -102,8 +101,6 @@ def reaches_across(lab: Lab, server: Container) -> bool:
     Asked by a one-shot container on the first network, which has nothing else running in it.
     """
     import docker.errors
-
-    from coexist.net.connectivity import PROBE_WAIT
 
     server.reload()
     address = server.attrs["NetworkSettings"]["Networks"][ISOLATED_NETWORKS[1]]["IPAddress"]

@@ -6,13 +6,11 @@ import difflib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from coexist.base import interrupt
+from coexist.base.commands import Machine
 from coexist.host.firewalld import Firewalld, FirewalldUnavailable
-
-if TYPE_CHECKING:
-    from coexist.host.lab import Lab
 
 
 def chain_policy(rules: str, chain: str = "FORWARD") -> str | None:
@@ -57,7 +55,7 @@ def tables(ruleset: dict[str, Any]) -> list[str]:
 class HostFirewall:
     """Questions about a lab host's firewall, answered from the tools' own output."""
 
-    def __init__(self, lab: Lab) -> None:
+    def __init__(self, lab: Machine) -> None:
         self.lab = lab
 
     def forward_policy(self) -> str | None:
@@ -118,7 +116,7 @@ _CAPTURE = {
 }
 
 
-def snapshot(lab: Lab, phase: str) -> Snapshot:
+def snapshot(lab: Machine, phase: str) -> Snapshot:
     """Every capture at once, each on its own thread (the tools do not wait for one another), and
     firewalld's zones, direct rules and masquerade from its D-Bus API."""
     with interrupt.Pool(len(_CAPTURE) + 1, thread_name_prefix="snapshot") as pool:
@@ -133,7 +131,7 @@ def snapshot(lab: Lab, phase: str) -> Snapshot:
     return Snapshot(phase, files, nft)
 
 
-def _firewalld_report(lab: Lab) -> str:
+def _firewalld_report(lab: Machine) -> str:
     try:
         return Firewalld(lab).report()
     except FirewalldUnavailable as error:   # e.g. firewalld stopping while the snapshot is taken

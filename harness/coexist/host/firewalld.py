@@ -13,14 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jeepney import DBusAddress, Message, MessageType, Properties, new_method_call
 from jeepney.auth import AuthenticationError
 from jeepney.io.blocking import DBusConnection, open_dbus_connection
 
-if TYPE_CHECKING:
-    from coexist.host.lab import Lab
+from coexist.base.commands import Machine
 
 BUS_SOCKET = "/run/dbus/system_bus_socket"
 NAME = "org.fedoraproject.FirewallD1"
@@ -36,7 +35,7 @@ class Firewalld:
     """firewalld of one lab, asked over its D-Bus API; every call opens its own short connection
     (~2 ms), so a firewalld or bus restarted by a step is never asked through a stale one."""
 
-    def __init__(self, lab: Lab) -> None:
+    def __init__(self, lab: Machine) -> None:
         self.lab = lab
 
     @contextmanager

@@ -13,24 +13,16 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from coexist.base import log
+from coexist.host.daemons import Daemon, NotApplicable
+from coexist.host.lab import Lab
 from coexist.sandbox.namespaces import SYSTEM_PATH
-
-if TYPE_CHECKING:
-    from coexist.host.lab import Lab
 
 NETWORK_CONF = "/etc/libvirt/network.conf"
 FIREWALLD_CONF = "/etc/firewalld/firewalld.conf"
 DAEMON_JSON = "/etc/docker/daemon.json"
-# dockerd's own words for a daemon.json key it does not know (moby daemon/config, 20.10 to 28)
-DOCKERD_UNKNOWN_KEY = re.compile(r"the following directives don't match any configuration option: (.*)")
-
-
-class NotApplicable(RuntimeError):
-    """The scenario asks for something the selected release cannot do (not a failure)."""
-
 
 @dataclass(frozen=True)
 class HostSettings:
@@ -135,13 +127,4 @@ def _give_dockerd_iptables(lab: Lab, variant: str) -> None:
         link = lab.path(f"{bindir}/{tool}")
         if not link.is_symlink():
             link.symlink_to(f"/usr/sbin/{target.name}")
-    lab.daemon_env["dockerd"] = {"PATH": f"{bindir}:{SYSTEM_PATH}"}
-
-
-def dockerd_refusal(log_tail: str, release: str) -> NotApplicable | None:
-    """dockerd refused a daemon.json key it does not know: not applicable on this release."""
-    match = DOCKERD_UNKNOWN_KEY.search(log_tail)
-    if match is None:
-        return None
-    return NotApplicable(f"dockerd on {release} does not know daemon.json key(s) "
-                         f"{match[1].strip()} (it refuses to start): not applicable on this release")
+    lab.daemon_env[Daemon.DOCKERD] = {"PATH": f"{bindir}:{SYSTEM_PATH}"}

@@ -17,18 +17,18 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Protocol
 
 from coexist.base import interrupt, log
 from coexist.base.commands import Command, Result, Verbs
 from coexist.base.retry import retry
-from coexist.host import daemons, hostconfig
+from coexist.host import daemons
+from coexist.host.daemons import Daemon, Service
 from coexist.host.firewall import HostFirewall
 from coexist.images.hostimage import HostImage
 from coexist.net.wan import LAB_UPLINK, ROUTER, Wan
 from coexist.sandbox import cgroups, processes
 from coexist.sandbox.namespaces import Executor, Holder
-from coexist.scenario.fixes import Fix
 
 if TYPE_CHECKING:
     import docker
@@ -45,6 +45,19 @@ case " $* " in
 esac
 exec /usr/sbin/tc.coexist-real "$@"
 """
+
+
+class Commands(Protocol):
+    """What Lab.apply runs: a fix, or anything with a name, the services it needs and commands."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def needs(self) -> tuple[str, ...]: ...
+
+    @property
+    def commands(self) -> tuple[str, ...]: ...
 
 
 def _mount_script(image: Path, work: Path, root: Path, shares: dict[str, Path]) -> str:
@@ -114,11 +127,11 @@ class Lab(Verbs):
         self.logdir = workdir / "logs"
         self.shares = dict(shares or {})
         self.deviations: list[str] = []   # ways this lab differs from a real host, for the verdict
-        self.daemon_env: dict[str, dict[str, str]] = {}   # per daemon, over the default env
+        self.daemon_env: dict[Daemon, dict[str, str]] = {}   # per daemon, over the default env
         self._holder: Holder | None = None
         self.cgroup = cgroups.RunCgroup(self.owner, name)
         self._boot_sysctls: dict[str, str] = {}
-        self._daemons: dict[str, tuple[subprocess.Popen[str], IO[str]]] = {}
+        self._daemons: dict[Daemon, tuple[subprocess.Popen[str], IO[str]]] = {}
         self._libvirt: libvirt.virConnect | None = None
         self._docker: docker.DockerClient | None = None
 
@@ -185,58 +198,48 @@ class Lab(Verbs):
         return True
 
     # -- daemons --------------------------------------------------------------------------------
-    def daemon(self, name: str) -> daemons.Daemon:
-        known = {
-            "dbus": daemons.dbus,
-            "firewalld": daemons.firewalld,
-            "dockerd": lambda: daemons.dockerd(f"/coexist-{self.owner}"),
-            "virtlogd": daemons.virtlogd,
-            "libvirtd": daemons.libvirtd,
-        }
-        if name not in known:
-            raise ValueError(f"unknown daemon {name!r}; known: {', '.join(known)}")
-        return known[name]()
-
-    def start(self, name: str) -> None:
+    def start(self, name: Daemon | str) -> None:
         """Start a daemon in the foreground and wait until it answers."""
-        spec = self.daemon(name)
+        daemon = Daemon(name)
+        spec = daemons.spec(daemon, owner=self.owner)
         for needed in spec.requires:
             if needed not in self._daemons:
                 self.start(needed)
-        if name in self._daemons:
+        if daemon in self._daemons:
             return
-        with log.step(f"start {name}"):
+        with log.step(f"start {daemon}"):
             for argv in spec.prepare:
                 self.succeed(list(argv))
-            logfile = open(self.logdir / f"{name}.log", "a")
+            logfile = open(self.logdir / f"{daemon}.log", "a")
             logfile.write(f"--- coexist: starting {' '.join(spec.argv)} at {time.ctime()}\n")
             logfile.flush()
-            proc = self.executor.spawn(list(spec.argv), log=logfile, env=self.daemon_env.get(name),
+            proc = self.executor.spawn(list(spec.argv), log=logfile, env=self.daemon_env.get(daemon),
                                        subreaper=True)
-            self._daemons[name] = (proc, logfile)
+            self._daemons[daemon] = (proc, logfile)
 
             def answers(last_try: bool) -> bool:
                 if proc.poll() is not None:
-                    tail = (self.logdir / f"{name}.log").read_text()[-3000:]
-                    refusal = hostconfig.dockerd_refusal(tail, self.image.release)
-                    if name == "dockerd" and refusal is not None:
-                        self._daemons.pop(name)
+                    tail = (self.logdir / f"{daemon}.log").read_text()[-3000:]
+                    refusal = daemons.dockerd_refusal(tail, self.image.release)
+                    if daemon is Daemon.DOCKERD and refusal is not None:
+                        self._daemons.pop(daemon)
                         raise refusal
-                    raise RuntimeError(f"{name} exited with {proc.returncode} while starting:\n{tail}")
+                    raise RuntimeError(f"{daemon} exited with {proc.returncode} while starting:\n{tail}")
                 return spec.ready(self, last_try)
 
-            retry(answers, timeout=spec.ready_timeout, what=f"{name} ready", interval=0.1)
+            retry(answers, timeout=spec.ready_timeout, what=f"{daemon} ready", interval=0.1)
 
-    def stop(self, name: str, *, timeout: float = 30) -> None:
+    def stop(self, name: Daemon | str, *, timeout: float = 30) -> None:
         """Stop a daemon (SIGTERM, then SIGKILL after `timeout`)."""
-        if name not in self._daemons:
+        daemon = Daemon(name)
+        if daemon not in self._daemons:
             return
-        if name == "libvirtd":
+        if daemon is Daemon.LIBVIRTD:
             self._close_clients(libvirt_only=True)
-        if name == "dockerd":
+        if daemon is Daemon.DOCKERD:
             self._close_clients(docker_only=True)
-        proc, logfile = self._daemons.pop(name)
-        with log.step(f"stop {name}"):
+        proc, logfile = self._daemons.pop(daemon)
+        with log.step(f"stop {daemon}"):
             proc.terminate()
             try:
                 proc.wait(timeout=timeout)
@@ -245,12 +248,17 @@ class Lab(Verbs):
                 proc.wait()
             logfile.close()
 
-    def restart(self, name: str) -> None:
+    def restart(self, name: Daemon | str) -> None:
         self.stop(name)
         self.start(name)
 
-    def running(self, name: str) -> bool:
-        return name in self._daemons and self._daemons[name][0].poll() is None
+    def running(self, name: Daemon | str) -> bool:
+        daemon = Daemon(name)
+        return daemon in self._daemons and self._daemons[daemon][0].poll() is None
+
+    def not_running(self, needs: tuple[str, ...]) -> list[str]:
+        """The services of `needs` (Service names: a fix's `needs`) whose daemon is not running."""
+        return [need for need in needs if not self.running(Service(need).daemon)]
 
     # -- clients --------------------------------------------------------------------------------
     def libvirt(self) -> libvirt.virConnect:
@@ -307,10 +315,10 @@ class Lab(Verbs):
     def firewall(self) -> HostFirewall:
         return HostFirewall(self)
 
-    def apply(self, fix: Fix) -> None:
+    def apply(self, fix: Commands) -> None:
         """Run a fix's commands verbatim, in order; each must succeed."""
         __tracebackhide__ = True
-        missing = [d for d in fix.needs if not self.running(d)]
+        missing = self.not_running(fix.needs)
         if missing:
             raise RuntimeError(f"fix {fix.name} needs {', '.join(missing)} running")
         with log.step(f"apply fix {fix.name}"):

@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import paramiko
 
 from coexist.base import interrupt, log
+from coexist.base.commands import Command, Result
 from coexist.base.retry import DeadlineExceeded, retry
-from coexist.host.containers import PAGE
-from coexist.net.wan import LAB_UPLINK, Endpoints
+from coexist.net.wan import LAB_UPLINK, Endpoints, Wan
 
-if TYPE_CHECKING:
-    from coexist.guest.guest import Guest
-    from coexist.net.wan import Wan
+PAGE = b"coexist-container-ok"   # what the lab's containers' web servers answer
+
+
+class ProbeTarget(Protocol):
+    """What the probes ask of the machine they run on (a guest): a command, and a new session when
+    the old one broke."""
+
+    @property
+    def name(self) -> str: ...
+
+    def execute(self, command: Command, *, timeout: float | None = None) -> Result: ...
+
+    def reconnect(self) -> bool: ...
 
 
 # Seconds a ping or TCP probe waits for its answer. The simulated internet is one veth hop past
@@ -79,9 +89,10 @@ def http_get(host: str, port: int = 80) -> str:
     return f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w {PROBE_WAIT} {host} {port}"
 
 
-def measure(guest: Guest, endpoints: Endpoints) -> Connectivity:
-    """Ask the guest, over SSH, to resolve (through its network's resolver), ping and fetch; the
-    probes run at once, each on its own SSH channel, so a round takes as long as its slowest.
+def measure(guest: ProbeTarget, endpoints: Endpoints, *, resolver: str, ipv6: bool) -> Connectivity:
+    """Ask the guest, over SSH, to resolve (through `resolver`, its network's), ping and fetch, and
+    with `ipv6` ping and fetch over IPv6; the probes run at once, each on its own SSH channel, so a
+    round takes as long as its slowest.
 
     If the host loses the guest (e.g. `net-destroy` unplugged its tap), the probes fail with
     that as their output: the guest is cut off, which is a measurement, not a broken run.
@@ -105,10 +116,10 @@ def measure(guest: Guest, endpoints: Endpoints) -> Connectivity:
                  f"({time.monotonic() - started:.1f}s)")
         return Probe(what, command, ok, output)
 
-    probes = [("DNS", f"nslookup {endpoints.name} {guest.network.dns}", endpoints.name_address),
+    probes = [("DNS", f"nslookup {endpoints.name} {resolver}", endpoints.name_address),
               ("ping", f"ping -c1 -W{PROBE_WAIT} {endpoints.ping_target}", None),
               ("TCP", http_get(endpoints.http_host, endpoints.http_port), endpoints.http_body)]
-    if guest.network.ipv6:
+    if ipv6:
         probes += [("ping6", f"ping6 -c1 -W{PROBE_WAIT} {endpoints.far_host6}", None),
                    ("TCP6", http_get(endpoints.far_host6, endpoints.http_port), endpoints.http_body)]
     with interrupt.Pool(len(probes), thread_name_prefix="probe") as pool:

@@ -10,7 +10,7 @@ from coexist.host.firewall import Snapshot, diff, forward_hooks, tables
 
 if TYPE_CHECKING:
     from coexist.host.guestnet import GuestNetwork
-    from coexist.run.measure import StepResult
+    from coexist.report.results import StepResult
 
 _INTERFACE_ARG = re.compile(r"(?:^|\s)-[io] (?P<name>[\w.+-]+)")
 _POLICY = re.compile(r"^:(?P<chain>\S+) (?P<policy>ACCEPT|DROP) \[(?P<packets>\d+):\d+\]$")

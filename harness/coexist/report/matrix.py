@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from coexist.report.results import StepResult
 from coexist.report.verdict import Verdict
-from coexist.run.measure import StepResult
 from coexist.scenario.model import RELEASES, Scenario
 
 COLOURS = {"online": "#bfe8bf", "docker": "#f7cf8f", "cut": "#f2a7a7", "error": "#f0e08a",

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from coexist.guest.accel import AccelDecision
-from coexist.run.measure import StepResult
+from coexist.report.results import StepResult
 from coexist.scenario.expect import describe
 from coexist.scenario.model import Scenario
 

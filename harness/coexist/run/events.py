@@ -1,61 +1,63 @@
-"""Things that happen to a host after boot, by the names scenarios use: reloads, restarts, a guest
-restart and a host reboot."""
+"""Things that happen to a host after boot (scenario.steps.Event): reloads, restarts, a guest
+restart and a host reboot, made to happen on a testbed and its guests."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
 
 from coexist.base import log
+from coexist.guest.guest import Guest
+from coexist.host.daemons import Daemon
+from coexist.host.testbed import Testbed
+from coexist.scenario.steps import Event
 
-if TYPE_CHECKING:
-    from coexist.run.runner import Run
+Guests = Mapping[str, Guest]
 
 
-def _firewalld_reload(run: Run) -> None:
-    run.lab.succeed("firewall-cmd --reload")
+def _firewalld_reload(bed: Testbed, guests: Guests) -> None:
+    bed.lab.succeed("firewall-cmd --reload")
 
 
-def _libvirt_network_restart(run: Run) -> None:
+def _libvirt_network_restart(bed: Testbed, guests: Guests) -> None:
     """`virsh net-destroy` + `net-start` of each libvirt network a guest is on (none: the stock one)."""
-    names = {n.libvirt_network for n in run.networks.values() if n.libvirt_network} or {"default"}
-    for name in sorted(names):
-        defined = run.lab.libvirt().networkLookupByName(name)
+    names = {g.network.libvirt_network for g in guests.values() if g.network.libvirt_network}
+    for name in sorted(names or {"default"}):
+        defined = bed.lab.libvirt().networkLookupByName(name)
         if defined.isActive():
             defined.destroy()
         defined.create()
 
 
-def _guest_restart(run: Run) -> None:
+def _guest_restart(bed: Testbed, guests: Guests) -> None:
     """Each guest power-cycled (`virsh destroy` + `virsh start`): it boots and asks DHCP afresh."""
-    for guest in run.guests.values():
+    for guest in guests.values():
         guest.restart()
 
 
-def _restart(daemon: str) -> Callable[[Run], None]:
-    def restart(run: Run) -> None:
-        run.lab.restart(daemon)
+def _restart(daemon: Daemon) -> Callable[[Testbed, Guests], None]:
+    def restart(bed: Testbed, guests: Guests) -> None:
+        bed.lab.restart(daemon)
     return restart
 
 
-def _host_reboot(run: Run) -> None:
-    run.reboot()
+def _host_reboot(bed: Testbed, guests: Guests) -> None:
+    bed.reboot(guests.values())
 
 
-# name -> what makes it happen (scenario.EVENT_NEEDS says which daemon each needs)
-HAPPEN: dict[str, Callable[[Run], None]] = {
-    "firewalld-reload": _firewalld_reload,
-    "firewalld-restart": _restart("firewalld"),
-    "dockerd-restart": _restart("dockerd"),
-    "libvirt-network-restart": _libvirt_network_restart,
-    "libvirtd-restart": _restart("libvirtd"),
-    "guest-restart": _guest_restart,
-    "host-reboot": _host_reboot,
+# event -> what makes it happen (Event.needs says which service each needs)
+HAPPEN: dict[Event, Callable[[Testbed, Guests], None]] = {
+    Event.FIREWALLD_RELOAD: _firewalld_reload,
+    Event.FIREWALLD_RESTART: _restart(Daemon.FIREWALLD),
+    Event.DOCKERD_RESTART: _restart(Daemon.DOCKERD),
+    Event.LIBVIRT_NETWORK_RESTART: _libvirt_network_restart,
+    Event.LIBVIRTD_RESTART: _restart(Daemon.LIBVIRTD),
+    Event.GUEST_RESTART: _guest_restart,
+    Event.HOST_REBOOT: _host_reboot,
 }
 
 
-def happen(run: Run, events: tuple[str, ...]) -> None:
+def happen(bed: Testbed, guests: Guests, events: tuple[str, ...]) -> None:
     """Make each event happen, in order."""
     for event in events:
         with log.step(f"event: {event}"):
-            HAPPEN[event](run)
+            HAPPEN[Event(event)](bed, guests)

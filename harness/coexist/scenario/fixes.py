@@ -13,12 +13,11 @@ import tomllib
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from coexist.host.lab import Lab
+from coexist.base.commands import Machine
+from coexist.host.daemons import Service
 
-DAEMONS = ("firewalld", "dockerd", "libvirt")
 _PARAM_VALUE = re.compile(r"^[A-Za-z0-9_.+:-]{1,40}$")
 _FIX_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 _FIELDS = {"summary": str, "source": str, "needs": list, "params": dict, "commands": list,
@@ -55,7 +54,7 @@ class HostCheck:
     expected: str = ""
     also: str | None = None
 
-    def evaluate(self, lab: Lab) -> CheckResult:
+    def evaluate(self, lab: Machine) -> CheckResult:
         result = lab.execute(self.run)
         output = result.output
         if self.matcher is None:
@@ -83,7 +82,7 @@ class Fix:
     source: str = ""
     revert: tuple[str, ...] = ()
     checks: tuple[HostCheck, ...] = ()
-    needs: tuple[str, ...] = ()        # daemons that must be running (checked before applying)
+    needs: tuple[str, ...] = ()        # services that must be running (Service; checked before applying)
     params: dict[str, str] = field(default_factory=dict)   # defaults of the {name} parameters
     template: Fix | None = field(default=None, repr=False, compare=False)   # before filling in
 
@@ -130,9 +129,9 @@ def parse_fix(name: str, data: Any) -> Fix:
     if not commands:
         raise FixError("commands", "must list at least one command")
     needs = _strings(data.get("needs", []), "needs")
-    for daemon in needs:
-        if daemon not in DAEMONS:
-            raise FixError("needs", f"{daemon!r} is not allowed; allowed: {', '.join(DAEMONS)}")
+    for service in needs:
+        if service not in Service.names():
+            raise FixError("needs", f"{service!r} is not allowed; allowed: {', '.join(Service.names())}")
     params = data.get("params", {})
     for key, value in params.items():
         if not re.fullmatch(r"[a-z_]{1,20}", key) or not isinstance(value, str):

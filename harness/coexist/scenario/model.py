@@ -20,12 +20,14 @@ from typing import Any
 
 from coexist.base.schema import ScenarioError, check_types, choice, shown, strings
 from coexist.host import guestnet
+from coexist.host.daemons import Service
 from coexist.host.guestnet import GuestNetwork, NetworkError, NetworkSpec
 from coexist.host.hostconfig import HostSettings
+from coexist.host.testbed import HostPlan
 from coexist.scenario import fixes
 from coexist.scenario.expect import GUEST_KEYS, HOST_KEYS, Expect, ExpectError, parse_expect
 from coexist.scenario.fixes import Fix, FixError
-from coexist.scenario.steps import AXIS_EVENTS, EVENT_NEEDS, Step, event_list, parse_steps
+from coexist.scenario.steps import AXIS_EVENTS, Event, Step, event_list, parse_steps
 
 RELEASES = ("bookworm", "trixie", "forky")
 GUEST_NETWORKS = guestnet.KINDS
@@ -67,6 +69,11 @@ class Host:
             firewalld["FirewallBackend"] = self.firewalld_backend
         return HostSettings(dict(self.docker), libvirt, firewalld, dict(self.sysctl),
                             dict(self.zones), self.docker_iptables)
+
+    def plan(self, networks: tuple[NetworkSpec, ...] = ()) -> HostPlan:
+        """This host as a testbed assembles it, with `networks` (none: the stock one)."""
+        return HostPlan(self.release, self.settings(), tuple(Service(s) for s in self.start_order),
+                        networks)
 
 
 @dataclass(frozen=True)
@@ -150,7 +157,7 @@ class Scenario:
             return NO_BACKEND[self.host.release]
         for step in self.steps:
             for event in step.events:
-                need = EVENT_NEEDS[event]
+                need = Event(event).needs
                 if need is not None and need not in self.host.start_order:
                     return (f"step {step.id}: event {event} needs {need}, which host.start_order "
                             "does not start")
@@ -221,6 +228,10 @@ class Scenario:
             spec = self.networks[name]
             return spec.with_ipv6(self.host.ipv6 or spec.ipv6 is not None)
         return guestnet.known()[name].with_ipv6(self.host.ipv6)
+
+    def host_plan(self) -> HostPlan:
+        """The host a testbed assembles for this scenario: release, settings, start order, networks."""
+        return self.host.plan(tuple(self.host_networks()))
 
     def host_networks(self) -> list[NetworkSpec]:
         """Every network the host has: the stock one, the scenario's own, and the guests'."""

@@ -7,20 +7,36 @@ import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from coexist.base.schema import ScenarioError, check_types, choice, strings
+from coexist.host.daemons import Service
 from coexist.scenario.expect import Expect, ExpectError, parse_expect
 from coexist.scenario.fixes import Fix, FixError
 
-# event -> the daemon it needs in host.start_order (None: any host)
-EVENT_NEEDS: dict[str, str | None] = {
-    "firewalld-reload": "firewalld", "firewalld-restart": "firewalld",
-    "dockerd-restart": "dockerd", "libvirt-network-restart": "libvirt",
-    "libvirtd-restart": "libvirt", "guest-restart": None, "host-reboot": None,
-}
-EVENTS = tuple(EVENT_NEEDS)
+
+class Event(StrEnum):
+    """Something that happens to a host after boot, by the name a scenario uses."""
+
+    FIREWALLD_RELOAD = "firewalld-reload"
+    FIREWALLD_RESTART = "firewalld-restart"
+    DOCKERD_RESTART = "dockerd-restart"
+    LIBVIRT_NETWORK_RESTART = "libvirt-network-restart"
+    LIBVIRTD_RESTART = "libvirtd-restart"
+    GUEST_RESTART = "guest-restart"
+    HOST_REBOOT = "host-reboot"
+
+    @property
+    def needs(self) -> Service | None:
+        """The service host.start_order must start for this event to happen (None: any host)."""
+        return {Event.FIREWALLD_RELOAD: Service.FIREWALLD, Event.FIREWALLD_RESTART: Service.FIREWALLD,
+                Event.DOCKERD_RESTART: Service.DOCKERD, Event.LIBVIRT_NETWORK_RESTART: Service.LIBVIRT,
+                Event.LIBVIRTD_RESTART: Service.LIBVIRT}.get(self)
+
+
+EVENTS = tuple(event.value for event in Event)
 AXIS_EVENTS = ("after_setup", "after_fix")
 STEP_KINDS = ("do", "run", "event", "fix", "revert", "axis")
 DO = ("boot", "measure")
