@@ -5,8 +5,10 @@ from __future__ import annotations
 import ast
 import fnmatch
 import re
+import subprocess
 import sys
 import tomllib
+import zipfile
 from importlib import metadata, resources
 from pathlib import Path
 
@@ -113,3 +115,31 @@ def test_every_declared_dependency_says_why_on_its_line() -> None:
     for block in re.findall(r"^(?:dependencies|dev) = \[\n(.*?)^\]", text, re.M | re.S):
         for line in block.splitlines():
             assert re.match(r'\s*"[^"]+",\s+# \S', line), f"no justification: {line.strip()}"
+
+
+def test_a_wheel_installs_coexist_and_no_harness(tmp_path: Path) -> None:
+    """What `pip install .` puts into a fresh environment: the package `coexist` with its data, its
+    command and its pytest plugin; never a top-level `harness` (a name users' own helpers take)."""
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                            "-w", str(tmp_path / "dist"), str(ROOT)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (tmp_path / "dist").glob("coexist-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {name.split("/")[0] for name in names} == {"coexist", wheel.name.split("-")[0] + "-0.1.0.dist-info"}
+    assert {"coexist/images/files/host.toml", "coexist/images/files/guest/init",
+            "coexist/scenario/fixes.toml", "coexist/host/networks.toml", "coexist/py.typed"} <= set(names)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    target = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    zipfile.ZipFile(wheel).extractall(target)   # what pip does with a pure-Python wheel's files
+    # the dependencies from this environment, behind the wheel (its .pth files, the editable
+    # install's among them, are not read: a path listed in a .pth is only added to sys.path)
+    (target / "dependencies.pth").write_text(next(p for p in sys.path if p.endswith("site-packages")))
+    probe = ("import importlib.util as u, importlib.metadata as m, coexist.cli, coexist.pytest_plugin;"
+             "print(u.find_spec('harness') is None, [e.value for e in m.entry_points(group='pytest11')"
+             " if e.name == 'coexist'], coexist.__file__)")
+    seen = subprocess.run([str(venv / "bin" / "python"), "-I", "-c", probe], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert seen.returncode == 0, seen.stderr
+    assert seen.stdout.split()[:2] == ["True", "['coexist.pytest_plugin']"], seen.stdout
+    assert seen.stdout.split()[2].startswith(str(target)), seen.stdout
