@@ -30,7 +30,7 @@ def tcg_clock_args(cpuinfo: str | None = None) -> tuple[str, ...]:
     acpi=off), marked it unstable ("skew is too large": 512 ms of jiffies against 614-656 ms of
     TSC). Either way the guest keeps time in refined-jiffies (4 ms steps), where busybox's
     nslookup gives its A and AAAA queries one ID and drops the second answer: each lookup took
-    5.1 s. That happened in 2 of 6 boots of a bench and 2 of 3 of a test.
+    5 s (how often, measured: bench/results/README.md, the TCG clock).
     tsc_early_khz= skips the calibration and tsc=reliable the watchdog.
     The host's "cpu MHz" is its TSC's rate only with a constant TSC and without APERF/MPERF (with
     them it is the current frequency): otherwise nothing is passed, and the log says so.

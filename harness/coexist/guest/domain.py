@@ -55,8 +55,9 @@ def domain_xml(spec: DomainSpec) -> str:
     if spec.accel == "kvm":
         _sub(domain, "cpu", mode="host-passthrough")
     else:
-        # qemu64 + rdrand: measured faster under TCG than 'maximum', and dropbear gets entropy
-        # at once (without rdrand or a virtio-rng it waits ~1.3 s at the first connection).
+        # qemu64 + rdrand: faster under TCG than 'maximum' (measured), and dropbear gets entropy
+        # at once (without rdrand or a virtio-rng it waits for the kernel's pool at the first
+        # connection).
         cpu = _sub(domain, "cpu", mode="custom", match="exact", check="none")
         _sub(cpu, "model", "qemu64", fallback="forbid")
         _sub(cpu, "feature", policy="require", name="rdrand")

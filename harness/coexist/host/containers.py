@@ -62,7 +62,7 @@ def _web_server(lab: Lab, name: str, **where: Any) -> Container:
 
     Stopped by SIGKILL: httpd is the container's PID 1 and sets no SIGTERM handler, so the kernel
     ignores SIGTERM for it and every stop (a dockerd restart, a host's shutdown) would wait out
-    Docker's 10 s stop timeout first (measured: `stop dockerd` 11.3 s, 0.1 s with SIGKILL)."""
+    Docker's stop timeout first (the figures: bench/results/README.md, "moved from comments")."""
     unless_stopped: Any = {"Name": "unless-stopped"}  # dockerd has it; types-docker's names lack it
     return lab.docker().containers.run(
         BASE_IMAGE, ["httpd", "-f", "-p", "80", "-h", "/www"], name=name, detach=True,

@@ -1,7 +1,7 @@
 """Questions to a lab's firewalld through its D-Bus API (jeepney on the lab's system bus).
 
-The same answers `firewall-cmd` prints, ~100x sooner: firewall-cmd is a Python client that takes
-~0.3 s to start per question (measured: bench/speed.py), while a call on the bus takes ~3 ms. The
+The same answers `firewall-cmd` prints, without starting a Python client per question as
+firewall-cmd does (how much sooner: bench/speed.py, bench/results/README.md). The
 lab's bus socket is reached from the machine through the lab's root (a Unix socket needs no
 network namespace), as root, which firewalld's D-Bus policy allows.
 
@@ -32,8 +32,8 @@ class FirewalldUnavailable(RuntimeError):
 
 
 class Firewalld:
-    """firewalld of one lab, asked over its D-Bus API; every call opens its own short connection
-    (~2 ms), so a firewalld or bus restarted by a step is never asked through a stale one."""
+    """firewalld of one lab, asked over its D-Bus API; every call opens its own short connection,
+    so a firewalld or bus restarted by a step is never asked through a stale one."""
 
     def __init__(self, lab: Machine) -> None:
         self.lab = lab

@@ -330,7 +330,7 @@ class Lab(Verbs):
         """The power goes: every process of the lab killed at once (daemons, containers, the
         guests' qemu), the namespaces and files kept until teardown. For the end of a run, once
         nothing more is measured: a graceful stop of each daemon and guest would only cost time
-        (libvirt's destroy + undefine ~1.4 s a guest, bench/speed.py)."""
+        (libvirt's destroy + undefine of each guest: bench/speed.py)."""
         with log.step(f"lab '{self.name}': power off"):
             self._close_clients()
 

@@ -2,7 +2,7 @@
 
 At its first domain define a libvirtd probes the qemu binary (starts it, asks QMP) and caches the
 answer under /var/cache/libvirt/qemu/capabilities/. A lab starts from the host image, so every run
-paid that probe again: 3.4-4.3 s before the first guest's `virsh start` (bench/speed.py). A real
+paid that probe again before the first guest's `virsh start` (its cost: bench/speed.py). A real
 host probes once and keeps the file. So does coexist now: the file is kept beside the host image
 and put into each new lab before libvirtd starts. libvirt itself decides whether a cached file
 still holds (it compares the qemu binary, libvirtd, the kernel, the microcode and /dev/kvm's

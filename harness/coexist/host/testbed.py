@@ -233,10 +233,10 @@ def _give_qemu_user_kvm(lab: Lab, user: str = "libvirt-qemu") -> None:
     """Let libvirt's qemu user open /dev/kvm, as the `kvm` group lets it on a real host.
 
     The lab's /dev is the machine's, so /dev/kvm carries the machine's kvm GID, which the image's
-    /etc/group may give to another group or to none (bookworm: kvm is 105, forky: 992, this
-    machine: 993). libvirt then finds KVM "not usable" for its qemu user while its capability
-    probe saw KVM, calls its cached capabilities invalid and re-probes qemu on every domain define
-    (~44 s each). Adding the qemu user to the group owning /dev/kvm restores what udev guarantees
+    /etc/group may give to another group or to none (each release's image numbers its groups its
+    own way). libvirt then finds KVM "not usable" for its qemu user while its capability probe saw
+    KVM, calls its cached capabilities invalid and re-probes qemu on every domain define (tens of
+    seconds each: FIELD-NOTES' first define). Adding the qemu user to the group owning /dev/kvm restores what udev guarantees
     on a real host; the guest still runs under the accelerator the guest layer decides.
     """
     device = lab.path("/dev/kvm")
@@ -246,7 +246,7 @@ def _give_qemu_user_kvm(lab: Lab, user: str = "libvirt-qemu") -> None:
     for entry in lab.path("/etc/passwd").read_text().splitlines():
         fields = entry.split(":")
         if fields[0] == user and len(fields) > 3 and fields[3] == str(gid):
-            return  # its primary group already owns /dev/kvm (trixie's image on this machine)
+            return  # its primary group already owns /dev/kvm
     group_file = lab.path("/etc/group")
     lines = group_file.read_text().splitlines()
     for index, line in enumerate(lines):

@@ -33,10 +33,11 @@ from coexist.images.cache import build_lock, cache_root, recipe_key
 # images/guest/, shipped as package data (coexist/images/files links to the top-level images/).
 GUEST_FILES = resources.files("coexist.images") / "files" / "guest"
 KERNEL_META_PACKAGE = "linux-image-cloud-amd64"
-# Measured under TCG on pc: acpi=off saves ~1.5 s (the firmware must still offer ACPI: without its
-# tables the kernel finds no IO-APIC either and boots slower); pci=nomsi avoids the WARNing that
-# acpi=off triggers in virtio-pci's MSI-X setup; cryptomgr.notests skips ~0.5 s of crypto
-# self-tests. panic=-1 makes a panic a reboot, which -no-reboot / <on_reboot>destroy make an exit.
+# Each argument is there because a TCG boot on pc measured faster with it (bench/results/README.md,
+# "moved from comments"): acpi=off (the firmware must still offer ACPI: without its tables the
+# kernel finds no IO-APIC either and boots slower); pci=nomsi avoids the WARNing that acpi=off
+# triggers in virtio-pci's MSI-X setup; cryptomgr.notests skips the crypto self-tests. panic=-1
+# makes a panic a reboot, which -no-reboot / <on_reboot>destroy make an exit.
 BOOT_ARGS = "console=ttyS0 panic=-1 acpi=off pci=nomsi cryptomgr.notests"
 READY_LINE = "COEXIST-GUEST-READY"
 FAILED_LINE = "COEXIST-GUEST-FAILED"

@@ -20,10 +20,10 @@ T = TypeVar("T")
 _CLONE_NEWNET = 0x40000000
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # A daemon runs under a subreaper, so that what it daemonizes (libvirtd's qemu and dnsmasq) is
-# reaped the moment it exits, as systemd does on a real host. Without it the orphans go to this
-# machine's PID 1, which reaps them 1.6-1.8 s late (measured), and libvirt waits for its qemu's
-# zombie (virProcessKillPainfully polls kill(pid, 0) every 0.2 s): a `virsh destroy` took
-# 1.2-2.2 s here. setpriv gives the daemon the parent-death signal the subreaper has (preexec):
+# reaped the moment it exits, as systemd does on a real host. Without it the orphans go to the
+# machine's PID 1, which need not reap them at once (a container's or microVM's init may be slow:
+# bench/results/README.md, "subreaper"), and libvirt waits for its qemu's zombie
+# (virProcessKillPainfully polls kill(pid, 0)) before a `virsh destroy` returns. setpriv gives the daemon the parent-death signal the subreaper has (preexec):
 # it still dies with the run.
 SUBREAPER = ("tini", "-s", "--", "setpriv", "--pdeathsig", "KILL", "--")
 

@@ -40,7 +40,7 @@ def start_time(pid: int) -> str | None:
 def running(pid: int) -> bool:
     """Is `pid` still running? A zombie is not: it has let go of everything (memory, files,
     sockets, namespaces) and only waits for its parent to read its exit status (an orphan's
-    parent, this machine's PID 1, reads it 1.6-1.8 s late: measured)."""
+    parent, the machine's PID 1, may read it late)."""
     fields = _stat(pid)
     return fields is not None and fields[0] not in _ENDED
 
