@@ -236,8 +236,8 @@ def _give_qemu_user_kvm(lab: Lab, user: str = "libvirt-qemu") -> None:
     /etc/group may give to another group or to none (each release's image numbers its groups its
     own way). libvirt then finds KVM "not usable" for its qemu user while its capability probe saw
     KVM, calls its cached capabilities invalid and re-probes qemu on every domain define (tens of
-    seconds each: FIELD-NOTES' first define). Adding the qemu user to the group owning /dev/kvm restores what udev guarantees
-    on a real host; the guest still runs under the accelerator the guest layer decides.
+    seconds each). Adding the qemu user to the group owning /dev/kvm restores what udev
+    guarantees on a real host; the guest still runs under the accelerator the guest layer decides.
     """
     device = lab.path("/dev/kvm")
     if not device.exists():

@@ -23,8 +23,8 @@ SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # reaped the moment it exits, as systemd does on a real host. Without it the orphans go to the
 # machine's PID 1, which need not reap them at once (a container's or microVM's init may be slow:
 # bench/results/README.md, "subreaper"), and libvirt waits for its qemu's zombie
-# (virProcessKillPainfully polls kill(pid, 0)) before a `virsh destroy` returns. setpriv gives the daemon the parent-death signal the subreaper has (preexec):
-# it still dies with the run.
+# (virProcessKillPainfully polls kill(pid, 0)) before a `virsh destroy` returns. setpriv gives
+# the daemon the parent-death signal the subreaper has (preexec): it still dies with the run.
 SUBREAPER = ("tini", "-s", "--", "setpriv", "--pdeathsig", "KILL", "--")
 
 
