@@ -1,6 +1,7 @@
 """Benchmark: where a coexist run spends its time, with figures and ratios from one run.
 
     sudo .venv/bin/python bench/speed.py [--release trixie] [--boots 3] [--seeds 3] [--matrix]
+    sudo .venv/bin/python bench/speed.py --against REV [--seeds 5]
 
 Prints, each against the code path it replaced where one exists, and says which of issue 9's
 targets are met:
@@ -19,6 +20,10 @@ targets are met:
   events (24 cells, 4 not applicable: bookworm's libvirt has no nftables backend) through
   `coexist matrix` with -n 1 and -n 2, against the 1329 s the same 24 cells took before.
 
+With --against REV only the seed runs, --seeds times with this checkout and with REV's code (a
+git worktree, this venv's dependencies), interleaved, and their ratio: whether a change of the
+code's shape changed its speed. Written to speed-<release>-<date>-against-<REV>.json.
+
 Writes everything to bench/results/speed-<release>-<date>.json. Absolute seconds depend on the
 machine's load; the ratios (measured side by side in one run) are the figures to compare.
 """
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -225,26 +231,62 @@ def define_figures(host: Host, images: Any) -> dict[str, Any]:
             "saved_s": round(seconds["probe"] - seconds["kept"], 2)}
 
 
+def seed_once(release: str, command: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """One `coexist run` of the seed as a whole process: its wall time, timings and steps."""
+    with tempfile.TemporaryDirectory(prefix="coexist-bench-") as artifacts:
+        started = time.monotonic()
+        done = subprocess.run([*command, "run", str(SEED), "--release", release, "--artifacts", artifacts],
+                              capture_output=True, text=True, env=env)
+        wall = round(time.monotonic() - started, 1)
+        verdicts = list(Path(artifacts).glob("*/verdict.json"))
+        verdict = json.loads(verdicts[0].read_text()) if verdicts else {}
+        return {"wall": wall} | {k: round(v, 1) for k, v in verdict.get("timings", {}).items()} | {
+            "exit": done.returncode,
+            # each step whole, and its guests' measurement until settled
+            "each_step": {st["id"]: {"s": st["seconds"], "settle": {
+                g: [v["seconds"], v["rounds"]] for g, v in st["guests"].items()}}
+                for st in verdict.get("steps", [])}}
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    walls = [run.pop("wall") for run in runs]
+    return {"wall_s": walls, "median_wall_s": statistics.median(walls), "runs": runs,
+            "teardown_s": [r.get("teardown") for r in runs],
+            "all_as_expected": all(r["exit"] == 0 for r in runs)}
+
+
 def seed_figures(release: str, runs: int) -> dict[str, Any]:
-    walls, phases = [], []
+    phases = []
     for number in range(runs):
-        with tempfile.TemporaryDirectory(prefix="coexist-bench-") as artifacts:
-            started = time.monotonic()
-            done = subprocess.run([COEXIST, "run", str(SEED), "--release", release,
-                                   "--artifacts", artifacts], capture_output=True, text=True)
-            walls.append(round(time.monotonic() - started, 1))
-            verdicts = list(Path(artifacts).glob("*/verdict.json"))
-            verdict = json.loads(verdicts[0].read_text()) if verdicts else {}
-            phases.append({k: round(v, 1) for k, v in verdict.get("timings", {}).items()}
-                          | {"exit": done.returncode,
-                             # each step whole, and its guests' measurement until settled
-                             "each_step": {st["id"]: {"s": st["seconds"], "settle": {
-                                 g: [v["seconds"], v["rounds"]] for g, v in st["guests"].items()}}
-                                 for st in verdict.get("steps", [])}})
-            log.info(f"seed {number + 1}/{runs}: {walls[-1]} s, exit {done.returncode}, {phases[-1]}")
-    return {"wall_s": walls, "median_wall_s": statistics.median(walls), "runs": phases,
-            "teardown_s": [p.get("teardown") for p in phases],
-            "all_as_expected": all(p["exit"] == 0 for p in phases)}
+        phases.append(seed_once(release, [COEXIST]))
+        log.info(f"seed {number + 1}/{runs}: {phases[-1]}")
+    return _summary(phases)
+
+
+def seed_against(release: str, runs: int, revision: str) -> dict[str, Any]:
+    """The seed with this checkout and with `revision`'s code, runs interleaved (this, that, this,
+    ...) so that the machine's drift falls on both; the ratio of their medians (this / that)."""
+    with tempfile.TemporaryDirectory(prefix="coexist-bench-rev-") as folder:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", folder, revision],
+                       check=True, capture_output=True)
+        try:
+            # that revision's package: `coexist` under harness/ (a source layout) or, before it,
+            # a top-level `harness`; this venv's dependencies serve both
+            layout = Path(folder, "harness", "coexist").is_dir()
+            env = os.environ | {"PYTHONPATH": str(Path(folder, "harness") if layout else Path(folder))}
+            theirs = [sys.executable, "-m", "coexist.cli" if layout else "harness.cli"]
+            ours, old = [], []
+            for number in range(runs):
+                ours.append(seed_once(release, [COEXIST]))
+                old.append(seed_once(release, theirs, env))
+                log.info(f"seed {number + 1}/{runs}: this {ours[-1]['wall']} s (exit {ours[-1]['exit']}), "
+                         f"{revision} {old[-1]['wall']} s (exit {old[-1]['exit']})")
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", folder],
+                           capture_output=True)
+    this, that = _summary(ours), _summary(old)
+    return {"this": this, revision: that,
+            "ratio_this_over_that": round(this["median_wall_s"] / that["median_wall_s"], 3)}
 
 
 def matrix_figures() -> dict[str, Any]:
@@ -293,7 +335,19 @@ def main() -> int:
     parser.add_argument("--boots", type=int, default=3)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--matrix", action="store_true")
+    parser.add_argument("--against", metavar="REV", default=None,
+                        help="only the seed, --seeds times with this checkout and with REV's code, "
+                             "interleaved; their ratio")
     args = parser.parse_args()
+    if args.against:
+        result = {"command": "sudo .venv/bin/python bench/speed.py " + " ".join(sys.argv[1:]),
+                  "date": time.strftime("%Y-%m-%d %H:%M"), "release": args.release,
+                  "seed_against": seed_against(args.release, args.seeds, args.against)}
+        out = RESULTS / f"speed-{args.release}-{time.strftime('%Y-%m-%d')}-against-{args.against}.json"
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result, indent=2))
+        print(f"\nwritten to {out}")
+        return 0
     images = build_images(args.release)
     host = Host(release=args.release, libvirt_firewall_backend="nftables",
                 start_order=("firewalld", "dockerd", "libvirt"))
