@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from coexist.base.schema import FieldError
+
 STATES = ("online", "symptom", "offline", "partial")
 POLICIES = ("ACCEPT", "DROP")
 
@@ -48,12 +50,6 @@ HOST_KEYS: dict[str, tuple[type, tuple[str, ...] | None, str]] = {
 }
 
 
-class ExpectError(ValueError):
-    def __init__(self, field: str, problem: str) -> None:
-        self.field = field
-        super().__init__(problem)
-
-
 @dataclass(frozen=True)
 class Expect:
     """One step's expectations: host keys, guest keys for all guests, and per-guest overrides."""
@@ -83,9 +79,9 @@ class Expect:
 
 
 def parse_expect(data: Any, guests: tuple[str, ...]) -> Expect:
-    """Validate an `expect` table; ExpectError names the key (dotted) and what is allowed."""
+    """Validate an `expect` table; FieldError names the key (dotted) and what is allowed."""
     if not isinstance(data, dict):
-        raise ExpectError("", "must be a table, e.g. expect = { dns = true, ping = false }")
+        raise FieldError("", "must be a table, e.g. expect = { dns = true, ping = false }")
     host: dict[str, Any] = {}
     guest: dict[str, Any] = {}
     per_guest: dict[str, dict[str, Any]] = {}
@@ -94,29 +90,29 @@ def parse_expect(data: Any, guests: tuple[str, ...]) -> Expect:
             guest[key] = _value(key, value, GUEST_KEYS[key])
         elif key in TABLE_KEYS:
             if not isinstance(value, dict) or not value:
-                raise ExpectError(key, f"must be a table, e.g. {key} = {{ {_example(key)} }}")
+                raise FieldError(key, f"must be a table, e.g. {key} = {{ {_example(key)} }}")
             host[key] = {str(k): _value(f"{key}.{k}", v, TABLE_KEYS[key]) for k, v in value.items()}
         elif key in HOST_KEYS:
             host[key] = _value(key, value, HOST_KEYS[key])
         elif key in guests:
             if not isinstance(value, dict):
-                raise ExpectError(key, f"a guest's own expectations are a table: {key} = {{ ping = true }}")
+                raise FieldError(key, f"a guest's own expectations are a table: {key} = {{ ping = true }}")
             for sub, item in value.items():
                 if sub not in GUEST_KEYS:
-                    raise ExpectError(f"{key}.{sub}", f"unknown guest key; allowed: {', '.join(GUEST_KEYS)}")
+                    raise FieldError(f"{key}.{sub}", f"unknown guest key; allowed: {', '.join(GUEST_KEYS)}")
                 per_guest.setdefault(key, {})[sub] = _value(f"{key}.{sub}", item, GUEST_KEYS[sub])
         else:
-            raise ExpectError(key, f"unknown key; allowed: {', '.join([*GUEST_KEYS, *HOST_KEYS])}"
-                                   f"{', or a guest name: ' + ', '.join(guests) if guests else ''}")
+            raise FieldError(key, f"unknown key; allowed: {', '.join([*GUEST_KEYS, *HOST_KEYS])}"
+                                  f"{', or a guest name: ' + ', '.join(guests) if guests else ''}")
     return Expect(host, guest, per_guest)
 
 
 def _value(key: str, value: Any, spec: tuple[type, tuple[str, ...] | None, str]) -> Any:
     kind, allowed, _ = spec
     if not isinstance(value, kind) or (kind is str and isinstance(value, bool)):
-        raise ExpectError(key, f"must be a {'boolean' if kind is bool else 'string'}, got {value!r}")
+        raise FieldError(key, f"must be a {'boolean' if kind is bool else 'string'}, got {value!r}")
     if allowed is not None and value not in allowed:
-        raise ExpectError(key, f"{value!r} is not allowed; allowed: {', '.join(allowed)}")
+        raise FieldError(key, f"{value!r} is not allowed; allowed: {', '.join(allowed)}")
     return value
 
 

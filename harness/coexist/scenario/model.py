@@ -18,15 +18,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coexist.base.schema import ScenarioError, check_types, choice, shown, strings
+from coexist.base.schema import (
+    FieldError,
+    ScenarioError,
+    anchored,
+    check_types,
+    choice,
+    shown,
+    strings,
+    within,
+)
 from coexist.host import guestnet
 from coexist.host.daemons import Service
-from coexist.host.guestnet import GuestNetwork, NetworkError, NetworkSpec
+from coexist.host.guestnet import GuestNetwork, NetworkSpec
 from coexist.host.hostconfig import HostSettings
 from coexist.host.testbed import HostPlan
 from coexist.scenario import fixes
-from coexist.scenario.expect import GUEST_KEYS, HOST_KEYS, Expect, ExpectError, parse_expect
-from coexist.scenario.fixes import Fix, FixError
+from coexist.scenario.expect import GUEST_KEYS, HOST_KEYS, Expect, parse_expect
+from coexist.scenario.fixes import Fix
 from coexist.scenario.steps import AXIS_EVENTS, Event, Step, event_list, parse_steps
 
 RELEASES = ("bookworm", "trixie", "forky")
@@ -140,15 +149,15 @@ class Scenario:
         if unknown:
             raise ScenarioError(self.path, "variant", f"unknown axes {unknown}; allowed: {', '.join(data)}")
         data.update(axes)
-        where = f"{self.path} (variant {axes})"
-        host = _host(where, {**_host_data(self.host), **{k: data[k] for k in _AXIS_HOST}})
-        choice(where, "guest.network", data["network"], (*self.networks, *GUEST_NETWORKS))
-        guests = (dataclasses.replace(self.guests[0], network=data["network"]), *self.guests[1:])
-        events = {}
-        for axis in AXIS_EVENTS:
-            events[axis] = tuple(event_list(where, f"events.{axis}", data[axis]))
-        variant = dataclasses.replace(self, host=host, guests=guests, axis_events=events)
-        _check_networks(where, variant)
+        with anchored(f"{self.path} (variant {axes})"):
+            host = _host({**_host_data(self.host), **{k: data[k] for k in _AXIS_HOST}})
+            choice("guest.network", data["network"], (*self.networks, *GUEST_NETWORKS))
+            guests = (dataclasses.replace(self.guests[0], network=data["network"]), *self.guests[1:])
+            events = {}
+            for axis in AXIS_EVENTS:
+                events[axis] = tuple(event_list(f"events.{axis}", data[axis]))
+            variant = dataclasses.replace(self, host=host, guests=guests, axis_events=events)
+            _check_networks(variant)
         return variant
 
     def not_applicable(self) -> str | None:
@@ -305,61 +314,64 @@ def load(path: Path | str) -> Scenario:
 def parse(data: dict[str, Any], path: Path | str = "<scenario>") -> Scenario:
     """Validate already-parsed TOML data: unknown keys, types and allowed values are all errors."""
     path = Path(path)
+    with anchored(path):
+        return _parse(data, path)
+
+
+def _parse(data: dict[str, Any], path: Path) -> Scenario:
     for table, value in data.items():
         if table not in _TABLES:
-            raise ScenarioError(path, f"[{table}]", f"unknown table; allowed: {', '.join(_TABLES)}"
-                                + (" ([expect] became per-step `expect` tables and [[case]])"
-                                   if table == "expect" else ""))
+            raise FieldError(f"[{table}]", f"unknown table; allowed: {', '.join(_TABLES)}"
+                             + (" ([expect] became per-step `expect` tables and [[case]])"
+                                if table == "expect" else ""))
         if table in _ARRAYS:
             if not isinstance(value, list):
-                raise ScenarioError(path, table, f"must be an array of tables ([[{table}]])")
+                raise FieldError(table, f"must be an array of tables ([[{table}]])")
         elif not isinstance(value, dict):
-            raise ScenarioError(path, table, "must be a table ([...])")
+            raise FieldError(table, "must be a table ([...])")
         elif table not in ("fix",):
-            check_types(path, table, value, _TABLES[table])
+            check_types(table, value, _TABLES[table])
     meta = data.get("scenario", {})
     for key in ("name", "summary"):
         if key not in meta:
-            raise ScenarioError(path, f"scenario.{key}", "is required")
+            raise FieldError(f"scenario.{key}", "is required")
     if not _NAME.fullmatch(meta["name"]):
-        raise ScenarioError(path, "scenario.name", f"{shown(meta['name'])}: letters, digits, '_', '.', "
-                                                   "'-', starting with a letter or digit, at most 64")
-    host = _host(path, data.get("host", {}))
-    networks = _networks(path, data.get("network", []))
-    guests = _guests(path, data.get("guest", []), networks)
+        raise FieldError("scenario.name", f"{shown(meta['name'])}: letters, digits, '_', '.', "
+                                          "'-', starting with a letter or digit, at most 64")
+    host = _host(data.get("host", {}))
+    networks = _networks(data.get("network", []))
+    guests = _guests(data.get("guest", []), networks)
     workload_data = data.get("workload", {})
     port = workload_data.get("published_port")
     if port is not None and not 1 <= port <= 65535:
-        raise ScenarioError(path, "workload.published_port", f"must be 1..65535, got {port}")
+        raise FieldError("workload.published_port", f"must be 1..65535, got {port}")
     workload = Workload(port, workload_data.get("isolated_networks", False))
     own_fixes = {}
     for name, table in data.get("fix", {}).items():
         if name in fixes.builtin():
-            raise ScenarioError(path, f"fix.{name}", "is a built-in fix's name; name yours differently")
-        try:
+            raise FieldError(f"fix.{name}", "is a built-in fix's name; name yours differently")
+        with within(f"fix.{name}"):
             own_fixes[name] = fixes.parse_fix(name, table)
-        except FixError as error:
-            raise ScenarioError(path, f"fix.{name}.{error.field}".rstrip("."), str(error)) from None
-    axis_events = {axis: tuple(event_list(path, f"events.{axis}", data.get("events", {}).get(axis, [])))
+    axis_events = {axis: tuple(event_list(f"events.{axis}", data.get("events", {}).get(axis, [])))
                    for axis in AXIS_EVENTS}
-    steps = parse_steps(path, data.get("step", []), {**fixes.builtin(), **own_fixes},
+    steps = parse_steps(data.get("step", []), {**fixes.builtin(), **own_fixes},
                    tuple(g.name for g in guests))
     scenario = Scenario(
         path=path, name=meta["name"], summary=meta["summary"], source=meta.get("source", ""),
-        notes=tuple(strings(path, "scenario.notes", meta.get("notes", []))), host=host,
+        notes=tuple(strings("scenario.notes", meta.get("notes", []))), host=host,
         guests=guests, networks=networks, workload=workload, fixes=own_fixes, step_list=steps,
         axis_events=axis_events)
     for axis in AXIS_EVENTS:
         if axis_events[axis] and not any(s.axis == axis for s in steps):
-            raise ScenarioError(path, f"events.{axis}", f"given, but no step has axis = \"{axis}\" "
-                                                        "(where the events happen)")
-    cases = tuple(_case(path, i, c, scenario) for i, c in enumerate(data.get("case", [])))
+            raise FieldError(f"events.{axis}", f"given, but no step has axis = \"{axis}\" "
+                                               "(where the events happen)")
+    cases = tuple(_case(i, c, scenario) for i, c in enumerate(data.get("case", [])))
     scenario = dataclasses.replace(scenario, cases=cases)
-    _check_networks(path, scenario)
-    _check_consistency(path, scenario)
+    _check_networks(scenario)
+    _check_consistency(scenario)
     why = scenario.not_applicable()
     if why is not None:
-        raise ScenarioError(path, "host", f"cannot run as written: {why}")
+        raise FieldError("host", f"cannot run as written: {why}")
     return scenario
 
 
@@ -371,143 +383,138 @@ def _host_data(host: Host) -> dict[str, Any]:
     return data
 
 
-def _host(path: Path | str, data: dict[str, Any]) -> Host:
-    check_types(path, "host", data, _TABLES["host"])
+def _host(data: dict[str, Any]) -> Host:
+    check_types("host", data, _TABLES["host"])
     libvirt = dict(data.get("libvirt", {}))
     firewalld = dict(data.get("firewalld", {}))
-    backend = choice(path, "host.libvirt_firewall_backend",
-                      data.get("libvirt_firewall_backend", Host.libvirt_firewall_backend), LIBVIRT_BACKENDS)
-    fw_backend = choice(path, "host.firewalld_backend",
-                         data.get("firewalld_backend", Host.firewalld_backend), FIREWALLD_BACKENDS)
+    backend = choice("host.libvirt_firewall_backend",
+                     data.get("libvirt_firewall_backend", Host.libvirt_firewall_backend), LIBVIRT_BACKENDS)
+    fw_backend = choice("host.firewalld_backend",
+                        data.get("firewalld_backend", Host.firewalld_backend), FIREWALLD_BACKENDS)
     for given, table, key in ((backend, libvirt, "firewall_backend"),
                               (fw_backend, firewalld, "FirewallBackend")):
         if given != "default" and key in table:
-            raise ScenarioError(path, f"host.{'libvirt' if table is libvirt else 'firewalld'}.{key}",
-                                "set twice: give it once, as the host's backend key (a matrix axis)")
+            raise FieldError(f"host.{'libvirt' if table is libvirt else 'firewalld'}.{key}",
+                             "set twice: give it once, as the host's backend key (a matrix axis)")
     for name, table in (("docker", data.get("docker", {})), ("libvirt", libvirt), ("firewalld", firewalld)):
         for key, value in table.items():
             if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,63}", key):
-                raise ScenarioError(path, f"host.{name}.{key}", "a configuration key: letters, digits, _ . -")
+                raise FieldError(f"host.{name}.{key}", "a configuration key: letters, digits, _ . -")
             if name != "docker" and not isinstance(value, str | int | bool):
-                raise ScenarioError(path, f"host.{name}.{key}",
-                                    f"must be a string, number or boolean, got {value!r}")
+                raise FieldError(f"host.{name}.{key}",
+                                 f"must be a string, number or boolean, got {value!r}")
     sysctl = data.get("sysctl", {})
     for key, value in sysctl.items():
         if not re.fullmatch(r"net(\.[A-Za-z0-9_+-]+)+", key):
-            raise ScenarioError(path, f"host.sysctl.{key}", "only network sysctls (net.*): the lab "
-                                                            "owns its network namespace, nothing else")
+            raise FieldError(f"host.sysctl.{key}", "only network sysctls (net.*): the lab "
+                                                   "owns its network namespace, nothing else")
         short = isinstance(value, str) and re.fullmatch(r"[\w .:-]{1,64}", value)
         if isinstance(value, bool) or not (isinstance(value, int) or short):
-            raise ScenarioError(path, f"host.sysctl.{key}",
-                                f"must be a number or a short string, got {value!r}")
+            raise FieldError(f"host.sysctl.{key}",
+                             f"must be a number or a short string, got {value!r}")
     zones = {}
     for zone, interfaces in data.get("zones", {}).items():
         names = interfaces if isinstance(interfaces, list) else []
         if not names or not all(isinstance(i, str) for i in names):
-            raise ScenarioError(path, f"host.zones.{zone}",
-                                "a list of interface names, e.g. libvirt = [\"virbr0\"]")
+            raise FieldError(f"host.zones.{zone}",
+                             "a list of interface names, e.g. libvirt = [\"virbr0\"]")
         zones[zone] = tuple(interfaces)
     return Host(
-        release=choice(path, "host.release", data.get("release", Host.release), RELEASES),
+        release=choice("host.release", data.get("release", Host.release), RELEASES),
         libvirt_firewall_backend=backend, firewalld_backend=fw_backend,
-        docker_iptables=choice(path, "host.docker_iptables",
-                                data.get("docker_iptables", Host.docker_iptables), DOCKER_IPTABLES),
-        start_order=_start_order(path, data.get("start_order", list(Host.start_order))),
+        docker_iptables=choice("host.docker_iptables",
+                               data.get("docker_iptables", Host.docker_iptables), DOCKER_IPTABLES),
+        start_order=_start_order(data.get("start_order", list(Host.start_order))),
         ipv6=data.get("ipv6", False), docker=dict(data.get("docker", {})), libvirt=libvirt,
         firewalld_conf=firewalld, sysctl=dict(sysctl), zones=zones)
 
 
-def _networks(path: Path, tables: list[Any]) -> dict[str, NetworkSpec]:
+def _networks(tables: list[Any]) -> dict[str, NetworkSpec]:
     networks: dict[str, NetworkSpec] = {}
     for index, table in enumerate(tables):
         where = f"network[{index}]"
         if not isinstance(table, dict):
-            raise ScenarioError(path, where, "must be a table ([[network]])")
+            raise FieldError(where, "must be a table ([[network]])")
         name = table.get("name")
         if name is None:
-            raise ScenarioError(path, f"{where}.name", "is required")
+            raise FieldError(f"{where}.name", "is required")
         if name in guestnet.known():
-            raise ScenarioError(path, f"{where}.name", f"{name!r} is a known network "
-                                f"({', '.join(GUEST_NETWORKS)}); name yours differently")
-        try:
+            raise FieldError(f"{where}.name", f"{name!r} is a known network "
+                             f"({', '.join(GUEST_NETWORKS)}); name yours differently")
+        with within(where):
             spec = guestnet.parse_network(name, table)
-        except NetworkError as error:
-            raise ScenarioError(path, f"{where}.{error.field}", str(error)) from None
         if name in networks:
-            raise ScenarioError(path, f"{where}.name", f"two networks are called {name!r}")
+            raise FieldError(f"{where}.name", f"two networks are called {name!r}")
         networks[name] = spec
     return networks
 
 
-def _guests(path: Path, tables: list[Any], networks: dict[str, NetworkSpec]) -> tuple[GuestSpec, ...]:
+def _guests(tables: list[Any], networks: dict[str, NetworkSpec]) -> tuple[GuestSpec, ...]:
     if not tables:
         return (GuestSpec("guest", "default"),)
     guests: list[GuestSpec] = []
     for index, table in enumerate(tables):
         where = f"guest[{index}]"
         if not isinstance(table, dict):
-            raise ScenarioError(path, where, "must be a table ([[guest]])")
-        check_types(path, where, table, {"name": str, "network": str})
+            raise FieldError(where, "must be a table ([[guest]])")
+        check_types(where, table, {"name": str, "network": str})
         name = table.get("name", "guest" if index == 0 else "")
         if not _GUEST.fullmatch(name) or name in _RESERVED:
-            raise ScenarioError(path, f"{where}.name", f"{name!r}: a lower-case name (letters, digits, "
-                                "'-', at most 16), not an expectation key")
+            raise FieldError(f"{where}.name", f"{name!r}: a lower-case name (letters, digits, "
+                             "'-', at most 16), not an expectation key")
         if name in {g.name for g in guests}:
-            raise ScenarioError(path, f"{where}.name", f"two guests are called {name!r}")
-        network = choice(path, f"{where}.network", table.get("network", "default"),
-                          (*networks, *GUEST_NETWORKS))
+            raise FieldError(f"{where}.name", f"two guests are called {name!r}")
+        network = choice(f"{where}.network", table.get("network", "default"),
+                         (*networks, *GUEST_NETWORKS))
         guests.append(GuestSpec(name, network))
     return tuple(guests)
 
 
-def _case(path: Path, index: int, data: Any, scenario: Scenario) -> Case:
+def _case(index: int, data: Any, scenario: Scenario) -> Case:
     where = f"case[{index}]"
     if not isinstance(data, dict):
-        raise ScenarioError(path, where, "must be a table ([[case]])")
+        raise FieldError(where, "must be a table ([[case]])")
     match = {k: v for k, v in data.items() if k in _CASE_MATCH}
     unknown = set(data) - set(match) - {"expect", "note"}
     if unknown:
-        raise ScenarioError(path, f"{where}.{sorted(unknown)[0]}",
-                            f"unknown key; allowed: {', '.join(_CASE_MATCH)}, expect, note")
-    check_types(path, where, data, {**_CASE_MATCH, "expect": dict, "note": str})
+        raise FieldError(f"{where}.{sorted(unknown)[0]}",
+                         f"unknown key; allowed: {', '.join(_CASE_MATCH)}, expect, note")
+    check_types(where, data, {**_CASE_MATCH, "expect": dict, "note": str})
     if not match:
-        raise ScenarioError(path, where, f"matches nothing: give one of {', '.join(_CASE_MATCH)}")
+        raise FieldError(where, f"matches nothing: give one of {', '.join(_CASE_MATCH)}")
     allowed = {"release": RELEASES, "libvirt_firewall_backend": LIBVIRT_BACKENDS,
                "firewalld_backend": FIREWALLD_BACKENDS, "docker_iptables": DOCKER_IPTABLES,
                "network": (*scenario.networks, *GUEST_NETWORKS)}
     for key, choices in allowed.items():
         if key in match:
-            choice(path, f"{where}.{key}", match[key], choices)
+            choice(f"{where}.{key}", match[key], choices)
     if "start_order" in match:
-        order = _start_order(path, match["start_order"], f"{where}.start_order")
+        order = _start_order(match["start_order"], f"{where}.start_order")
         if "firewalld" in match and match["firewalld"] != ("firewalld" in order):
-            raise ScenarioError(path, f"{where}.firewalld", "contradicts its start_order: never matches")
+            raise FieldError(f"{where}.firewalld", "contradicts its start_order: never matches")
     for axis in AXIS_EVENTS:
         if axis in match:
-            event_list(path, f"{where}.{axis}", match[axis])
+            event_list(f"{where}.{axis}", match[axis])
             if not any(s.axis == axis for s in scenario.step_list):
-                raise ScenarioError(path, f"{where}.{axis}", f"never matches: no step has axis = \"{axis}\"")
+                raise FieldError(f"{where}.{axis}", f"never matches: no step has axis = \"{axis}\"")
     if match.get("release") in NO_BACKEND and match.get("libvirt_firewall_backend", "default") != "default":
-        raise ScenarioError(path, where, f"never matches: {NO_BACKEND[match['release']]}")
+        raise FieldError(where, f"never matches: {NO_BACKEND[match['release']]}")
     if match.get("ipv6") and match.get("network") in _bridge_networks(scenario):
-        raise ScenarioError(path, where, "never matches: IPv6 is an option of libvirt networks, "
-                                         "not of a LAN bridge")
+        raise FieldError(where, "never matches: IPv6 is an option of libvirt networks, "
+                         "not of a LAN bridge")
     expect_data = data.get("expect", {})
     if not expect_data:
-        raise ScenarioError(path, f"{where}.expect", "states no outcome: expect.<step id> = { ... }")
+        raise FieldError(f"{where}.expect", "states no outcome: expect.<step id> = { ... }")
     ids = [s.id for s in scenario.step_list]
     expects = {}
     guests = tuple(g.name for g in scenario.guests)
     for step_id, table in expect_data.items():
         if step_id not in ids:
-            raise ScenarioError(path, f"{where}.expect.{step_id}", f"no such step; steps: {', '.join(ids)}")
-        try:
+            raise FieldError(f"{where}.expect.{step_id}", f"no such step; steps: {', '.join(ids)}")
+        with within(f"{where}.expect.{step_id}"):
             expects[step_id] = parse_expect(table, guests)
-        except ExpectError as error:
-            field_name = f"{where}.expect.{step_id}.{error.field}".rstrip(".")
-            raise ScenarioError(path, field_name, str(error)) from None
         if expects[step_id].is_empty():
-            raise ScenarioError(path, f"{where}.expect.{step_id}", "states no outcome")
+            raise FieldError(f"{where}.expect.{step_id}", "states no outcome")
     return Case(match, expects, data.get("note", ""))
 
 
@@ -515,21 +522,21 @@ def _bridge_networks(scenario: Scenario) -> set[str]:
     return {n for n in (*scenario.networks, *GUEST_NETWORKS) if scenario.network(n).forward == "bridge"}
 
 
-def _check_networks(path: Path | str, scenario: Scenario) -> None:
+def _check_networks(scenario: Scenario) -> None:
     bridges = [g for g in scenario.guests if scenario.network(g.network).forward == "bridge"]
     if scenario.host.ipv6 and bridges:
-        raise ScenarioError(path, "host.ipv6", "IPv6 is an option of libvirt networks (default, nat2, "
-                            f"routed, your own), not of guest {bridges[0].name} on a LAN bridge")
+        raise FieldError("host.ipv6", "IPv6 is an option of libvirt networks (default, nat2, "
+                         f"routed, your own), not of guest {bridges[0].name} on a LAN bridge")
     lan = {scenario.network(g.network).bridge for g in bridges}
     if len(lan) > 1:
-        raise ScenarioError(path, "guest",
-                            f"guests on two LAN bridges {sorted(lan)}: the host has one uplink")
+        raise FieldError("guest",
+                         f"guests on two LAN bridges {sorted(lan)}: the host has one uplink")
     seen: dict[str, tuple[str, str]] = {}
     for spec in scenario.host_networks():
         for other, (subnet, bridge) in seen.items():
             if spec.bridge == bridge or spec.ipv4 and subnet and _overlap(spec.ipv4, subnet):
-                raise ScenarioError(path, "network", f"networks {other} and {spec.name} share a bridge "
-                                                     "or overlapping subnets")
+                raise FieldError("network", f"networks {other} and {spec.name} share a bridge "
+                                            "or overlapping subnets")
         seen[spec.name] = (spec.ipv4 or "", spec.bridge)
 
 
@@ -539,7 +546,7 @@ def _overlap(a: str, b: str) -> bool:
     return ipaddress.ip_network(a).overlaps(ipaddress.ip_network(b))
 
 
-def _check_consistency(path: Path, scenario: Scenario) -> None:
+def _check_consistency(scenario: Scenario) -> None:
     """Expectations that could never be measured are errors, not silently ignored."""
     ipv6 = any(n.ipv6 for n in scenario.guest_networks().values())
     for index, step in enumerate(scenario.step_list):
@@ -553,33 +560,33 @@ def _check_consistency(path: Path, scenario: Scenario) -> None:
                     ("docker_isolation", scenario.workload.isolated_networks,
                      "probes no Docker isolation ([workload] isolated_networks = true)")):
                 if key in keys and not given:
-                    raise ScenarioError(path, f"{where}.{key}", f"given, but the scenario {because}")
+                    raise FieldError(f"{where}.{key}", f"given, but the scenario {because}")
             for key in ("ipv6", "ping6", "tcp6"):
                 if key in keys and not ipv6 and not any(c.match.get("ipv6") for c in scenario.cases):
-                    raise ScenarioError(path, f"{where}.{key}", "given, but no guest network has IPv6 "
-                                                                "(host.ipv6 = true)")
+                    raise FieldError(f"{where}.{key}", "given, but no guest network has IPv6 "
+                                                       "(host.ipv6 = true)")
             if "checks" in expect.host:
                 if step.fix is None or step.kind != "fix":
-                    raise ScenarioError(path, f"{where}.checks", "only on a fix step (the fix's host checks)")
+                    raise FieldError(f"{where}.checks", "only on a fix step (the fix's host checks)")
                 ids = [c.id for c in step.fix.checks]
                 for check in expect.host["checks"]:
                     if check not in ids:
-                        raise ScenarioError(path, f"{where}.checks.{check}",
-                                            f"fix {step.fix.name} has no such check; its checks: "
-                                            f"{', '.join(ids) or 'none'}")
+                        raise FieldError(f"{where}.checks.{check}",
+                                         f"fix {step.fix.name} has no such check; its checks: "
+                                         f"{', '.join(ids) or 'none'}")
 
 
 def _matches(match: dict[str, Any], axes: dict[str, Any]) -> bool:
     return all(axes[key] == value for key, value in match.items())
 
 
-def _start_order(path: Path | str, order: list[Any], where: str = "host.start_order") -> tuple[str, ...]:
-    for item in strings(path, where, order):
-        choice(path, where, item, STARTABLE)
+def _start_order(order: list[Any], where: str = "host.start_order") -> tuple[str, ...]:
+    for item in strings(where, order):
+        choice(where, item, STARTABLE)
     if len(set(order)) != len(order):
-        raise ScenarioError(path, where, f"names a daemon twice: {order}")
+        raise FieldError(where, f"names a daemon twice: {order}")
     if "libvirt" not in order:
-        raise ScenarioError(path, where, "must include 'libvirt' (the guests need its network)")
+        raise FieldError(where, "must include 'libvirt' (the guests need its network)")
     return tuple(order)
 
 

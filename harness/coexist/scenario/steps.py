@@ -8,13 +8,12 @@ import json
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
-from coexist.base.schema import ScenarioError, check_types, choice, strings
+from coexist.base.schema import FieldError, check_types, choice, strings, within
 from coexist.host.daemons import Service
-from coexist.scenario.expect import Expect, ExpectError, parse_expect
-from coexist.scenario.fixes import Fix, FixError
+from coexist.scenario.expect import Expect, parse_expect
+from coexist.scenario.fixes import Fix
 
 
 class Event(StrEnum):
@@ -79,70 +78,65 @@ class Step:
         return "expected: " + ", ".join(parts) if parts else "nothing stated"
 
 
-def parse_steps(path: Path, tables: list[Any], known_fixes: dict[str, Fix],
-           guests: tuple[str, ...]) -> tuple[Step, ...]:
+def parse_steps(tables: list[Any], known_fixes: dict[str, Fix], guests: tuple[str, ...]) -> tuple[Step, ...]:
     if not tables:
-        raise ScenarioError(path, "step", "is required: at least [[step]] do = \"boot\"")
+        raise FieldError("step", "is required: at least [[step]] do = \"boot\"")
     steps: list[Step] = []
     for index, table in enumerate(tables):
         where = f"step[{index}]"
         if not isinstance(table, dict):
-            raise ScenarioError(path, where, "must be a table ([[step]])")
-        check_types(path, where, table, _STEP_FIELDS)
+            raise FieldError(where, "must be a table ([[step]])")
+        check_types(where, table, _STEP_FIELDS)
         kinds = [k for k in STEP_KINDS if k in table]
         if len(kinds) != 1:
-            raise ScenarioError(path, where, f"give exactly one of {', '.join(STEP_KINDS)}"
-                                + (f", not {kinds}" if kinds else ""))
+            raise FieldError(where, f"give exactly one of {', '.join(STEP_KINDS)}"
+                             + (f", not {kinds}" if kinds else ""))
         kind = kinds[0]
         step = Step(id="", kind=kind)
         if kind == "do":
-            step = dataclasses.replace(step, do=choice(path, f"{where}.do", table["do"], DO))
+            step = dataclasses.replace(step, do=choice(f"{where}.do", table["do"], DO))
             if (step.do == "boot") != (index == 0):
-                raise ScenarioError(path, f"{where}.do", "the first step, and only it, is do = \"boot\"")
+                raise FieldError(f"{where}.do", "the first step, and only it, is do = \"boot\"")
         elif index == 0:
-            raise ScenarioError(path, where, "the first step must be do = \"boot\" (daemons up, guests up)")
+            raise FieldError(where, "the first step must be do = \"boot\" (daemons up, guests up)")
         elif kind == "run":
-            commands = strings(path, f"{where}.run", table["run"])
+            commands = strings(f"{where}.run", table["run"])
             if not commands or not all(c.strip() for c in commands):
-                raise ScenarioError(path, f"{where}.run", "a list of host commands, each run verbatim")
+                raise FieldError(f"{where}.run", "a list of host commands, each run verbatim")
             step = dataclasses.replace(step, commands=tuple(commands))
         elif kind == "event":
             value = table["event"]
-            events = event_list(path, f"{where}.event", [value] if isinstance(value, str) else value)
+            events = event_list(f"{where}.event", [value] if isinstance(value, str) else value)
             if not events:
-                raise ScenarioError(path, f"{where}.event", "names no event")
+                raise FieldError(f"{where}.event", "names no event")
             step = dataclasses.replace(step, events=tuple(events))
         elif kind == "axis":
-            axis = choice(path, f"{where}.axis", table["axis"], AXIS_EVENTS)
+            axis = choice(f"{where}.axis", table["axis"], AXIS_EVENTS)
             if any(s.axis == axis for s in steps):
-                raise ScenarioError(path, f"{where}.axis", f"a second step with axis = \"{axis}\"")
+                raise FieldError(f"{where}.axis", f"a second step with axis = \"{axis}\"")
             step = dataclasses.replace(step, axis=axis)
         else:
             name = table[kind]
             if name not in known_fixes:
-                raise ScenarioError(path, f"{where}.{kind}", f"unknown fix {name!r}; known: "
-                                    f"{', '.join(known_fixes)} (or define [fix.{name}])")
-            try:
+                raise FieldError(f"{where}.{kind}", f"unknown fix {name!r}; known: "
+                                 f"{', '.join(known_fixes)} (or define [fix.{name}])")
+            with within(where):
                 fix = known_fixes[name].with_params(table.get("params", {}))
-            except FixError as error:
-                raise ScenarioError(path, f"{where}.{error.field}", str(error)) from None
             if kind == "revert" and not fix.revert:
-                raise ScenarioError(path, f"{where}.revert", f"fix {name} has no revert commands")
+                raise FieldError(f"{where}.revert", f"fix {name} has no revert commands")
             step = dataclasses.replace(step, fix=fix)
         if "params" in table and kind not in ("fix", "revert"):
-            raise ScenarioError(path, f"{where}.params", "only with fix = or revert =")
+            raise FieldError(f"{where}.params", "only with fix = or revert =")
         settle = table.get("settle", SETTLE_DEFAULT)
         if not 1 <= settle <= 300:
-            raise ScenarioError(path, f"{where}.settle", f"seconds, 1..300, got {settle}")
+            raise FieldError(f"{where}.settle", f"seconds, 1..300, got {settle}")
         step_id = table.get("id") or _unique(_default_id(step), [s.id for s in steps])
         if not _ID.fullmatch(step_id):
-            raise ScenarioError(path, f"{where}.id", f"{step_id!r}: lower-case letters, digits, '-'")
+            raise FieldError(f"{where}.id", f"{step_id!r}: lower-case letters, digits, '-'")
         if step_id in [s.id for s in steps]:
-            raise ScenarioError(path, f"{where}.id", f"two steps are called {step_id!r}")
-        try:
+            raise FieldError(f"{where}.id", f"two steps are called {step_id!r}")
+        with within(f"{where}.expect"):
             expect = parse_expect(table.get("expect", {}), guests)
-        except ExpectError as error:
-            raise ScenarioError(path, f"{where}.expect.{error.field}".rstrip("."), str(error)) from None
         steps.append(dataclasses.replace(step, id=step_id, expect=expect, settle=float(settle)))
     return tuple(steps)
 
@@ -169,9 +163,9 @@ def _unique(base: str, taken: list[str]) -> str:
     return candidate
 
 
-def event_list(path: Path | str, where: str, values: Any) -> list[str]:
+def event_list(where: str, values: Any) -> list[str]:
     if not isinstance(values, list | tuple):
-        raise ScenarioError(path, where, f"must be a list of events, got {values!r}")
-    for value in strings(path, where, list(values)):
-        choice(path, where, value, EVENTS)
+        raise FieldError(where, f"must be a list of events, got {values!r}")
+    for value in strings(where, list(values)):
+        choice(where, value, EVENTS)
     return list(values)
