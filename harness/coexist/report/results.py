@@ -9,7 +9,7 @@ from typing import Any
 from coexist.net.connectivity import Connectivity
 from coexist.scenario.expect import TABLE_KEYS, describe
 from coexist.scenario.fixes import CheckResult
-from coexist.scenario.steps import Step
+from coexist.scenario.steps import ApplyFix, Step, events_of
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ class StepResult:
             elif value is not None and value != wanted:
                 found.append(f"[{self.step.id}] {key}: expected {describe(key, wanted)}, "
                              f"measured {describe(key, value)}")
-        if self.step.kind == "fix":
+        if isinstance(self.step, ApplyFix):
             stated = expect.host.get("checks", {})
             found += [f"[{self.step.id}] host check failed: {c.description}" for c in self.checks
                       if not c.holds and c.id not in stated]
@@ -115,7 +115,7 @@ class StepResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.step.id, "label": self.step.label(), "kind": self.step.kind,
-                "events": list(self.step.events),
+                "events": list(events_of(self.step)),
                 "commands": [asdict(c) for c in self.commands],
                 "guests": {n: {"final": asdict(s.final), "state": s.final.state, "rounds": s.rounds,
                                "seconds": round(s.seconds, 1), "stable": s.stable,

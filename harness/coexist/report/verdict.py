@@ -10,6 +10,7 @@ from coexist.guest.accel import AccelDecision
 from coexist.report.results import StepResult
 from coexist.scenario.expect import describe
 from coexist.scenario.model import Scenario
+from coexist.scenario.steps import Admin, ApplyFix
 
 
 @dataclass
@@ -44,7 +45,7 @@ class Verdict:
         states = ", ".join(f"{n} {s.final.state}" for n, s in first.guests.items())
         lines = [f"Symptom reproduced: {'YES' if self.symptom else 'NO'}   (after boot: {states})"]
         for result in self.steps:
-            if result.step.kind == "fix" and result.step.fix is not None:
+            if isinstance(result.step, ApplyFix):
                 online = all(s.final.all_ok for s in result.guests.values())
                 lines.append(f"Fix {result.step.fix.name} effective: {'YES' if online else 'NO'}   "
                              f"(guests {'online' if online else 'not all online'} after it)")
@@ -96,7 +97,7 @@ class Verdict:
 
 def _render_step(number: int, result: StepResult) -> list[str]:
     step = result.step
-    lines = [f"  step {number} [{step.id}] {step.label() if step.kind != 'run' else 'admin commands'}"]
+    lines = [f"  step {number} [{step.id}] {'admin commands' if isinstance(step, Admin) else step.label()}"]
     for ran in result.commands:
         tail = ran.output.strip().splitlines()[-1:] or [""]
         lines.append(f"      host# {ran.command}")

@@ -34,9 +34,10 @@ from coexist.host.guestnet import GuestNetwork, NetworkSpec
 from coexist.host.hostconfig import HostSettings
 from coexist.host.testbed import HostPlan
 from coexist.scenario import fixes
+from coexist.scenario.events import Event, event_list
 from coexist.scenario.expect import GUEST_KEYS, HOST_KEYS, Expect, parse_expect
 from coexist.scenario.fixes import Fix
-from coexist.scenario.steps import AXIS_EVENTS, Event, Step, event_list, parse_steps
+from coexist.scenario.steps import AXIS_EVENTS, ApplyFix, AxisEvents, RevertFix, Step, events_of, parse_steps
 
 RELEASES = ("bookworm", "trixie", "forky")
 GUEST_NETWORKS = guestnet.KINDS
@@ -122,7 +123,7 @@ class Scenario:
     workload: Workload
     fixes: Mapping[str, Fix]              # the scenario's own fixes
     step_list: tuple[Step, ...]           # as written; axis steps without events included
-    axis_events: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    axis_events: Mapping[str, tuple[Event, ...]] = field(default_factory=dict)
     cases: tuple[Case, ...] = ()
     notes: tuple[str, ...] = ()
 
@@ -165,12 +166,12 @@ class Scenario:
         if self.host.libvirt_firewall_backend != "default" and self.host.release in NO_BACKEND:
             return NO_BACKEND[self.host.release]
         for step in self.steps:
-            for event in step.events:
-                need = Event(event).needs
+            for event in events_of(step):
+                need = event.needs
                 if need is not None and need not in self.host.start_order:
                     return (f"step {step.id}: event {event} needs {need}, which host.start_order "
                             "does not start")
-            if step.fix is not None:
+            if isinstance(step, ApplyFix | RevertFix):
                 missing = [d for d in step.fix.needs if d not in self.host.start_order]
                 if missing:
                     return (f"step {step.id}: fix {step.fix.name} needs {', '.join(missing)}, which "
@@ -205,7 +206,7 @@ class Scenario:
         axes = self.axes()
         chosen = []
         for step in self.step_list:
-            if step.axis is not None:
+            if isinstance(step, AxisEvents):
                 events = self.axis_events.get(step.axis, ())
                 if not events:
                     continue
@@ -362,7 +363,7 @@ def _parse(data: dict[str, Any], path: Path) -> Scenario:
         guests=guests, networks=networks, workload=workload, fixes=own_fixes, step_list=steps,
         axis_events=axis_events)
     for axis in AXIS_EVENTS:
-        if axis_events[axis] and not any(s.axis == axis for s in steps):
+        if axis_events[axis] and not any(isinstance(s, AxisEvents) and s.axis == axis for s in steps):
             raise FieldError(f"events.{axis}", f"given, but no step has axis = \"{axis}\" "
                                                "(where the events happen)")
     cases = tuple(_case(i, c, scenario) for i, c in enumerate(data.get("case", [])))
@@ -495,7 +496,7 @@ def _case(index: int, data: Any, scenario: Scenario) -> Case:
     for axis in AXIS_EVENTS:
         if axis in match:
             event_list(f"{where}.{axis}", match[axis])
-            if not any(s.axis == axis for s in scenario.step_list):
+            if not any(isinstance(s, AxisEvents) and s.axis == axis for s in scenario.step_list):
                 raise FieldError(f"{where}.{axis}", f"never matches: no step has axis = \"{axis}\"")
     if match.get("release") in NO_BACKEND and match.get("libvirt_firewall_backend", "default") != "default":
         raise FieldError(where, f"never matches: {NO_BACKEND[match['release']]}")
@@ -566,7 +567,7 @@ def _check_consistency(scenario: Scenario) -> None:
                     raise FieldError(f"{where}.{key}", "given, but no guest network has IPv6 "
                                                        "(host.ipv6 = true)")
             if "checks" in expect.host:
-                if step.fix is None or step.kind != "fix":
+                if not isinstance(step, ApplyFix):
                     raise FieldError(f"{where}.checks", "only on a fix step (the fix's host checks)")
                 ids = [c.id for c in step.fix.checks]
                 for check in expect.host["checks"]:
