@@ -8,7 +8,6 @@ from typing import Any
 
 from coexist.guest.accel import AccelDecision
 from coexist.report.results import StepResult
-from coexist.scenario.expect import describe
 from coexist.scenario.model import Scenario
 from coexist.scenario.steps import Admin, ApplyFix
 
@@ -104,20 +103,7 @@ def _render_step(number: int, result: StepResult) -> list[str]:
         lines.append(f"            -> exit {ran.returncode}{': ' + tail[0][:100] if tail[0] else ''}")
     for name, settled in result.guests.items():
         lines.append(f"      [{step.id}] guest {name}: {settled.describe()}")
-    host = []
-    if result.published_port is not None:
-        host.append(f"published port {describe('published_port', result.published_port)}")
-    if result.docker_isolation is not None:
-        host.append(f"Docker isolation {describe('docker_isolation', result.docker_isolation)}")
-    if result.facts is not None:
-        facts = result.facts
-        host.append(f"FORWARD policy {facts.forward_policy or 'none'}")
-        if facts.legacy_forward_policy not in (None, "ACCEPT"):
-            host.append(f"legacy FORWARD policy {facts.legacy_forward_policy}")
-        host.append(f"ip_forward {describe('ip_forward', facts.ip_forward)}")
-        for key in ("iptables", "chains", "nft_tables", "zone_of", "masquerade"):
-            for item, value in getattr(facts, key).items():
-                host.append(f"{key} {item!r}: {describe(key, value)}")
+    host = result.shown()
     if host:
         lines.append(f"      [{step.id}] host: " + "; ".join(host))
     for check in result.checks:

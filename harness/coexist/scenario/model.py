@@ -35,8 +35,9 @@ from coexist.host.hostconfig import HostSettings
 from coexist.host.testbed import HostPlan
 from coexist.scenario import fixes
 from coexist.scenario.events import Event, event_list
-from coexist.scenario.expect import GUEST_KEYS, HOST_KEYS, Expect, parse_expect
+from coexist.scenario.expect import Expect, parse_expect
 from coexist.scenario.fixes import Fix
+from coexist.scenario.keys import KEYS, Need
 from coexist.scenario.steps import AXIS_EVENTS, ApplyFix, AxisEvents, RevertFix, Step, events_of, parse_steps
 
 RELEASES = ("bookworm", "trixie", "forky")
@@ -46,7 +47,7 @@ FIREWALLD_BACKENDS = ("default", "nftables", "iptables")
 DOCKER_IPTABLES = ("default", "nft", "legacy")
 STARTABLE = ("firewalld", "dockerd", "libvirt")
 NO_BACKEND = {"bookworm": "libvirt 9.0 (bookworm) has no firewall_backend setting"}
-_RESERVED = {*GUEST_KEYS, *HOST_KEYS}   # names a guest may not take
+_RESERVED = set(KEYS)   # names a guest may not take
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _GUEST = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
 
@@ -551,24 +552,18 @@ def _check_consistency(scenario: Scenario) -> None:
     """Expectations that could never be measured are errors, not silently ignored."""
     ipv6 = any(n.ipv6 for n in scenario.guest_networks().values())
     for index, step in enumerate(scenario.step_list):
+        met = {Need.PUBLISHED_PORT: scenario.workload.published_port is not None,
+               Need.ISOLATION: scenario.workload.isolated_networks,
+               Need.IPV6: ipv6 or any(c.match.get("ipv6") for c in scenario.cases),
+               Need.FIX_STEP: isinstance(step, ApplyFix)}
         for expect, where in [(step.expect, f"step[{index}].expect"),
                               *[(c.expect[step.id], f"case[{i}].expect.{step.id}")
                                 for i, c in enumerate(scenario.cases) if step.id in c.expect]]:
-            keys = expect.keys()
-            for key, given, because in (
-                    ("published_port", scenario.workload.published_port is not None,
-                     "publishes no port ([workload] published_port)"),
-                    ("docker_isolation", scenario.workload.isolated_networks,
-                     "probes no Docker isolation ([workload] isolated_networks = true)")):
-                if key in keys and not given:
-                    raise FieldError(f"{where}.{key}", f"given, but the scenario {because}")
-            for key in ("ipv6", "ping6", "tcp6"):
-                if key in keys and not ipv6 and not any(c.match.get("ipv6") for c in scenario.cases):
-                    raise FieldError(f"{where}.{key}", "given, but no guest network has IPv6 "
-                                                       "(host.ipv6 = true)")
-            if "checks" in expect.host:
-                if not isinstance(step, ApplyFix):
-                    raise FieldError(f"{where}.checks", "only on a fix step (the fix's host checks)")
+            for need in Need:
+                for key in (k.name for k in KEYS.values() if k.needs is need and k.name in expect.keys()):
+                    if not met[need]:
+                        raise FieldError(f"{where}.{key}", need.value)
+            if "checks" in expect.host and isinstance(step, ApplyFix):
                 ids = [c.id for c in step.fix.checks]
                 for check in expect.host["checks"]:
                     if check not in ids:
