@@ -47,8 +47,10 @@ def test_no_module_dispatches_on_a_step_kind_string() -> None:
     found = []
     for path in HARNESS.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Compare) and any(
-                    isinstance(side, ast.Attribute) and side.attr == "kind"
-                    for side in (node.left, *node.comparators)):
+            sides = (node.left, *node.comparators) if isinstance(node, ast.Compare) else ()
+            strings = [c for side in sides for c in ([side] if isinstance(side, ast.Constant) else
+                                                     getattr(side, "elts", [])) if isinstance(c, ast.Constant)]
+            if any(isinstance(side, ast.Attribute) and side.attr == "kind" for side in sides) and any(
+                    isinstance(c.value, str) for c in strings):
                 found.append(f"{path.relative_to(HARNESS)}:{node.lineno}")
     assert found == []

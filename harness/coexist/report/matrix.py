@@ -19,7 +19,8 @@ from typing import Any
 
 from coexist.report.results import StepResult
 from coexist.report.verdict import Verdict
-from coexist.scenario.model import RELEASES, Scenario
+from coexist.scenario.axes import RELEASES
+from coexist.scenario.model import Scenario
 from coexist.scenario.steps import ApplyFix
 
 COLOURS = {"online": "#bfe8bf", "docker": "#f7cf8f", "cut": "#f2a7a7", "error": "#f0e08a",

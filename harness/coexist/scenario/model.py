@@ -29,62 +29,22 @@ from coexist.base.schema import (
     within,
 )
 from coexist.host import guestnet
-from coexist.host.daemons import Service
 from coexist.host.guestnet import GuestNetwork, NetworkSpec
-from coexist.host.hostconfig import HostSettings
 from coexist.host.testbed import HostPlan
 from coexist.scenario import fixes
-from coexist.scenario.events import Event, event_list
+from coexist.scenario.axes import AXES, EVENT_AXES, HOST_AXES, IN_LABEL, Home
+from coexist.scenario.events import Event
 from coexist.scenario.expect import Expect, parse_expect
 from coexist.scenario.fixes import Fix
+from coexist.scenario.host import HOST_TABLE, Host, parse_host
 from coexist.scenario.keys import KEYS, Need
-from coexist.scenario.steps import AXIS_EVENTS, ApplyFix, AxisEvents, RevertFix, Step, events_of, parse_steps
+from coexist.scenario.steps import ApplyFix, AxisEvents, RevertFix, Step, events_of, parse_steps
 
-RELEASES = ("bookworm", "trixie", "forky")
 GUEST_NETWORKS = guestnet.KINDS
-LIBVIRT_BACKENDS = ("default", "iptables", "nftables")
-FIREWALLD_BACKENDS = ("default", "nftables", "iptables")
-DOCKER_IPTABLES = ("default", "nft", "legacy")
-STARTABLE = ("firewalld", "dockerd", "libvirt")
 NO_BACKEND = {"bookworm": "libvirt 9.0 (bookworm) has no firewall_backend setting"}
 _RESERVED = set(KEYS)   # names a guest may not take
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _GUEST = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
-
-
-@dataclass(frozen=True)
-class Host:
-    release: str = "trixie"
-    libvirt_firewall_backend: str = "default"
-    firewalld_backend: str = "default"
-    docker_iptables: str = "default"
-    start_order: tuple[str, ...] = ("firewalld", "dockerd", "libvirt")
-    ipv6: bool = False
-    docker: Mapping[str, Any] = field(default_factory=dict)
-    libvirt: Mapping[str, Any] = field(default_factory=dict)
-    firewalld_conf: Mapping[str, Any] = field(default_factory=dict)
-    sysctl: Mapping[str, Any] = field(default_factory=dict)
-    zones: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-
-    @property
-    def firewalld(self) -> bool:
-        return "firewalld" in self.start_order
-
-    def settings(self) -> HostSettings:
-        """The files and sysctls to write, the backend axes included."""
-        libvirt = dict(self.libvirt)
-        if self.libvirt_firewall_backend != "default":
-            libvirt["firewall_backend"] = self.libvirt_firewall_backend
-        firewalld = dict(self.firewalld_conf)
-        if self.firewalld_backend != "default":
-            firewalld["FirewallBackend"] = self.firewalld_backend
-        return HostSettings(dict(self.docker), libvirt, firewalld, dict(self.sysctl),
-                            dict(self.zones), self.docker_iptables)
-
-    def plan(self, networks: tuple[NetworkSpec, ...] = ()) -> HostPlan:
-        """This host as a testbed assembles it, with `networks` (none: the stock one)."""
-        return HostPlan(self.release, self.settings(), tuple(Service(s) for s in self.start_order),
-                        networks)
 
 
 @dataclass(frozen=True)
@@ -130,34 +90,33 @@ class Scenario:
 
     # -- axes -----------------------------------------------------------------------------------
     def axes(self) -> dict[str, Any]:
-        """This scenario's axis values, as `[[case]]` tables name them."""
-        return {
-            "release": self.host.release,
-            "libvirt_firewall_backend": self.host.libvirt_firewall_backend,
-            "firewalld_backend": self.host.firewalld_backend,
-            "docker_iptables": self.host.docker_iptables,
-            "start_order": list(self.host.start_order),
-            "firewalld": self.host.firewalld,
-            "network": self.guests[0].network,
-            "ipv6": self.host.ipv6,
-            "after_setup": list(self.axis_events.get("after_setup", ())),
-            "after_fix": list(self.axis_events.get("after_fix", ())),
-        }
+        """This scenario's axis values, as `[[case]]` tables name them (coexist.scenario.axes)."""
+        values: dict[str, Any] = {}
+        host = self.host.axes()
+        for axis in AXES.values():
+            match axis.home:
+                case Home.HOST:
+                    values[axis.name] = host[axis.name]
+                case Home.GUEST:
+                    values[axis.name] = self.guests[0].network
+                case Home.EVENTS:
+                    values[axis.name] = list(self.axis_events.get(axis.name, ()))
+                case Home.DERIVED:
+                    values[axis.name] = axis.name in values[axis.follows]
+        return values
 
     def variant(self, **axes: Any) -> Scenario:
         """The same scenario with other axis values (validated like a file)."""
-        data = {k: v for k, v in self.axes().items() if k != "firewalld"}
+        data = {k: v for k, v in self.axes().items() if AXES[k].home is not Home.DERIVED}
         unknown = sorted(set(axes) - set(data))
         if unknown:
             raise ScenarioError(self.path, "variant", f"unknown axes {unknown}; allowed: {', '.join(data)}")
         data.update(axes)
         with anchored(f"{self.path} (variant {axes})"):
-            host = _host({**_host_data(self.host), **{k: data[k] for k in _AXIS_HOST}})
-            choice("guest.network", data["network"], (*self.networks, *GUEST_NETWORKS))
-            guests = (dataclasses.replace(self.guests[0], network=data["network"]), *self.guests[1:])
-            events = {}
-            for axis in AXIS_EVENTS:
-                events[axis] = tuple(event_list(f"events.{axis}", data[axis]))
+            host = parse_host({**self.host.data(), **{a.name: data[a.name] for a in HOST_AXES}})
+            network = AXES["network"].check("guest.network", data["network"], tuple(self.networks))
+            guests = (dataclasses.replace(self.guests[0], network=network), *self.guests[1:])
+            events = {name: AXES[name].check(f"events.{name}", data[name]) for name in EVENT_AXES}
             variant = dataclasses.replace(self, host=host, guests=guests, axis_events=events)
             _check_networks(variant)
         return variant
@@ -183,21 +142,8 @@ class Scenario:
 
     def label(self) -> str:
         """A short description of the axis values, for reports."""
-        h = self.host
-        parts = [h.release, f"libvirt:{h.libvirt_firewall_backend}", "order:" + ">".join(h.start_order)]
-        if self.guests[0].network != "default":
-            parts.append(f"network:{self.guests[0].network}")
-        if h.ipv6:
-            parts.append("ipv6")
-        if h.firewalld_backend != "default":
-            parts.append(f"firewalld:{h.firewalld_backend}")
-        if h.docker_iptables != "default":
-            parts.append(f"docker-iptables:{h.docker_iptables}")
-        if self.axis_events.get("after_setup"):
-            parts.append("events:" + ",".join(self.axis_events["after_setup"]))
-        if self.axis_events.get("after_fix"):
-            parts.append("after-fix:" + ",".join(self.axis_events["after_fix"]))
-        return " ".join(parts)
+        values = self.axes()
+        return " ".join(part for axis in IN_LABEL if (part := axis.label(values[axis.name])) is not None)
 
     # -- what runs ------------------------------------------------------------------------------
     @property
@@ -254,14 +200,10 @@ class Scenario:
         return "dockerd" in self.host.start_order
 
 
-_AXIS_HOST = ("release", "libvirt_firewall_backend", "firewalld_backend", "docker_iptables",
-              "start_order", "ipv6")
 _TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
     "scenario": {"name": str, "summary": str, "source": str, "notes": list},
-    "host": {"release": str, "libvirt_firewall_backend": str, "firewalld_backend": str,
-             "docker_iptables": str, "start_order": list, "ipv6": bool, "docker": dict,
-             "libvirt": dict, "firewalld": dict, "sysctl": dict, "zones": dict},
-    "events": {"after_setup": list, "after_fix": list},
+    "host": HOST_TABLE,
+    "events": {name: list for name in EVENT_AXES},
     "workload": {"published_port": int, "isolated_networks": bool},
     "fix": {},
     "network": {},
@@ -270,11 +212,7 @@ _TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
     "case": {},
 }
 _ARRAYS = ("network", "guest", "step", "case")
-_CASE_MATCH: dict[str, type] = {
-    "release": str, "libvirt_firewall_backend": str, "firewalld_backend": str,
-    "docker_iptables": str, "start_order": list, "firewalld": bool, "after_setup": list,
-    "after_fix": list, "network": str, "ipv6": bool}
-
+_CASE_MATCH = {axis.name: axis.toml_type for axis in AXES.values()}   # what [[case]] may match
 
 MAX_BYTES = 1_000_000   # a scenario is a few KB; anything this big is not one
 
@@ -340,7 +278,7 @@ def _parse(data: dict[str, Any], path: Path) -> Scenario:
     if not _NAME.fullmatch(meta["name"]):
         raise FieldError("scenario.name", f"{shown(meta['name'])}: letters, digits, '_', '.', "
                                           "'-', starting with a letter or digit, at most 64")
-    host = _host(data.get("host", {}))
+    host = parse_host(data.get("host", {}))
     networks = _networks(data.get("network", []))
     guests = _guests(data.get("guest", []), networks)
     workload_data = data.get("workload", {})
@@ -354,8 +292,8 @@ def _parse(data: dict[str, Any], path: Path) -> Scenario:
             raise FieldError(f"fix.{name}", "is a built-in fix's name; name yours differently")
         with within(f"fix.{name}"):
             own_fixes[name] = fixes.parse_fix(name, table)
-    axis_events = {axis: tuple(event_list(f"events.{axis}", data.get("events", {}).get(axis, [])))
-                   for axis in AXIS_EVENTS}
+    axis_events = {name: AXES[name].check(f"events.{name}", data.get("events", {}).get(name, []))
+                   for name in EVENT_AXES}
     steps = parse_steps(data.get("step", []), {**fixes.builtin(), **own_fixes},
                    tuple(g.name for g in guests))
     scenario = Scenario(
@@ -363,7 +301,7 @@ def _parse(data: dict[str, Any], path: Path) -> Scenario:
         notes=tuple(strings("scenario.notes", meta.get("notes", []))), host=host,
         guests=guests, networks=networks, workload=workload, fixes=own_fixes, step_list=steps,
         axis_events=axis_events)
-    for axis in AXIS_EVENTS:
+    for axis in EVENT_AXES:
         if axis_events[axis] and not any(isinstance(s, AxisEvents) and s.axis == axis for s in steps):
             raise FieldError(f"events.{axis}", f"given, but no step has axis = \"{axis}\" "
                                                "(where the events happen)")
@@ -375,60 +313,6 @@ def _parse(data: dict[str, Any], path: Path) -> Scenario:
     if why is not None:
         raise FieldError("host", f"cannot run as written: {why}")
     return scenario
-
-
-def _host_data(host: Host) -> dict[str, Any]:
-    data = {k: getattr(host, k) for k in _AXIS_HOST}
-    data["start_order"] = list(host.start_order)
-    data.update(docker=dict(host.docker), libvirt=dict(host.libvirt), firewalld=dict(host.firewalld_conf),
-                sysctl=dict(host.sysctl), zones={z: list(i) for z, i in host.zones.items()})
-    return data
-
-
-def _host(data: dict[str, Any]) -> Host:
-    check_types("host", data, _TABLES["host"])
-    libvirt = dict(data.get("libvirt", {}))
-    firewalld = dict(data.get("firewalld", {}))
-    backend = choice("host.libvirt_firewall_backend",
-                     data.get("libvirt_firewall_backend", Host.libvirt_firewall_backend), LIBVIRT_BACKENDS)
-    fw_backend = choice("host.firewalld_backend",
-                        data.get("firewalld_backend", Host.firewalld_backend), FIREWALLD_BACKENDS)
-    for given, table, key in ((backend, libvirt, "firewall_backend"),
-                              (fw_backend, firewalld, "FirewallBackend")):
-        if given != "default" and key in table:
-            raise FieldError(f"host.{'libvirt' if table is libvirt else 'firewalld'}.{key}",
-                             "set twice: give it once, as the host's backend key (a matrix axis)")
-    for name, table in (("docker", data.get("docker", {})), ("libvirt", libvirt), ("firewalld", firewalld)):
-        for key, value in table.items():
-            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,63}", key):
-                raise FieldError(f"host.{name}.{key}", "a configuration key: letters, digits, _ . -")
-            if name != "docker" and not isinstance(value, str | int | bool):
-                raise FieldError(f"host.{name}.{key}",
-                                 f"must be a string, number or boolean, got {value!r}")
-    sysctl = data.get("sysctl", {})
-    for key, value in sysctl.items():
-        if not re.fullmatch(r"net(\.[A-Za-z0-9_+-]+)+", key):
-            raise FieldError(f"host.sysctl.{key}", "only network sysctls (net.*): the lab "
-                                                   "owns its network namespace, nothing else")
-        short = isinstance(value, str) and re.fullmatch(r"[\w .:-]{1,64}", value)
-        if isinstance(value, bool) or not (isinstance(value, int) or short):
-            raise FieldError(f"host.sysctl.{key}",
-                             f"must be a number or a short string, got {value!r}")
-    zones = {}
-    for zone, interfaces in data.get("zones", {}).items():
-        names = interfaces if isinstance(interfaces, list) else []
-        if not names or not all(isinstance(i, str) for i in names):
-            raise FieldError(f"host.zones.{zone}",
-                             "a list of interface names, e.g. libvirt = [\"virbr0\"]")
-        zones[zone] = tuple(interfaces)
-    return Host(
-        release=choice("host.release", data.get("release", Host.release), RELEASES),
-        libvirt_firewall_backend=backend, firewalld_backend=fw_backend,
-        docker_iptables=choice("host.docker_iptables",
-                               data.get("docker_iptables", Host.docker_iptables), DOCKER_IPTABLES),
-        start_order=_start_order(data.get("start_order", list(Host.start_order))),
-        ipv6=data.get("ipv6", False), docker=dict(data.get("docker", {})), libvirt=libvirt,
-        firewalld_conf=firewalld, sysctl=dict(sysctl), zones=zones)
 
 
 def _networks(tables: list[Any]) -> dict[str, NetworkSpec]:
@@ -484,21 +368,17 @@ def _case(index: int, data: Any, scenario: Scenario) -> Case:
     check_types(where, data, {**_CASE_MATCH, "expect": dict, "note": str})
     if not match:
         raise FieldError(where, f"matches nothing: give one of {', '.join(_CASE_MATCH)}")
-    allowed = {"release": RELEASES, "libvirt_firewall_backend": LIBVIRT_BACKENDS,
-               "firewalld_backend": FIREWALLD_BACKENDS, "docker_iptables": DOCKER_IPTABLES,
-               "network": (*scenario.networks, *GUEST_NETWORKS)}
-    for key, choices in allowed.items():
-        if key in match:
-            choice(f"{where}.{key}", match[key], choices)
-    if "start_order" in match:
-        order = _start_order(match["start_order"], f"{where}.start_order")
-        if "firewalld" in match and match["firewalld"] != ("firewalld" in order):
-            raise FieldError(f"{where}.firewalld", "contradicts its start_order: never matches")
-    for axis in AXIS_EVENTS:
-        if axis in match:
-            event_list(f"{where}.{axis}", match[axis])
-            if not any(isinstance(s, AxisEvents) and s.axis == axis for s in scenario.step_list):
-                raise FieldError(f"{where}.{axis}", f"never matches: no step has axis = \"{axis}\"")
+    for axis in AXES.values():
+        if axis.name not in match:
+            continue
+        field_name = f"{where}.{axis.name}"
+        axis.check(field_name, match[axis.name], tuple(scenario.networks) if axis.home is Home.GUEST else ())
+        if axis.home is Home.EVENTS and not any(isinstance(s, AxisEvents) and s.axis == axis.name
+                                                for s in scenario.step_list):
+            raise FieldError(field_name, f"never matches: no step has axis = \"{axis.name}\"")
+        if axis.home is Home.DERIVED and axis.follows in match \
+                and match[axis.name] != (axis.name in match[axis.follows]):
+            raise FieldError(field_name, f"contradicts its {axis.follows}: never matches")
     if match.get("release") in NO_BACKEND and match.get("libvirt_firewall_backend", "default") != "default":
         raise FieldError(where, f"never matches: {NO_BACKEND[match['release']]}")
     if match.get("ipv6") and match.get("network") in _bridge_networks(scenario):
@@ -574,15 +454,4 @@ def _check_consistency(scenario: Scenario) -> None:
 
 def _matches(match: dict[str, Any], axes: dict[str, Any]) -> bool:
     return all(axes[key] == value for key, value in match.items())
-
-
-def _start_order(order: list[Any], where: str = "host.start_order") -> tuple[str, ...]:
-    for item in strings(where, order):
-        choice(where, item, STARTABLE)
-    if len(set(order)) != len(order):
-        raise FieldError(where, f"names a daemon twice: {order}")
-    if "libvirt" not in order:
-        raise FieldError(where, "must include 'libvirt' (the guests need its network)")
-    return tuple(order)
-
 

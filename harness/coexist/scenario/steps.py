@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from coexist.base.schema import FieldError, check_types, choice, strings, within
+from coexist.scenario.axes import EVENT_AXES
 from coexist.scenario.events import EVENTS as EVENTS  # re-exported: the steps' events
 from coexist.scenario.events import Event as Event
 from coexist.scenario.events import event_list
 from coexist.scenario.expect import Expect, parse_expect
 from coexist.scenario.fixes import Fix
 
-AXIS_EVENTS = ("after_setup", "after_fix")
 DO = ("boot", "measure")
 SETTLE_DEFAULT = 30.0   # seconds a step's measurement may take to settle
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -213,7 +213,7 @@ def _revert(value: Any, at: _At) -> Step:
 
 
 def _axis(value: Any, at: _At) -> Step:
-    axis = choice(f"{at.where}.axis", value, AXIS_EVENTS)
+    axis = choice(f"{at.where}.axis", value, EVENT_AXES)
     if any(isinstance(s, AxisEvents) and s.axis == axis for s in at.earlier):
         raise FieldError(f"{at.where}.axis", f"a second step with axis = \"{axis}\"")
     return AxisEvents(axis)
