@@ -221,7 +221,9 @@ def coexist_wan(coexist_lab: Lab) -> Wan:
 @pytest.fixture
 def coexist_docker(coexist_lab: Lab) -> docker.DockerClient:
     """A docker-py client of the lab's dockerd."""
-    if not coexist_lab.running("dockerd"):
+    from coexist.host.daemons import Daemon
+
+    if not coexist_lab.running(Daemon.DOCKERD):
         pytest.fail("coexist_docker: the marker's start_order starts no dockerd", pytrace=False)
     return coexist_lab.docker()
 

@@ -14,7 +14,7 @@ from coexist.base import interrupt, log
 from coexist.guest.accel import AccelDecision
 from coexist.guest.guest import Guest, accel_for, guest_for
 from coexist.host import containers, firewall
-from coexist.host.daemons import NotApplicable
+from coexist.host.daemons import Daemon, NotApplicable
 from coexist.host.testbed import Testbed
 from coexist.images.built import Images, build_images
 from coexist.net import connectivity
@@ -157,7 +157,7 @@ class Run:
             connectivity.published_port_answers(self.lab.wan, port, timeout=PORT_TIMEOUT)
 
     def _container_running(self, name: str) -> bool:
-        if not self.lab.running("dockerd"):
+        if not self.lab.running(Daemon.DOCKERD):
             return False
         try:
             return bool(self.lab.docker().containers.get(name).status == "running")

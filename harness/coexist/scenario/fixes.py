@@ -75,7 +75,7 @@ class Fix:
     source: str = ""
     revert: tuple[str, ...] = ()
     checks: tuple[HostCheck, ...] = ()
-    needs: tuple[str, ...] = ()        # services that must be running (Service; checked before applying)
+    needs: tuple[Service, ...] = ()    # services that must be running (checked before applying)
     params: dict[str, str] = field(default_factory=dict)   # defaults of the {name} parameters
     template: Fix | None = field(default=None, repr=False, compare=False)   # before filling in
 
@@ -134,7 +134,7 @@ def parse_fix(name: str, data: Any) -> Fix:
     if len(set(ids)) != len(ids):
         raise FieldError("check", f"two checks share an id: {ids}")
     fix = Fix(name, data["summary"], tuple(commands), data.get("source", ""),
-              tuple(_commands(data, "revert")), tuple(checks), tuple(needs), dict(params))
+              tuple(_commands(data, "revert")), tuple(checks), tuple(map(Service, needs)), dict(params))
     used = {m for text in (*fix.commands, *fix.revert) for m in re.findall(r"\{(\w+)\}", text)}
     undeclared = sorted(used - set(params))
     if undeclared:

@@ -29,6 +29,7 @@ from coexist.base.schema import (
     within,
 )
 from coexist.host import guestnet
+from coexist.host.daemons import Service
 from coexist.host.guestnet import GuestNetwork, NetworkSpec
 from coexist.host.testbed import HostPlan
 from coexist.scenario import fixes
@@ -136,7 +137,7 @@ class Scenario:
                 if missing:
                     return (f"step {step.id}: fix {step.fix.name} needs {', '.join(missing)}, which "
                             "host.start_order does not start")
-        if self.workload.any and "dockerd" not in self.host.start_order:
+        if self.workload.any and Service.DOCKERD not in self.host.start_order:
             return "[workload] needs dockerd in host.start_order"
         return None
 
@@ -197,7 +198,7 @@ class Scenario:
 
     @property
     def docker(self) -> bool:
-        return "dockerd" in self.host.start_order
+        return Service.DOCKERD in self.host.start_order
 
 
 _TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
