@@ -4,7 +4,7 @@ their validation, `[[case]]` matching, `Scenario.axes()`, `variant()` and `label
 `coexist matrix`'s flags and the pytest plugin's `--axis`.
 
 A new axis is one entry in AXES, plus what it means: a host axis is the Host field of its name
-(coexist.scenario.model) and what the host does with it (Host.settings); an event axis is where
+(coexist.scenario.host) and what the host does with it (Host.settings); an event axis is where
 an `axis = "..."` step happens.
 """
 
