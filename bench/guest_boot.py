@@ -28,7 +28,7 @@ from coexist.guest.sshkeys import GuestKeys
 from coexist.host.lab import Lab
 from coexist.host.testbed import GUEST_IMAGE_DIR, Testbed
 from coexist.images.built import build_images
-from coexist.scenario.model import Host
+from coexist.scenario.host import parse_host
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -60,7 +60,7 @@ def main() -> int:
     parser.add_argument("--release", default="trixie")
     args = parser.parse_args()
     images = build_images(args.release)
-    host = Host(release=args.release, start_order=("libvirt",))
+    host = parse_host({"release": args.release, "start_order": ["libvirt"]})
     samples: dict[str, list[float]] = {"ready_line": [], "lease": [], "first_ssh": [],
                                        "direct_ready_line": []}
     with Testbed(host.plan(), images, name="bench") as bed:

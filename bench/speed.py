@@ -55,7 +55,7 @@ from coexist.host.firewalld import Firewalld  # noqa: E402
 from coexist.host.lab import Lab  # noqa: E402
 from coexist.host.testbed import GUEST_IMAGE_DIR, Testbed  # noqa: E402
 from coexist.images.built import build_images  # noqa: E402
-from coexist.scenario.model import Host  # noqa: E402
+from coexist.scenario.host import Host, parse_host  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 SEED = ROOT / "scenarios" / "seed-firewalld-direct.toml"
@@ -349,8 +349,8 @@ def main() -> int:
         print(f"\nwritten to {out}")
         return 0
     images = build_images(args.release)
-    host = Host(release=args.release, libvirt_firewall_backend="nftables",
-                start_order=("firewalld", "dockerd", "libvirt"))
+    host = parse_host({"release": args.release, "libvirt_firewall_backend": "nftables",
+                       "start_order": ["firewalld", "dockerd", "libvirt"]})
     result: dict[str, Any] = {"command": "sudo .venv/bin/python bench/speed.py " + " ".join(sys.argv[1:]),
                               "date": time.strftime("%Y-%m-%d %H:%M"), "release": args.release}
     result["define"] = define_figures(host, images)

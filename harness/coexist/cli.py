@@ -16,16 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from coexist.base import interrupt, log
-from coexist.scenario.model import (
-    DOCKER_IPTABLES,
-    FIREWALLD_BACKENDS,
-    GUEST_NETWORKS,
-    LIBVIRT_BACKENDS,
-    RELEASES,
-)
-from coexist.scenario.steps import EVENTS
-
-START_ITEMS = ("firewalld", "dockerd", "libvirt")
+from coexist.scenario.axes import AXES, CROSSED, RELEASES, Axis, Kind
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,37 +75,14 @@ def _parser() -> argparse.ArgumentParser:
                      help="run on this Debian release instead of the scenario's own")
     run.add_argument("--network", default=None,
                      help=f"put the first guest on this network instead of the scenario's own "
-                          f"({', '.join(GUEST_NETWORKS)}, or one the scenario defines)")
+                          f"({', '.join(AXES['network'].values)}, or one the scenario defines)")
     run.add_argument("--ipv6", action="store_true", help="add IPv6 to the guest's libvirt network")
     check = sub.add_parser("check", help="validate scenario files without running anything")
     check.add_argument("scenarios", type=Path, nargs="+")
     matrix = sub.add_parser("matrix", help="run scenarios crossed with axes; write a report")
     matrix.add_argument("scenarios", type=Path, nargs="+", help="scenario files or folders")
-    listed = "(repeatable or comma-separated)"
-    matrix.add_argument("--release", action="append", default=[], type=_values(RELEASES),
-                        help=f"{','.join(RELEASES)} {listed}")
-    matrix.add_argument("--start-order", action="append", default=[],
-                        type=_values(START_ITEMS, order=True),
-                        help="e.g. firewalld,dockerd,libvirt (repeatable: one order each)")
-    matrix.add_argument("--libvirt-backend", action="append", default=[],
-                        type=_values(LIBVIRT_BACKENDS), help=f"{','.join(LIBVIRT_BACKENDS)} {listed}")
-    matrix.add_argument("--firewalld-backend", action="append", default=[],
-                        type=_values(FIREWALLD_BACKENDS),
-                        help=f"{','.join(FIREWALLD_BACKENDS)} {listed}")
-    matrix.add_argument("--docker-iptables", action="append", default=[],
-                        type=_values(DOCKER_IPTABLES), help=f"{','.join(DOCKER_IPTABLES)} {listed}")
-    matrix.add_argument("--network", action="append", default=[], type=_values(GUEST_NETWORKS),
-                        help=f"the guest's network: {','.join(GUEST_NETWORKS)} {listed}")
-    matrix.add_argument("--ipv6", action="append", default=[], choices=["no", "yes", "no,yes"],
-                        metavar="no|yes|no,yes",
-                        help="IPv6 on the guest's libvirt network: no, yes or no,yes")
-    matrix.add_argument("--after-setup", action="append", default=[],
-                        type=_values((*EVENTS, "none"), order=True),
-                        help="events before the first measurement, e.g. firewalld-reload "
-                             "(repeatable: one list each; 'none' for no event)")
-    matrix.add_argument("--after-fix", action="append", default=[],
-                        type=_values((*EVENTS, "none"), order=True),
-                        help="events after the fix (repeatable: one list each; 'none')")
+    for axis in CROSSED:
+        _add_axis(matrix, axis)
     matrix.add_argument("--out", type=Path, default=None,
                         help="report folder (default: ./artifacts/matrix-<time>-<run id>)")
     matrix.add_argument("-n", type=int, default=1, metavar="N",
@@ -128,6 +96,29 @@ def _parser() -> argparse.ArgumentParser:
     images = sub.add_parser("images", help="build (or reuse) the host and guest images")
     images.add_argument("--release", choices=RELEASES, default="trixie")
     return parser
+
+
+def _add_axis(matrix: argparse.ArgumentParser, axis: Axis) -> None:
+    """The matrix's flag of `axis` (coexist.scenario.axes): repeatable, its values as the axis's
+    kind writes them on the command line."""
+    shape: dict[str, Any]
+    match axis.kind:
+        case Kind.YES_NO:
+            shape = {"choices": ["no", "yes", "no,yes"], "metavar": "no|yes|no,yes",
+                     "help": f"{axis.help}: no, yes or no,yes"}
+        case Kind.ORDER:
+            shape = {"type": _values(axis.values, order=True),
+                     "help": f"{axis.help}, e.g. {','.join(axis.values)} (repeatable: one order each)"}
+        case Kind.EVENTS:
+            shape = {"type": _values((*axis.values, "none"), order=True),
+                     "help": f"{axis.help}, e.g. {axis.values[0]} (repeatable: one list each; 'none' "
+                             "for no event)"}
+        case _:
+            shape = {"type": _values(axis.values),
+                     "help": f"{axis.help}: {','.join(axis.values)} (repeatable or comma-separated)"}
+    assert axis.flag is not None
+    matrix.add_argument(f"--{axis.flag}", dest=axis.name, action="append", default=[],
+                        **{"metavar": axis.flag.upper().replace("-", "_"), **shape})
 
 
 def _values(allowed: tuple[str, ...], *, order: bool = False) -> Callable[[str], list[str]]:
@@ -255,20 +246,10 @@ def _matrix(args: argparse.Namespace) -> int:
         else:
             files.append(path)
     scenarios = [_load(f) for f in files]
-    axes: dict[str, list[str]] = {
-        "release": _flat(args.release),
-        "libvirt_firewall_backend": _flat(args.libvirt_backend),
-        "firewalld_backend": _flat(args.firewalld_backend),
-        "docker_iptables": _flat(args.docker_iptables),
-        "network": _flat(args.network),
-        "ipv6": _flat([v.split(",") for v in args.ipv6]),
-        "start_order": ["+".join(order) for order in args.start_order],
-        "after_setup": ["+".join(e for e in events if e != "none") or "none" for events in args.after_setup],
-        "after_fix": ["+".join(e for e in events if e != "none") or "none" for events in args.after_fix],
-    }
     from coexist.pytest_plugin import axes_from
 
-    options = [f"{name}={','.join(values)}" for name, values in axes.items() if values]
+    options = [f"{axis.name}={axis.to_option(getattr(args, axis.name))}" for axis in CROSSED
+               if getattr(args, axis.name)]
     try:
         variants = matrix.cross(scenarios, axes_from(options))
     except ScenarioError as error:
@@ -336,9 +317,6 @@ def _shell(args: argparse.Namespace) -> int:
                 *command]
     return subprocess.call(argv, env={"PATH": SYSTEM_PATH, "HOME": "/root", "TERM": "xterm"})
 
-
-def _flat(values: list[list[str]]) -> list[str]:
-    return [v for value in values for v in value]
 
 
 if __name__ == "__main__":

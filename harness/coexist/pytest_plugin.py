@@ -12,9 +12,9 @@ and its Docker as fixtures of your own tests, with no harness internals imported
         coexist_lab.succeed("iptables -I DOCKER-USER -o virbr0 -j ACCEPT")
         coexist_guest.wait_until_succeeds("ping -c1 -W2 198.51.100.1")
 
-The marker takes a scenario's [host] keys (release, start_order, libvirt_firewall_backend,
-firewalld_backend, docker_iptables, ipv6, docker, libvirt, firewalld, sysctl, zones) and
-`network` (the guest's network), or `scenario="path/to/file.toml"` (its host and first guest).
+The marker takes a scenario's [host] keys (README, "Tables": release, start_order, the backends,
+the daemons' settings, ...) and `network` (the guest's network), or `scenario="path/to/file.toml"`
+(its host and first guest).
 They are validated like a scenario file: a bad key fails the test in one line. Options:
 `--release` (every lab on this release), `--accel auto|kvm|tcg`, `--artifacts-dir`, `--keep-lab`
 (a failed test's lab and guest stay up until Ctrl-C at the end; `coexist shell` enters them).
@@ -52,17 +52,17 @@ if TYPE_CHECKING:
     from coexist.scenario.model import Scenario
 
 MARKER = "coexist"
-RELEASES = ("bookworm", "trixie", "forky")
 KEPT_FILE = "kept.json"   # in a kept lab's work folder: what `coexist shell` needs to enter it
 _kept = pytest.StashKey[list[ExitStack]]()
 _failed = pytest.StashKey[bool]()
 _guests = pytest.StashKey[list["Guest"]]()
 _rows = pytest.StashKey[list["Row"]]()
 _started = pytest.StashKey[float]()
-LIST_AXES = ("start_order", "after_setup", "after_fix")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    from coexist.scenario.axes import RELEASES
+
     group = parser.getgroup("coexist", "coexist labs (libvirt + Docker on one host, for real)")
     group.addoption("--release", default=None, choices=RELEASES,
                     help="host release for every lab (default: the marker's or scenario's own)")
@@ -71,11 +71,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "TCG), or forced")
     group.addoption("--artifacts-dir", default="artifacts",
                     help="where each test's logs, rulesets and verdicts go (a folder per test)")
-    group.addoption("--axis", action="append", default=[], metavar="NAME=V1,V2",
-                    help="cross scenario files with these values (repeatable): release, "
-                         "libvirt_firewall_backend, firewalld_backend, docker_iptables, network, "
-                         "ipv6 (no,yes), start_order / after_setup / after_fix (a list per value, "
-                         "its items joined by '+'; 'none' for no event)")
+    group.addoption("--axis", action="append", default=[], metavar="NAME=V1,V2", help=_axis_help())
     group.addoption("--matrix-dir", default=None,
                     help="where the scenario items' matrix report goes (default: "
                          "<artifacts-dir>/matrix)")
@@ -225,7 +221,9 @@ def coexist_wan(coexist_lab: Lab) -> Wan:
 @pytest.fixture
 def coexist_docker(coexist_lab: Lab) -> docker.DockerClient:
     """A docker-py client of the lab's dockerd."""
-    if not coexist_lab.running("dockerd"):
+    from coexist.host.daemons import Daemon
+
+    if not coexist_lab.running(Daemon.DOCKERD):
         pytest.fail("coexist_docker: the marker's start_order starts no dockerd", pytrace=False)
     return coexist_lab.docker()
 
@@ -251,20 +249,31 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
+def _axis_help() -> str:
+    """--axis's help, from the axes' table (coexist.scenario.axes)."""
+    from coexist.scenario.axes import CROSSED, Kind
+
+    single = [axis.name + (" (no,yes)" if axis.kind is Kind.YES_NO else "") for axis in CROSSED
+              if axis.kind in (Kind.CHOICE, Kind.YES_NO)]
+    lists = [axis.name for axis in CROSSED if axis.kind in (Kind.ORDER, Kind.EVENTS)]
+    return (f"cross scenario files with these values (repeatable): {', '.join(single)}, "
+            f"{' / '.join(lists)} (a list per value, its items joined by '+'; 'none' for no event)")
+
+
 def axes_from(options: Iterable[str]) -> dict[str, list[Any]]:
-    """`--axis` values as coexist.report.matrix.cross takes them."""
+    """`--axis` values as coexist.report.matrix.cross takes them (an unknown name is passed on:
+    the scenario's variant says which axes there are)."""
+    from coexist.scenario.axes import AXES
+
     axes: dict[str, list[Any]] = {}
     for option in options:
         name, sep, values = option.partition("=")
         if not sep or not values:
             raise pytest.UsageError(f"--axis {option!r}: give NAME=VALUE[,VALUE...]")
-        items: list[Any] = values.split(",")
-        if name in LIST_AXES:
-            items = [[] if v == "none" else v.split("+") for v in items]
-        elif name == "ipv6":
-            if set(items) - {"no", "yes"}:
-                raise pytest.UsageError(f"--axis {option!r}: ipv6 is no or yes")
-            items = [v == "yes" for v in items]
+        try:
+            items = AXES[name].from_option(values) if name in AXES else values.split(",")
+        except ValueError as error:
+            raise pytest.UsageError(f"--axis {option!r}: {error}") from None
         axes.setdefault(name, []).extend(items)
     return axes
 

@@ -43,7 +43,7 @@ def test_an_admins_commands_between_measurements(artifacts: Path, request: pytes
     verdict = run("forward-accept-by-hand", artifacts, request)
     admin = verdict.step("admin")
     assert [(c.command, c.returncode) for c in admin.commands] == [("iptables -P FORWARD ACCEPT", 0)]
-    assert admin.facts is not None and admin.facts.forward_policy == "ACCEPT"
+    assert admin.host_value("forward_policy") == "ACCEPT"
     assert admin.guests["guest"].final.state == "online"
     assert not verdict.mismatches(), verdict.render()
 
@@ -52,7 +52,7 @@ def test_a_daemon_json_key_on_the_docker_that_knows_it(artifacts: Path,
                                                       request: pytest.FixtureRequest) -> None:
     verdict = run("ip-forward-no-drop", artifacts, request)
     boot = verdict.step("boot")
-    assert boot.facts is not None and boot.facts.ip_forward and boot.facts.forward_policy == "ACCEPT"
+    assert boot.host_value("ip_forward") is True and boot.host_value("forward_policy") == "ACCEPT"
     assert not verdict.mismatches(), verdict.render()
 
 

@@ -52,7 +52,7 @@ def test_seed_scenario_verdict_matches_what_was_measured(seed: scenario.Scenario
     assert all(c.returncode == 0 for c in fix.commands), verdict.render()
     assert fix.guests["guest"].final.all_ok, verdict.render()
     assert {c.id: c.holds for c in fix.checks}["masquerade"], verdict.render()
-    assert boot.docker_isolation is True and boot.facts.forward_policy == "DROP", verdict.render()
+    assert boot.docker_isolation is True and boot.host_value("forward_policy") == "DROP", verdict.render()
     assert restart.guests["guest"].final.all_ok and reboot.guests["guest"].final.all_ok, verdict.render()
     assert not verdict.mismatches(), verdict.render()
     assert (artifacts / "01-boot" / "nft-ruleset.json").is_file()

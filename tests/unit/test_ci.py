@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from coexist.images.hostimage import DEBIAN_KEYRING
-from coexist.scenario.model import RELEASES
+from coexist.scenario.axes import RELEASES
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / "ci" / "github-actions.yml"

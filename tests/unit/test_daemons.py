@@ -9,8 +9,8 @@ import pytest
 from coexist.base.commands import Command, Result
 from coexist.host.daemons import Daemon, Service, spec
 from coexist.host.lab import Lab
+from coexist.scenario.events import Event
 from coexist.scenario.fixes import Fix
-from coexist.scenario.steps import Event
 
 
 def test_each_service_maps_to_the_daemon_that_must_run() -> None:

@@ -11,7 +11,7 @@ from coexist.net.connectivity import Connectivity, Probe
 from coexist.report.explain import dropped_by_policy, explain_steps, policy_counters
 from coexist.report.results import Settled, StepResult
 from coexist.scenario.fixes import builtin
-from coexist.scenario.steps import Step
+from coexist.scenario.steps import ApplyFix, Boot, Step
 
 DATA = Path(__file__).parent / "data" / "trixie-seed"
 
@@ -61,8 +61,8 @@ def result(step: Step, measured: Connectivity) -> StepResult:
     return StepResult(step, guests={"guest": Settled(measured, 2, 4.0, True)})
 
 
-BOOT = Step("boot", "do", do="boot")
-FIX = Step("seed-firewalld-direct", "fix", fix=builtin()["seed-firewalld-direct"])
+BOOT = Boot(id="boot")
+FIX = ApplyFix(builtin()["seed-firewalld-direct"], id="seed-firewalld-direct")
 NETWORKS = {"guest": guest_network("default")}
 
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
+from coexist.base.schema import FieldError
 from coexist.guest.domain import DomainSpec, domain_xml
-from coexist.host.guestnet import KINDS, NetworkError, guest_network, parse_network
+from coexist.host.guestnet import KINDS, guest_network, parse_network
 from coexist.report.explain import fix_scope
 from coexist.scenario.fixes import builtin
 
@@ -123,6 +124,6 @@ def test_a_scenario_network_is_its_own_bridge_subnet_and_mode() -> None:
     ({"bridge": "v", "ipv4": "10.1.0.0/24", "dhcp": True}, "dhcp", "unknown key"),
 ])
 def test_bad_networks_name_the_field(data: dict, field: str, says: str) -> None:
-    with pytest.raises(NetworkError, match=says) as caught:
+    with pytest.raises(FieldError, match=says) as caught:
         parse_network("n", data)
     assert caught.value.field == field

@@ -1,30 +1,74 @@
-"""Validation helpers of the scenario schema, and the one error it raises: file, field, what is allowed."""
+"""Validation helpers of the scenario schema, and the one error it raises: a field and its problem.
+
+Every validator (a scenario's tables, a fix, a network, an `expect` table) raises FieldError with
+the field as the data it was handed names it. Whoever hands a part of a file to a validator says
+once where that part sits (`within("step[2].expect")`), and the loader that read the file anchors
+the error to it once (`anchored(path)`): the user reads `file: field: problem`, and nobody
+re-raises by hand.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 
-class ScenarioError(ValueError):
-    """A scenario file is malformed; the message names the file, the field and what is allowed."""
+class FieldError(ValueError):
+    """A field of some data is malformed: `field` (dotted, from the data's root; "" for the data
+    itself) and `problem`, what is wrong and what is allowed."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field, self.problem = field, problem
+        super().__init__(f"{field}: {problem}" if field else problem)
+
+    def under(self, prefix: str) -> FieldError:
+        """The same error, its field named from one level up (`prefix` is where the data sits)."""
+        return FieldError(f"{prefix}.{self.field}" if self.field else prefix, self.problem)
+
+
+class ScenarioError(FieldError):
+    """A FieldError anchored to its file; the message names the file, the field and what is allowed."""
 
     def __init__(self, path: Path | str, where: str, problem: str) -> None:
-        self.path, self.where, self.problem = str(path), where, problem
-        super().__init__(f"{path}: {where}: {problem}")
+        super().__init__(where, problem)
+        self.path, self.where = str(path), where
+        self.args = (f"{path}: {where}: {problem}",)
 
 
-def check_types(path: Path | str, table: str, values: dict[str, Any],
-                 allowed: dict[str, type | tuple[type, ...]]) -> None:
+@contextmanager
+def within(prefix: str) -> Iterator[None]:
+    """Field errors raised inside name their field under `prefix` (where the validated part sits)."""
+    try:
+        yield
+    except ScenarioError:
+        raise
+    except FieldError as error:
+        raise error.under(prefix) from None
+
+
+@contextmanager
+def anchored(path: Path | str) -> Iterator[None]:
+    """Field errors raised inside are errors of the file `path` (ScenarioError)."""
+    try:
+        yield
+    except ScenarioError:
+        raise
+    except FieldError as error:
+        raise ScenarioError(path, error.field, error.problem) from None
+
+
+def check_types(table: str, values: dict[str, Any], allowed: dict[str, type | tuple[type, ...]]) -> None:
     for key, item in values.items():
         if key not in allowed:
-            raise ScenarioError(path, f"{table}.{key}", f"unknown key; allowed: {', '.join(allowed)}")
+            raise FieldError(f"{table}.{key}", f"unknown key; allowed: {', '.join(allowed)}")
         expected = allowed[key]
         if isinstance(item, bool) and expected in (int, (int, float)) or not isinstance(item, expected):
             kinds = (expected,) if isinstance(expected, type) else expected
             kind = ("a number" if kinds == (int, float)
                     else " or ".join(_KIND_NAMES.get(t, t.__name__) for t in kinds))
-            raise ScenarioError(path, f"{table}.{key}", f"must be {kind}, got {shown(item)}")
+            raise FieldError(f"{table}.{key}", f"must be {kind}, got {shown(item)}")
 
 
 _KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
@@ -37,14 +81,14 @@ def shown(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
-def choice(path: Path | str, where: str, value: Any, allowed: tuple[str, ...]) -> str:
+def choice(where: str, value: Any, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
-        raise ScenarioError(path, where, f"{value!r} is not allowed; allowed: {', '.join(allowed)}")
+        raise FieldError(where, f"{value!r} is not allowed; allowed: {', '.join(allowed)}")
     return str(value)
 
 
-def strings(path: Path | str, where: str, values: list[Any]) -> list[str]:
+def strings(where: str, values: list[Any]) -> list[str]:
     for value in values:
         if not isinstance(value, str):
-            raise ScenarioError(path, where, f"must be a list of strings, got {value!r}")
+            raise FieldError(where, f"must be a list of strings, got {value!r}")
     return values

@@ -26,6 +26,7 @@ from coexist.guest import accel
 from coexist.guest.accel import Accel, AccelDecision, tcg_clock_args
 from coexist.guest.domain import DomainSpec, domain_xml
 from coexist.guest.sshkeys import GuestKeys
+from coexist.host.daemons import Daemon
 from coexist.host.guestnet import GuestNetwork, guest_network
 from coexist.host.lab import Lab
 from coexist.host.testbed import GUEST_IMAGE_DIR
@@ -255,7 +256,7 @@ class Guest(Verbs):
             suffix = "" if self.role == "guest" else f"-{self.role}"
             (self.artifacts / f"guest{suffix}-serial.log").write_text(
                 self._console_history + self.serial_log())
-        if interrupt.stopping() or not self.lab.running("libvirtd"):
+        if interrupt.stopping() or not self.lab.running(Daemon.LIBVIRTD):
             return   # the lab's teardown (or power_off) kills qemu with the rest
         try:
             domain = self.lab.libvirt().lookupByName(self.name)

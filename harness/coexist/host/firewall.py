@@ -1,12 +1,14 @@
-"""Reading a lab host's firewall: iptables listings, nftables JSON, firewalld queries, snapshots."""
+"""Reading a lab host's firewall: iptables listings, nftables JSON, firewalld queries, snapshots;
+the questions the scenarios' host facts ask (coexist.scenario.keys)."""
 
 from __future__ import annotations
 
 import difflib
 import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from coexist.base import interrupt
 from coexist.base.commands import Machine
@@ -52,35 +54,73 @@ def tables(ruleset: dict[str, Any]) -> list[str]:
             for t in ruleset.get("nftables", []) if "table" in t]
 
 
-class HostFirewall:
-    """Questions about a lab host's firewall, answered from the tools' own output."""
+class FirewallHost(Machine, Protocol):
+    """What the firewall's questions ask of a host: commands, files, and its own sysctls."""
 
-    def __init__(self, lab: Machine) -> None:
+    def sysctl(self, key: str, value: str | None = None) -> str | None: ...
+
+
+class HostFirewall:
+    """Questions about a lab host's forwarding and firewall, answered from the tools' own output.
+
+    Only questions, each with the command a person would type to look (nothing created, no
+    module loaded that the answer does not need): a command that fails is an answer too
+    (no policy listed, no such rule), never an error in the middle of a measurement."""
+
+    def __init__(self, lab: FirewallHost) -> None:
         self.lab = lab
 
     def forward_policy(self) -> str | None:
-        return chain_policy(self.lab.succeed(["iptables", "-S", "FORWARD"]))
+        """iptables' (nft) filter FORWARD policy (None: iptables lists none)."""
+        return chain_policy(self.lab.execute(["iptables", "-S", "FORWARD"]).output)
+
+    def legacy_forward_policy(self) -> str | None:
+        """iptables-legacy's filter FORWARD policy (None: it lists none)."""
+        return chain_policy(self.lab.execute(["iptables-legacy", "-S", "FORWARD"]).output)
+
+    def ip_forward(self) -> bool:
+        """Does the host forward IPv4 (net.ipv4.ip_forward is 1)?"""
+        return self.lab.sysctl("net.ipv4.ip_forward") == "1"
+
+    def has_rule(self, spec: str) -> bool:
+        """`iptables [-t table] -C CHAIN rule...` finds the rule (`spec` as a user writes it)."""
+        words = shlex.split(spec)
+        table = words[:2] if words[:1] == ["-t"] else []
+        return self.lab.execute(["iptables", *table, "-C", *words[len(table):]]).returncode == 0
+
+    def has_chain(self, spec: str) -> bool:
+        """The chain exists (`spec`: "table CHAIN", e.g. "filter DOCKER-USER")."""
+        table, chain = spec.split(None, 1)
+        return self.lab.execute(["iptables", "-t", table, "-S", chain]).returncode == 0
 
     def nft_ruleset(self) -> dict[str, Any]:
         return json.loads(self.lab.succeed(["nft", "-j", "list", "ruleset"]))  # type: ignore[no-any-return]
 
     def nft_tables(self) -> list[str]:
-        return tables(self.nft_ruleset())
+        """`family name` of each nft table (`nft -j list tables`)."""
+        return tables(json.loads(self.lab.execute(["nft", "-j", "list", "tables"]).output or "{}"))
+
+    def has_nft_table(self, spec: str) -> bool:
+        """The nft table exists (`spec`: "family name", e.g. "ip libvirt_network")."""
+        return spec in self.nft_tables()
 
     def forward_hooks(self) -> list[ForwardHook]:
         return forward_hooks(self.nft_ruleset())
 
     def zone_of(self, interface: str) -> str:
-        """firewalld's zone for `interface` ('' when none, or firewalld not running)."""
+        """firewalld's zone for `interface` ('' when none, or firewalld not running: then it is
+        not asked at all, so no question on the bus can start it)."""
+        firewalld = Firewalld(self.lab)
         try:
-            return Firewalld(self.lab).zone_of(interface)
+            return firewalld.zone_of(interface) if firewalld.running() else ""
         except FirewalldUnavailable:
             return ""
 
     def masquerade(self, zone: str) -> bool:
         """Is masquerading on in `zone` (False: off, no such zone, or firewalld not running)?"""
+        firewalld = Firewalld(self.lab)
         try:
-            return Firewalld(self.lab).masquerade(zone)
+            return firewalld.masquerade(zone) if firewalld.running() else False
         except FirewalldUnavailable:
             return False
 

@@ -30,6 +30,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from coexist.base import log
+from coexist.base.schema import FieldError
 from coexist.net.wan import LAB_UPLINK, LAB_UPLINK6, ROUTER, ROUTER6, WAN_SUBNETS
 
 if TYPE_CHECKING:
@@ -41,14 +42,6 @@ FORWARD_MODES = ("nat", "route", "open", "bridge")
 BRIDGED_GUESTS = "203.0.113.50"   # the first bridged guest's static address on the uplink's LAN
 _FIELDS = {"forward": str, "bridge": str, "ipv4": str, "ipv6": str, "libvirt_name": str}
 _IFACE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")
-
-
-class NetworkError(ValueError):
-    """A network definition is malformed: `field` names the key, the message what is allowed."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        self.field = field
-        super().__init__(problem)
 
 
 @dataclass(frozen=True)
@@ -181,48 +174,48 @@ def uplink_ipv6(lab: Lab) -> None:
 
 
 def parse_network(name: str, data: dict[str, Any]) -> NetworkSpec:
-    """Validate one network table; NetworkError names the field and what is allowed."""
+    """Validate one network table; FieldError names the field and what is allowed."""
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}", name):
-        raise NetworkError("name", f"{name!r}: letters, digits, '_', '.', '-', at most 40")
+        raise FieldError("name", f"{name!r}: letters, digits, '_', '.', '-', at most 40")
     for key, value in data.items():
         if key not in _FIELDS and key != "name":
-            raise NetworkError(key, f"unknown key; allowed: name, {', '.join(_FIELDS)}")
+            raise FieldError(key, f"unknown key; allowed: name, {', '.join(_FIELDS)}")
         if key != "name" and not isinstance(value, _FIELDS[key]):
-            raise NetworkError(key, f"must be a string, got {value!r}")
+            raise FieldError(key, f"must be a string, got {value!r}")
     forward = data.get("forward", "nat")
     if forward not in FORWARD_MODES:
-        raise NetworkError("forward", f"{forward!r} is not allowed; allowed: {', '.join(FORWARD_MODES)}")
+        raise FieldError("forward", f"{forward!r} is not allowed; allowed: {', '.join(FORWARD_MODES)}")
     if "bridge" not in data:
-        raise NetworkError("bridge", "is required (the host bridge, e.g. virbr5)")
+        raise FieldError("bridge", "is required (the host bridge, e.g. virbr5)")
     bridge = data["bridge"]
     if not _IFACE.fullmatch(bridge):
-        raise NetworkError("bridge", f"{bridge!r} is no interface name (a letter, then up to 14 "
-                                     "letters, digits, '_', '.', '-')")
+        raise FieldError("bridge", f"{bridge!r} is no interface name (a letter, then up to 14 "
+                                   "letters, digits, '_', '.', '-')")
     if forward == "bridge":
         for key in ("ipv4", "ipv6", "libvirt_name"):
             if key in data:
-                raise NetworkError(key, "not with forward = \"bridge\" (guests sit on the host's LAN, "
-                                        "203.0.113.0/24, with static addresses)")
+                raise FieldError(key, "not with forward = \"bridge\" (guests sit on the host's LAN, "
+                                      "203.0.113.0/24, with static addresses)")
         return NetworkSpec(name, forward, bridge)
     if "ipv4" not in data:
-        raise NetworkError("ipv4", "is required for a libvirt network, e.g. \"192.168.150.0/24\"")
+        raise FieldError("ipv4", "is required for a libvirt network, e.g. \"192.168.150.0/24\"")
     try:
         ipv4 = ipaddress.IPv4Network(data["ipv4"])
     except ValueError as error:
-        raise NetworkError("ipv4", f"{data['ipv4']!r} is no IPv4 subnet ({error})") from None
+        raise FieldError("ipv4", f"{data['ipv4']!r} is no IPv4 subnet ({error})") from None
     if not ipv4.is_private or not 16 <= ipv4.prefixlen <= 29:
-        raise NetworkError("ipv4", f"{ipv4} must be a private subnet, /16 to /29")
+        raise FieldError("ipv4", f"{ipv4} must be a private subnet, /16 to /29")
     for wan in WAN_SUBNETS:
         if ipv4.overlaps(ipaddress.ip_network(wan)):
-            raise NetworkError("ipv4", f"{ipv4} overlaps the simulated internet's {wan}")
+            raise FieldError("ipv4", f"{ipv4} overlaps the simulated internet's {wan}")
     ipv6 = data.get("ipv6")
     if ipv6 is not None:
         try:
             net6 = ipaddress.IPv6Network(ipv6)
         except ValueError as error:
-            raise NetworkError("ipv6", f"{ipv6!r} is no IPv6 subnet ({error})") from None
+            raise FieldError("ipv6", f"{ipv6!r} is no IPv6 subnet ({error})") from None
         if net6.prefixlen != 64 or not net6.subnet_of(ipaddress.IPv6Network("2001:db8::/32")):
-            raise NetworkError("ipv6", f"{ipv6} must be a /64 in the documentation range 2001:db8::/32")
+            raise FieldError("ipv6", f"{ipv6} must be a /64 in the documentation range 2001:db8::/32")
     return NetworkSpec(name, forward, bridge, str(ipv4), ipv6, data.get("libvirt_name", name))
 
 

@@ -54,7 +54,7 @@ class Commands(Protocol):
     def name(self) -> str: ...
 
     @property
-    def needs(self) -> tuple[str, ...]: ...
+    def needs(self) -> tuple[Service, ...]: ...
 
     @property
     def commands(self) -> tuple[str, ...]: ...
@@ -256,8 +256,8 @@ class Lab(Verbs):
         daemon = Daemon(name)
         return daemon in self._daemons and self._daemons[daemon][0].poll() is None
 
-    def not_running(self, needs: tuple[str, ...]) -> list[str]:
-        """The services of `needs` (Service names: a fix's `needs`) whose daemon is not running."""
+    def not_running(self, needs: tuple[Service, ...]) -> list[Service]:
+        """The services of `needs` (a fix's `needs`) whose daemon is not running."""
         return [need for need in needs if not self.running(Service(need).daemon)]
 
     # -- clients --------------------------------------------------------------------------------

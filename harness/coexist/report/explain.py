@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from coexist.host.firewall import Snapshot, diff, forward_hooks, tables
+from coexist.scenario.steps import ApplyFix, Boot, Measure
 
 if TYPE_CHECKING:
     from coexist.host.guestnet import GuestNetwork
@@ -76,7 +77,7 @@ def explain_steps(snapshots: list[Snapshot], results: list[StepResult],
                      "ping and TCP to the outside must be forwarded (FORWARD path)")
     for before, after, result in zip(snapshots, snapshots[1:], results, strict=False):
         step = result.step
-        if step.kind != "do":
+        if not isinstance(step, Boot | Measure):
             changes = [line for line in diff(before, after).splitlines()
                        if line[:1] in "+-" and not line.startswith(("+++", "---"))]
             if changes:
@@ -94,7 +95,7 @@ def explain_steps(snapshots: list[Snapshot], results: list[StepResult],
         lines += [f"[{step.id}] while the guests were probed: {d}" for d in drops] or [
             f"[{step.id}] no iptables DROP policy counted the lost packets: look at the nft "
             "ruleset in the artifacts (the drop is elsewhere, or the packets were never answered)"]
-        if step.kind == "fix" and step.fix is not None:
+        if isinstance(step, ApplyFix):
             for name, settled in result.guests.items():
                 if not settled.final.all_ok:
                     lines += [f"[{step.id}] guest {name}: {line}"

@@ -19,7 +19,9 @@ from typing import Any
 
 from coexist.report.results import StepResult
 from coexist.report.verdict import Verdict
-from coexist.scenario.model import RELEASES, Scenario
+from coexist.scenario.axes import RELEASES
+from coexist.scenario.model import Scenario
+from coexist.scenario.steps import ApplyFix
 
 COLOURS = {"online": "#bfe8bf", "docker": "#f7cf8f", "cut": "#f2a7a7", "error": "#f0e08a",
            "none": "#e6e6e6"}
@@ -216,7 +218,7 @@ def contradictions(verdict: Verdict) -> list[str]:
             f"{n} {s.final.summary()}" for n, s in verdict.steps[0].guests.items()))
     before = verdict.steps[0]
     for result in verdict.steps:
-        if result.step.kind != "fix":
+        if not isinstance(result.step, ApplyFix):
             continue
         if not all(s.final.all_ok for s in result.guests.values()):
             found.append(f"{result.step.id} does not restore every guest")

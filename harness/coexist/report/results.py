@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from coexist.net.connectivity import Connectivity
-from coexist.scenario.expect import TABLE_KEYS, describe
 from coexist.scenario.fixes import CheckResult
-from coexist.scenario.steps import Step
+from coexist.scenario.keys import KEYS, Source
+from coexist.scenario.steps import ApplyFix, Step, events_of
 
 
 @dataclass(frozen=True)
@@ -31,16 +31,7 @@ class Settled:
         return text
 
 
-@dataclass(frozen=True)
-class HostFacts:
-    forward_policy: str | None
-    legacy_forward_policy: str | None
-    ip_forward: bool
-    iptables: dict[str, bool] = field(default_factory=dict)
-    chains: dict[str, bool] = field(default_factory=dict)
-    nft_tables: dict[str, bool] = field(default_factory=dict)
-    zone_of: dict[str, str] = field(default_factory=dict)
-    masquerade: dict[str, bool] = field(default_factory=dict)
+HostFacts = dict[str, Any]   # what the host's firewall answered, by expectation key (keys.FACTS)
 
 
 @dataclass(frozen=True)
@@ -66,22 +57,15 @@ class StepResult:
 
     def guest_value(self, name: str, key: str) -> bool | str | None:
         settled = self.guests.get(name)
-        if settled is None:
-            return None
-        final = settled.final
-        probes = {p.what.lower(): p.ok for p in final.probes}
-        values: dict[str, bool | str | None] = {"state": final.state, "symptom": final.symptom,
-                                                "online": final.all_ok, "ipv6": final.ipv6_ok}
-        return values.get(key, probes.get(key))
+        read = KEYS[key].read
+        return None if settled is None or read is None else read(settled.final)
 
     def host_value(self, key: str) -> Any:
-        if key == "commands":
-            return all(c.returncode == 0 for c in self.commands)
-        if key == "checks":
-            return {c.id: c.holds for c in self.checks}
-        if key in ("published_port", "docker_isolation"):
-            return getattr(self, key)
-        return None if self.facts is None else getattr(self.facts, key)
+        """The host-side value of an expectation key: the step's own, or the firewall's answer."""
+        own = {"published_port": self.published_port, "docker_isolation": self.docker_isolation,
+               "commands": all(c.returncode == 0 for c in self.commands),
+               "checks": {c.id: c.holds for c in self.checks}}
+        return own[key] if key in own else (self.facts or {}).get(key)
 
     def mismatches(self) -> list[str]:
         """Where reality differs from this step's expectations (empty: as expected)."""
@@ -91,36 +75,51 @@ class StepResult:
             for key, wanted in expect.for_guest(name).items():
                 value = self.guest_value(name, key)
                 if value is not None and value != wanted:
-                    found.append(f"[{self.step.id}] guest {name}: {key} expected {describe(key, wanted)}, "
-                                 f"measured {describe(key, value)} ({self.guests[name].describe()})")
+                    word = KEYS[key].word
+                    found.append(f"[{self.step.id}] guest {name}: {key} expected {word(wanted)}, "
+                                 f"measured {word(value)} ({self.guests[name].describe()})")
         host = dict(expect.host)
         if self.commands and "commands" not in host:
             host["commands"] = True   # a command that fails is a finding unless expected
         for key, wanted in host.items():
             value = self.host_value(key)
-            if key in TABLE_KEYS:
+            word = KEYS[key].word
+            if KEYS[key].table:
                 for item, want in wanted.items():
                     have = (value or {}).get(item)
                     if have != want:
-                        found.append(f"[{self.step.id}] {key} {item!r}: expected {describe(key, want)}, "
-                                     f"measured {describe(key, have)}")
+                        found.append(f"[{self.step.id}] {key} {item!r}: expected {word(want)}, "
+                                     f"measured {word(have)}")
             elif value is not None and value != wanted:
-                found.append(f"[{self.step.id}] {key}: expected {describe(key, wanted)}, "
-                             f"measured {describe(key, value)}")
-        if self.step.kind == "fix":
+                found.append(f"[{self.step.id}] {key}: expected {word(wanted)}, measured {word(value)}")
+        if isinstance(self.step, ApplyFix):
             stated = expect.host.get("checks", {})
             found += [f"[{self.step.id}] host check failed: {c.description}" for c in self.checks
                       if not c.holds and c.id not in stated]
         return found
 
+    def shown(self) -> list[str]:
+        """The host side of the measurement, each value as the verdict's host line words it (the
+        firewall's facts once they were measured)."""
+        shown = []
+        for key in KEYS.values():
+            if not key.title or key.source is Source.FIREWALL and self.facts is None:
+                continue
+            value = self.host_value(key.name)
+            if key.table:
+                shown += [f"{key.title} {item!r}: {key.word(have)}" for item, have in value.items()]
+            elif value not in key.hidden:
+                shown.append(f"{key.title} {key.word(value)}")
+        return shown
+
     def to_json(self) -> dict[str, Any]:
         return {"id": self.step.id, "label": self.step.label(), "kind": self.step.kind,
-                "events": list(self.step.events),
+                "events": list(events_of(self.step)),
                 "commands": [asdict(c) for c in self.commands],
                 "guests": {n: {"final": asdict(s.final), "state": s.final.state, "rounds": s.rounds,
                                "seconds": round(s.seconds, 1), "stable": s.stable,
                                "transient": list(s.transient)} for n, s in self.guests.items()},
                 "published_port": self.published_port, "docker_isolation": self.docker_isolation,
-                "facts": asdict(self.facts) if self.facts else None,
+                "facts": self.facts,
                 "checks": [asdict(c) for c in self.checks], "problems": self.problems,
                 "seconds": round(self.seconds, 1), "mismatches": self.mismatches()}

@@ -8,8 +8,8 @@ from typing import Any
 
 from coexist.guest.accel import AccelDecision
 from coexist.report.results import StepResult
-from coexist.scenario.expect import describe
 from coexist.scenario.model import Scenario
+from coexist.scenario.steps import Admin, ApplyFix
 
 
 @dataclass
@@ -44,7 +44,7 @@ class Verdict:
         states = ", ".join(f"{n} {s.final.state}" for n, s in first.guests.items())
         lines = [f"Symptom reproduced: {'YES' if self.symptom else 'NO'}   (after boot: {states})"]
         for result in self.steps:
-            if result.step.kind == "fix" and result.step.fix is not None:
+            if isinstance(result.step, ApplyFix):
                 online = all(s.final.all_ok for s in result.guests.values())
                 lines.append(f"Fix {result.step.fix.name} effective: {'YES' if online else 'NO'}   "
                              f"(guests {'online' if online else 'not all online'} after it)")
@@ -96,27 +96,14 @@ class Verdict:
 
 def _render_step(number: int, result: StepResult) -> list[str]:
     step = result.step
-    lines = [f"  step {number} [{step.id}] {step.label() if step.kind != 'run' else 'admin commands'}"]
+    lines = [f"  step {number} [{step.id}] {'admin commands' if isinstance(step, Admin) else step.label()}"]
     for ran in result.commands:
         tail = ran.output.strip().splitlines()[-1:] or [""]
         lines.append(f"      host# {ran.command}")
         lines.append(f"            -> exit {ran.returncode}{': ' + tail[0][:100] if tail[0] else ''}")
     for name, settled in result.guests.items():
         lines.append(f"      [{step.id}] guest {name}: {settled.describe()}")
-    host = []
-    if result.published_port is not None:
-        host.append(f"published port {describe('published_port', result.published_port)}")
-    if result.docker_isolation is not None:
-        host.append(f"Docker isolation {describe('docker_isolation', result.docker_isolation)}")
-    if result.facts is not None:
-        facts = result.facts
-        host.append(f"FORWARD policy {facts.forward_policy or 'none'}")
-        if facts.legacy_forward_policy not in (None, "ACCEPT"):
-            host.append(f"legacy FORWARD policy {facts.legacy_forward_policy}")
-        host.append(f"ip_forward {describe('ip_forward', facts.ip_forward)}")
-        for key in ("iptables", "chains", "nft_tables", "zone_of", "masquerade"):
-            for item, value in getattr(facts, key).items():
-                host.append(f"{key} {item!r}: {describe(key, value)}")
+    host = result.shown()
     if host:
         lines.append(f"      [{step.id}] host: " + "; ".join(host))
     for check in result.checks:

@@ -1,4 +1,4 @@
-"""Things that happen to a host after boot (scenario.steps.Event): reloads, restarts, a guest
+"""Things that happen to a host after boot (coexist.scenario.events.Event): reloads, restarts, a guest
 restart and a host reboot, made to happen on a testbed and its guests."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from coexist.base import log
 from coexist.guest.guest import Guest
 from coexist.host.daemons import Daemon
 from coexist.host.testbed import Testbed
-from coexist.scenario.steps import Event
+from coexist.scenario.events import Event
 
 Guests = Mapping[str, Guest]
 
@@ -56,8 +56,8 @@ HAPPEN: dict[Event, Callable[[Testbed, Guests], None]] = {
 }
 
 
-def happen(bed: Testbed, guests: Guests, events: tuple[str, ...]) -> None:
+def happen(bed: Testbed, guests: Guests, events: tuple[Event, ...]) -> None:
     """Make each event happen, in order."""
     for event in events:
         with log.step(f"event: {event}"):
-            HAPPEN[Event(event)](bed, guests)
+            HAPPEN[event](bed, guests)

@@ -1,5 +1,5 @@
 """Measuring after a step: guests' connectivity until it settles, Docker's workload from outside,
-firewall facts from the tools' machine-readable output (judged in coexist.report.results).
+the host's facts from its firewall's answers (judged in coexist.report.results).
 
 Connectivity after a change is not always immediate (after a `firewall-cmd --reload` on trixie the
 guest's DNS fails for a moment, "No route to host"), so a guest is measured in rounds until its
@@ -10,18 +10,15 @@ outcome is judged; earlier different outcomes are kept as a transient window.
 from __future__ import annotations
 
 import functools
-import json
-import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from coexist.base import interrupt
-from coexist.host.firewall import chain_policy
-from coexist.host.firewalld import Firewalld
 from coexist.net.connectivity import Connectivity
 from coexist.report.results import HostFacts, Settled
-from coexist.scenario.expect import TABLE_KEYS, Expect
+from coexist.scenario.expect import Expect
+from coexist.scenario.keys import FACTS
 
 if TYPE_CHECKING:
     from coexist.guest.guest import Guest
@@ -66,53 +63,29 @@ def settle(guest: Guest, *, limit: float, clock: Callable[[], float] = time.mono
     return Settled(final, len(rounds), clock() - start, stable, transient)
 
 
-def host_facts(lab: Lab, wanted: dict[str, set[str]]) -> HostFacts:
-    """The FORWARD policies and ip_forward, and the facts some step's expectations name."""
-
-    def rule_present(spec: str) -> bool:
-        words = shlex.split(spec)
-        table = words[:2] if words[:1] == ["-t"] else []
-        return lab.execute(["iptables", *table, "-C", *words[len(table):]]).returncode == 0
-
-    def chain_present(spec: str) -> bool:
-        table, chain = spec.split(None, 1)
-        return lab.execute(["iptables", "-t", table, "-S", chain]).returncode == 0
-
-    jobs: dict[str, Callable[[], Any]] = {
-        "forward": lambda: chain_policy(lab.execute(["iptables", "-S", "FORWARD"]).output),
-        "legacy": lambda: chain_policy(lab.execute(["iptables-legacy", "-S", "FORWARD"]).output),
-        "nft": lambda: json.loads(lab.execute(["nft", "-j", "list", "tables"]).output or "{}"),
-        "firewalld": Firewalld(lab).running,
-        "ip_forward": lambda: lab.sysctl("net.ipv4.ip_forward"),
-    }
-    jobs |= {f"rule:{s}": functools.partial(rule_present, s) for s in wanted.get("iptables", ())}
-    jobs |= {f"chain:{s}": functools.partial(chain_present, s) for s in wanted.get("chains", ())}
+def host_facts(lab: Lab, wanted: Mapping[str, Collection[str]]) -> HostFacts:
+    """Every fact the host's firewall answers (coexist.scenario.keys.FACTS), each question on its
+    own thread: the plain ones always, a table's items where some step's expectations name them."""
+    firewall = lab.firewall
+    jobs: dict[tuple[str, str], Callable[[], Any]] = {}
+    for key in FACTS:
+        if key.ask is not None:
+            jobs[key.name, ""] = functools.partial(key.ask, firewall)
+        elif key.ask_item is not None:
+            jobs |= {(key.name, item): functools.partial(key.ask_item, firewall, item)
+                     for item in wanted.get(key.name, ())}
     with interrupt.Pool(8, thread_name_prefix="facts") as pool:
-        futures = {name: pool.submit(job) for name, job in jobs.items()}
-        got = {name: future.result() for name, future in futures.items()}
-    tables = {f"{t['table']['family']} {t['table']['name']}" for t in got["nft"].get("nftables", [])
-              if "table" in t}
-    if got["firewalld"]:
-        zone_of: dict[str, str] = {iface: lab.firewall.zone_of(iface) for iface in wanted.get("zone_of", ())}
-        masquerade: dict[str, bool] = {zone: lab.firewall.masquerade(zone)
-                                       for zone in wanted.get("masquerade", ())}
-    else:
-        zone_of = dict.fromkeys(wanted.get("zone_of", ()), "")
-        masquerade = dict.fromkeys(wanted.get("masquerade", ()), False)
-    return HostFacts(
-        forward_policy=got["forward"], legacy_forward_policy=got["legacy"],
-        ip_forward=got["ip_forward"] == "1",
-        iptables={s: got[f"rule:{s}"] for s in wanted.get("iptables", ())},
-        chains={s: got[f"chain:{s}"] for s in wanted.get("chains", ())},
-        nft_tables={s: s in tables for s in wanted.get("nft_tables", ())},
-        zone_of=zone_of, masquerade=masquerade)
+        futures = {job: pool.submit(ask) for job, ask in jobs.items()}
+        got = {job: future.result() for job, future in futures.items()}
+    return {key.name: {item: got[key.name, item] for item in wanted.get(key.name, ())} if key.table
+            else got[key.name, ""] for key in FACTS}
 
 
 def wanted_facts(expects: list[Expect]) -> dict[str, set[str]]:
     """The table facts (rules, chains, nft tables, zones) any of `expects` names."""
     wanted: dict[str, set[str]] = {}
     for expect in expects:
-        for key in TABLE_KEYS:
-            if key in expect.host and key != "checks":
-                wanted.setdefault(key, set()).update(expect.host[key])
+        for key in FACTS:
+            if key.table and key.name in expect.host:
+                wanted.setdefault(key.name, set()).update(expect.host[key.name])
     return wanted

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
+from typing import assert_never
 
 import docker.errors
 
@@ -13,7 +14,7 @@ from coexist.base import interrupt, log
 from coexist.guest.accel import AccelDecision
 from coexist.guest.guest import Guest, accel_for, guest_for
 from coexist.host import containers, firewall
-from coexist.host.daemons import NotApplicable
+from coexist.host.daemons import Daemon, NotApplicable
 from coexist.host.testbed import Testbed
 from coexist.images.built import Images, build_images
 from coexist.net import connectivity
@@ -22,8 +23,9 @@ from coexist.report.results import CommandRun, StepResult
 from coexist.report.verdict import Verdict
 from coexist.run import events
 from coexist.run.measure import host_facts, settle, wanted_facts
+from coexist.scenario.fixes import Fix
 from coexist.scenario.model import Scenario
-from coexist.scenario.steps import Step
+from coexist.scenario.steps import Admin, ApplyFix, AxisEvents, Boot, Events, Measure, RevertFix, Step
 
 WEB = "coexist-web"
 PORT_TIMEOUT = 5.0   # how long the published port may take to answer from outside
@@ -87,27 +89,35 @@ class Run:
         started = time.monotonic()
         result = StepResult(step)
         with log.step(f"step {number} [{step.id}]: {step.label()}"):
-            if step.kind == "do" and step.do == "boot":
-                result.problems = self.boot()
-            elif step.kind == "run":
-                result.commands = self._commands(step.commands)
-            elif step.kind in ("event", "axis"):
-                events.happen(self.bed, self.guests, step.events)
-            elif step.kind in ("fix", "revert"):
-                assert step.fix is not None
-                missing = self.lab.not_running(step.fix.needs)
-                if missing:
-                    raise RuntimeError(f"fix {step.fix.name} needs {', '.join(missing)} running")
-                result.commands = self._commands(step.fix.commands if step.kind == "fix"
-                                                 else step.fix.revert)
+            match step:
+                case Boot():
+                    result.problems = self.boot()
+                case Measure():
+                    pass
+                case Admin(commands=commands):
+                    result.commands = self._commands(commands)
+                case Events(events=happening) | AxisEvents(events=happening):
+                    events.happen(self.bed, self.guests, happening)
+                case ApplyFix(fix=fix):
+                    result.commands = self._commands(self._runnable(fix).commands)
+                case RevertFix(fix=fix):
+                    result.commands = self._commands(self._runnable(fix).revert)
+                case _:
+                    assert_never(step)
             self._measure(step, result, number)
-            if step.kind == "fix":
-                assert step.fix is not None
+            if isinstance(step, ApplyFix):
                 result.checks = [check.evaluate(self.lab) for check in step.fix.checks]
         result.seconds = time.monotonic() - started
         for line in result.mismatches():
             log.info(f"UNEXPECTED {line}")
         return result
+
+    def _runnable(self, fix: Fix) -> Fix:
+        """`fix`, once the daemons it needs are known to run."""
+        missing = self.lab.not_running(fix.needs)
+        if missing:
+            raise RuntimeError(f"fix {fix.name} needs {', '.join(missing)} running")
+        return fix
 
     def _commands(self, commands: tuple[str, ...]) -> list[CommandRun]:
         ran = []
@@ -147,7 +157,7 @@ class Run:
             connectivity.published_port_answers(self.lab.wan, port, timeout=PORT_TIMEOUT)
 
     def _container_running(self, name: str) -> bool:
-        if not self.lab.running("dockerd"):
+        if not self.lab.running(Daemon.DOCKERD):
             return False
         try:
             return bool(self.lab.docker().containers.get(name).status == "running")

@@ -1,5 +1,5 @@
-"""What must hold after a step, as data: the keys a scenario's `expect` tables may use, their
-validation, and judging a measurement against them.
+"""What must hold after a step, as data: an `expect` table validated against the expectation
+keys (coexist.scenario.keys, one record each), and merged with a case's.
 
 Guest keys hold for every guest, unless a nested table named after a guest says otherwise
 (`expect = { ping = false, vm2 = { ping = true } }`). Host keys are facts about the host read from
@@ -13,45 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-STATES = ("online", "symptom", "offline", "partial")
-POLICIES = ("ACCEPT", "DROP")
-
-# key -> (type, allowed values or None, what it means)
-GUEST_KEYS: dict[str, tuple[type, tuple[str, ...] | None, str]] = {
-    "state": (str, STATES, "online (DNS, ping, TCP work) | symptom (DNS works, ping and TCP fail) "
-                           "| offline (nothing works) | partial"),
-    "symptom": (bool, None, "the reported symptom: DNS works, ping and TCP to the outside fail"),
-    "online": (bool, None, "every probe works (IPv6 ones too where the network has IPv6)"),
-    "dns": (bool, None, "the guest resolves example.test through its network's resolver"),
-    "ping": (bool, None, "ping 198.51.100.1 (forwarded) answers"),
-    "tcp": (bool, None, "HTTP to 198.51.100.1 (forwarded) answers"),
-    "ipv6": (bool, None, "ping6 and TCP6 to 2001:db8:feed::1 both work"),
-    "ping6": (bool, None, "ping6 2001:db8:feed::1 answers"),
-    "tcp6": (bool, None, "HTTP over IPv6 to 2001:db8:feed::1 answers"),
-}
-TABLE_KEYS: dict[str, tuple[type, tuple[str, ...] | None, str]] = {
-    "iptables": (bool, None, "`iptables -C <rule>` finds the rule (key: `[-t table] CHAIN rule...`)"),
-    "chains": (bool, None, "iptables chain exists (key: `table CHAIN`, e.g. \"filter DOCKER-USER\")"),
-    "nft_tables": (bool, None, "nft table exists (key: `family name`, e.g. \"ip libvirt_network\")"),
-    "zone_of": (str, None, "firewalld's zone of an interface (key: interface; \"\" for none)"),
-    "masquerade": (bool, None, "firewalld's zone masquerades (key: zone)"),
-    "checks": (bool, None, "a host check of the step's fix holds (key: the check's id)"),
-}
-HOST_KEYS: dict[str, tuple[type, tuple[str, ...] | None, str]] = {
-    "published_port": (bool, None, "the container's published port answers from outside"),
-    "docker_isolation": (bool, None, "a container on one Docker network cannot reach another's"),
-    "forward_policy": (str, POLICIES, "iptables (nft) filter FORWARD policy"),
-    "legacy_forward_policy": (str, POLICIES, "iptables-legacy filter FORWARD policy"),
-    "ip_forward": (bool, None, "net.ipv4.ip_forward is 1"),
-    "commands": (bool, None, "every command of the step exited 0 (default: expected)"),
-    **TABLE_KEYS,
-}
-
-
-class ExpectError(ValueError):
-    def __init__(self, field: str, problem: str) -> None:
-        self.field = field
-        super().__init__(problem)
+from coexist.base.schema import FieldError
+from coexist.scenario.keys import GUEST_KEYS, KEYS, Key, Source
 
 
 @dataclass(frozen=True)
@@ -69,7 +32,7 @@ class Expect:
         """`other` over this one (a case over the step's own), tables merged key by key."""
         host = dict(self.host)
         for key, value in other.host.items():
-            host[key] = {**host.get(key, {}), **value} if key in TABLE_KEYS else value
+            host[key] = {**host.get(key, {}), **value} if KEYS[key].table else value
         per_guest = {g: dict(v) for g, v in self.per_guest.items()}
         for name, values in other.per_guest.items():
             per_guest.setdefault(name, {}).update(values)
@@ -83,57 +46,38 @@ class Expect:
 
 
 def parse_expect(data: Any, guests: tuple[str, ...]) -> Expect:
-    """Validate an `expect` table; ExpectError names the key (dotted) and what is allowed."""
+    """Validate an `expect` table; FieldError names the key (dotted) and what is allowed."""
     if not isinstance(data, dict):
-        raise ExpectError("", "must be a table, e.g. expect = { dns = true, ping = false }")
+        raise FieldError("", "must be a table, e.g. expect = { dns = true, ping = false }")
     host: dict[str, Any] = {}
     guest: dict[str, Any] = {}
     per_guest: dict[str, dict[str, Any]] = {}
-    for key, value in data.items():
-        if key in GUEST_KEYS:
-            guest[key] = _value(key, value, GUEST_KEYS[key])
-        elif key in TABLE_KEYS:
+    for name, value in data.items():
+        key = KEYS.get(name)
+        if key is not None and key.source is Source.GUEST:
+            guest[name] = _value(name, value, key)
+        elif key is not None and key.table:
             if not isinstance(value, dict) or not value:
-                raise ExpectError(key, f"must be a table, e.g. {key} = {{ {_example(key)} }}")
-            host[key] = {str(k): _value(f"{key}.{k}", v, TABLE_KEYS[key]) for k, v in value.items()}
-        elif key in HOST_KEYS:
-            host[key] = _value(key, value, HOST_KEYS[key])
-        elif key in guests:
+                raise FieldError(name, f"must be a table, e.g. {name} = {{ {key.example} }}")
+            host[name] = {str(k): _value(f"{name}.{k}", v, key) for k, v in value.items()}
+        elif key is not None:
+            host[name] = _value(name, value, key)
+        elif name in guests:
             if not isinstance(value, dict):
-                raise ExpectError(key, f"a guest's own expectations are a table: {key} = {{ ping = true }}")
+                raise FieldError(name, f"a guest's own expectations are a table: {name} = {{ ping = true }}")
             for sub, item in value.items():
                 if sub not in GUEST_KEYS:
-                    raise ExpectError(f"{key}.{sub}", f"unknown guest key; allowed: {', '.join(GUEST_KEYS)}")
-                per_guest.setdefault(key, {})[sub] = _value(f"{key}.{sub}", item, GUEST_KEYS[sub])
+                    raise FieldError(f"{name}.{sub}", f"unknown guest key; allowed: {', '.join(GUEST_KEYS)}")
+                per_guest.setdefault(name, {})[sub] = _value(f"{name}.{sub}", item, KEYS[sub])
         else:
-            raise ExpectError(key, f"unknown key; allowed: {', '.join([*GUEST_KEYS, *HOST_KEYS])}"
+            raise FieldError(name, f"unknown key; allowed: {', '.join(KEYS)}"
                                    f"{', or a guest name: ' + ', '.join(guests) if guests else ''}")
     return Expect(host, guest, per_guest)
 
 
-def _value(key: str, value: Any, spec: tuple[type, tuple[str, ...] | None, str]) -> Any:
-    kind, allowed, _ = spec
-    if not isinstance(value, kind) or (kind is str and isinstance(value, bool)):
-        raise ExpectError(key, f"must be a {'boolean' if kind is bool else 'string'}, got {value!r}")
-    if allowed is not None and value not in allowed:
-        raise ExpectError(key, f"{value!r} is not allowed; allowed: {', '.join(allowed)}")
+def _value(where: str, value: Any, key: Key) -> Any:
+    if not isinstance(value, key.type) or (key.type is str and isinstance(value, bool)):
+        raise FieldError(where, f"must be a {'boolean' if key.type is bool else 'string'}, got {value!r}")
+    if key.allowed is not None and value not in key.allowed:
+        raise FieldError(where, f"{value!r} is not allowed; allowed: {', '.join(key.allowed)}")
     return value
-
-
-def _example(key: str) -> str:
-    return {"iptables": '"FORWARD -i virbr0 -j ACCEPT" = true',
-            "chains": '"filter DOCKER-USER" = true', "nft_tables": '"ip libvirt_network" = true',
-            "zone_of": 'virbr0 = "libvirt"', "masquerade": "libvirt = true",
-            "checks": "masquerade = true"}[key]
-
-
-def describe(key: str, value: Any) -> str:
-    """A measured or expected value in words."""
-    if isinstance(value, bool):
-        return {"published_port": ("reachable", "UNREACHABLE"),
-                "docker_isolation": ("kept", "BROKEN"), "commands": ("all exit 0", "one FAILED"),
-                "checks": ("holds", "FAILS"), "ip_forward": ("1", "0"),
-                **dict.fromkeys(("iptables", "chains", "nft_tables", "masquerade", "symptom", "online",
-                                 "ipv6"), ("yes", "no")),
-                }.get(key, ("ok", "FAILS"))[0 if value else 1]
-    return "none" if value in ("", None) else str(value)

@@ -16,6 +16,7 @@ from importlib import resources
 from typing import Any
 
 from coexist.base.commands import Machine
+from coexist.base.schema import FieldError
 from coexist.host.daemons import Service
 
 _PARAM_VALUE = re.compile(r"^[A-Za-z0-9_.+:-]{1,40}$")
@@ -25,14 +26,6 @@ _FIELDS = {"summary": str, "source": str, "needs": list, "params": dict, "comman
 _CHECK_FIELDS = {"id": str, "description": str, "run": str, "output": str, "contains": str,
                  "matches": str, "listing": str, "also": str}
 _MATCHERS = ("output", "contains", "matches", "listing")
-
-
-class FixError(ValueError):
-    """A fix definition is malformed: `field` names the key, the message what is allowed."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        self.field = field
-        super().__init__(problem)
 
 
 @dataclass(frozen=True)
@@ -82,7 +75,7 @@ class Fix:
     source: str = ""
     revert: tuple[str, ...] = ()
     checks: tuple[HostCheck, ...] = ()
-    needs: tuple[str, ...] = ()        # services that must be running (Service; checked before applying)
+    needs: tuple[Service, ...] = ()    # services that must be running (checked before applying)
     params: dict[str, str] = field(default_factory=dict)   # defaults of the {name} parameters
     template: Fix | None = field(default=None, repr=False, compare=False)   # before filling in
 
@@ -93,12 +86,12 @@ class Fix:
         unknown = sorted(set(given) - set(self.params))
         if unknown:
             allowed = ", ".join(self.params) or "none"
-            raise FixError("params", f"fix {self.name} has no parameter {unknown[0]!r}; "
-                                     f"its parameters: {allowed}")
+            raise FieldError("params", f"fix {self.name} has no parameter {unknown[0]!r}; "
+                                       f"its parameters: {allowed}")
         for key, value in given.items():
             if not isinstance(value, str) or not _PARAM_VALUE.fullmatch(value):
-                raise FixError(f"params.{key}", f"{value!r}: an interface-like word "
-                                                "(letters, digits, _ . + : -, at most 40)")
+                raise FieldError(f"params.{key}", f"{value!r}: an interface-like word "
+                                                  "(letters, digits, _ . + : -, at most 40)")
         values = {**self.params, **given}
 
         def fill(text: str) -> str:
@@ -112,68 +105,68 @@ class Fix:
 
 
 def parse_fix(name: str, data: Any) -> Fix:
-    """Validate one fix table; FixError names the field and what is allowed."""
+    """Validate one fix table; FieldError names the field and what is allowed."""
     if not isinstance(name, str) or not _FIX_NAME.fullmatch(name):
-        raise FixError("name", f"{name!r}: lower-case letters, digits and '-', at most 40")
+        raise FieldError("name", f"{name!r}: lower-case letters, digits and '-', at most 40")
     if not isinstance(data, dict):
-        raise FixError("", "must be a table")
+        raise FieldError("", "must be a table")
     for key, value in data.items():
         if key not in _FIELDS:
-            raise FixError(key, f"unknown key; allowed: {', '.join(_FIELDS)}")
+            raise FieldError(key, f"unknown key; allowed: {', '.join(_FIELDS)}")
         if not isinstance(value, _FIELDS[key]):
-            raise FixError(key, f"must be a {_FIELDS[key].__name__}, got {value!r}")
+            raise FieldError(key, f"must be a {_FIELDS[key].__name__}, got {value!r}")
     for key in ("summary", "commands"):
         if key not in data:
-            raise FixError(key, "is required")
+            raise FieldError(key, "is required")
     commands = _commands(data, "commands")
     if not commands:
-        raise FixError("commands", "must list at least one command")
+        raise FieldError("commands", "must list at least one command")
     needs = _strings(data.get("needs", []), "needs")
     for service in needs:
         if service not in Service.names():
-            raise FixError("needs", f"{service!r} is not allowed; allowed: {', '.join(Service.names())}")
+            raise FieldError("needs", f"{service!r} is not allowed; allowed: {', '.join(Service.names())}")
     params = data.get("params", {})
     for key, value in params.items():
         if not re.fullmatch(r"[a-z_]{1,20}", key) or not isinstance(value, str):
-            raise FixError(f"params.{key}", "parameters are lower-case names with string defaults")
+            raise FieldError(f"params.{key}", "parameters are lower-case names with string defaults")
     checks = [_check(i, c) for i, c in enumerate(data.get("check", []))]
     ids = [c.id for c in checks]
     if len(set(ids)) != len(ids):
-        raise FixError("check", f"two checks share an id: {ids}")
+        raise FieldError("check", f"two checks share an id: {ids}")
     fix = Fix(name, data["summary"], tuple(commands), data.get("source", ""),
-              tuple(_commands(data, "revert")), tuple(checks), tuple(needs), dict(params))
+              tuple(_commands(data, "revert")), tuple(checks), tuple(map(Service, needs)), dict(params))
     used = {m for text in (*fix.commands, *fix.revert) for m in re.findall(r"\{(\w+)\}", text)}
     undeclared = sorted(used - set(params))
     if undeclared:
-        raise FixError("commands", f"uses {{{undeclared[0]}}}, which is not in params")
+        raise FieldError("commands", f"uses {{{undeclared[0]}}}, which is not in params")
     return fix
 
 
 def _check(index: int, data: Any) -> HostCheck:
     where = f"check[{index}]"
     if not isinstance(data, dict):
-        raise FixError(where, "must be a table ([[<fix>.check]])")
+        raise FieldError(where, "must be a table ([[<fix>.check]])")
     for key, value in data.items():
         if key not in _CHECK_FIELDS:
-            raise FixError(f"{where}.{key}", f"unknown key; allowed: {', '.join(_CHECK_FIELDS)}")
+            raise FieldError(f"{where}.{key}", f"unknown key; allowed: {', '.join(_CHECK_FIELDS)}")
         if not isinstance(value, str):
-            raise FixError(f"{where}.{key}", f"must be a string, got {value!r}")
+            raise FieldError(f"{where}.{key}", f"must be a string, got {value!r}")
     for key in ("id", "run"):
         if key not in data:
-            raise FixError(f"{where}.{key}", "is required")
+            raise FieldError(f"{where}.{key}", "is required")
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,39}", data["id"]):
-        raise FixError(f"{where}.id", "lower-case letters, digits and '-', at most 40")
+        raise FieldError(f"{where}.id", "lower-case letters, digits and '-', at most 40")
     given = [m for m in _MATCHERS if m in data]
     if len(given) > 1:
-        raise FixError(where, f"give at most one of {', '.join(_MATCHERS)}, not {given}")
+        raise FieldError(where, f"give at most one of {', '.join(_MATCHERS)}, not {given}")
     matcher = given[0] if given else None
     if matcher == "matches":
         try:
             re.compile(data["matches"])
         except re.error as error:
-            raise FixError(f"{where}.matches", f"not a valid regular expression: {error}") from None
+            raise FieldError(f"{where}.matches", f"not a valid regular expression: {error}") from None
     if matcher == "listing" and not listing_rows(data["listing"])[1]:
-        raise FixError(f"{where}.listing", "lists no numbered rule rows")
+        raise FieldError(f"{where}.listing", "lists no numbered rule rows")
     description = data["description"] if "description" in data else data["run"]
     return HostCheck(data["id"], description, data["run"], matcher,
                      data[matcher] if matcher else "", data.get("also"))
@@ -183,14 +176,14 @@ def _commands(data: dict[str, Any], key: str) -> list[str]:
     commands = _strings(data.get(key, []), key)
     for command in commands:
         if not command.strip() or "\n" in command.strip():
-            raise FixError(key, f"one command per string, not empty: {command!r}")
+            raise FieldError(key, f"one command per string, not empty: {command!r}")
     return commands
 
 
 def _strings(values: list[Any], key: str) -> list[str]:
     for value in values:
         if not isinstance(value, str):
-            raise FixError(key, f"must be a list of strings, got {value!r}")
+            raise FieldError(key, f"must be a list of strings, got {value!r}")
     return values
 
 

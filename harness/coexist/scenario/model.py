@@ -18,62 +18,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coexist.base.schema import ScenarioError, check_types, choice, shown, strings
+from coexist.base.schema import (
+    FieldError,
+    ScenarioError,
+    anchored,
+    check_types,
+    choice,
+    shown,
+    strings,
+    within,
+)
 from coexist.host import guestnet
 from coexist.host.daemons import Service
-from coexist.host.guestnet import GuestNetwork, NetworkError, NetworkSpec
-from coexist.host.hostconfig import HostSettings
+from coexist.host.guestnet import GuestNetwork, NetworkSpec
 from coexist.host.testbed import HostPlan
 from coexist.scenario import fixes
-from coexist.scenario.expect import GUEST_KEYS, HOST_KEYS, Expect, ExpectError, parse_expect
-from coexist.scenario.fixes import Fix, FixError
-from coexist.scenario.steps import AXIS_EVENTS, Event, Step, event_list, parse_steps
+from coexist.scenario.axes import AXES, EVENT_AXES, HOST_AXES, IN_LABEL, Home
+from coexist.scenario.events import Event
+from coexist.scenario.expect import Expect, parse_expect
+from coexist.scenario.fixes import Fix
+from coexist.scenario.host import HOST_TABLE, Host, parse_host
+from coexist.scenario.keys import KEYS, Need
+from coexist.scenario.steps import ApplyFix, AxisEvents, RevertFix, Step, events_of, parse_steps
 
-RELEASES = ("bookworm", "trixie", "forky")
 GUEST_NETWORKS = guestnet.KINDS
-LIBVIRT_BACKENDS = ("default", "iptables", "nftables")
-FIREWALLD_BACKENDS = ("default", "nftables", "iptables")
-DOCKER_IPTABLES = ("default", "nft", "legacy")
-STARTABLE = ("firewalld", "dockerd", "libvirt")
 NO_BACKEND = {"bookworm": "libvirt 9.0 (bookworm) has no firewall_backend setting"}
-_RESERVED = {*GUEST_KEYS, *HOST_KEYS}   # names a guest may not take
+_RESERVED = set(KEYS)   # names a guest may not take
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _GUEST = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
-
-
-@dataclass(frozen=True)
-class Host:
-    release: str = "trixie"
-    libvirt_firewall_backend: str = "default"
-    firewalld_backend: str = "default"
-    docker_iptables: str = "default"
-    start_order: tuple[str, ...] = ("firewalld", "dockerd", "libvirt")
-    ipv6: bool = False
-    docker: Mapping[str, Any] = field(default_factory=dict)
-    libvirt: Mapping[str, Any] = field(default_factory=dict)
-    firewalld_conf: Mapping[str, Any] = field(default_factory=dict)
-    sysctl: Mapping[str, Any] = field(default_factory=dict)
-    zones: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-
-    @property
-    def firewalld(self) -> bool:
-        return "firewalld" in self.start_order
-
-    def settings(self) -> HostSettings:
-        """The files and sysctls to write, the backend axes included."""
-        libvirt = dict(self.libvirt)
-        if self.libvirt_firewall_backend != "default":
-            libvirt["firewall_backend"] = self.libvirt_firewall_backend
-        firewalld = dict(self.firewalld_conf)
-        if self.firewalld_backend != "default":
-            firewalld["FirewallBackend"] = self.firewalld_backend
-        return HostSettings(dict(self.docker), libvirt, firewalld, dict(self.sysctl),
-                            dict(self.zones), self.docker_iptables)
-
-    def plan(self, networks: tuple[NetworkSpec, ...] = ()) -> HostPlan:
-        """This host as a testbed assembles it, with `networks` (none: the stock one)."""
-        return HostPlan(self.release, self.settings(), tuple(Service(s) for s in self.start_order),
-                        networks)
 
 
 @dataclass(frozen=True)
@@ -113,42 +85,41 @@ class Scenario:
     workload: Workload
     fixes: Mapping[str, Fix]              # the scenario's own fixes
     step_list: tuple[Step, ...]           # as written; axis steps without events included
-    axis_events: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    axis_events: Mapping[str, tuple[Event, ...]] = field(default_factory=dict)
     cases: tuple[Case, ...] = ()
     notes: tuple[str, ...] = ()
 
     # -- axes -----------------------------------------------------------------------------------
     def axes(self) -> dict[str, Any]:
-        """This scenario's axis values, as `[[case]]` tables name them."""
-        return {
-            "release": self.host.release,
-            "libvirt_firewall_backend": self.host.libvirt_firewall_backend,
-            "firewalld_backend": self.host.firewalld_backend,
-            "docker_iptables": self.host.docker_iptables,
-            "start_order": list(self.host.start_order),
-            "firewalld": self.host.firewalld,
-            "network": self.guests[0].network,
-            "ipv6": self.host.ipv6,
-            "after_setup": list(self.axis_events.get("after_setup", ())),
-            "after_fix": list(self.axis_events.get("after_fix", ())),
-        }
+        """This scenario's axis values, as `[[case]]` tables name them (coexist.scenario.axes)."""
+        values: dict[str, Any] = {}
+        host = self.host.axes()
+        for axis in AXES.values():
+            match axis.home:
+                case Home.HOST:
+                    values[axis.name] = host[axis.name]
+                case Home.GUEST:
+                    values[axis.name] = self.guests[0].network
+                case Home.EVENTS:
+                    values[axis.name] = list(self.axis_events.get(axis.name, ()))
+                case Home.DERIVED:
+                    values[axis.name] = axis.name in values[axis.follows]
+        return values
 
     def variant(self, **axes: Any) -> Scenario:
         """The same scenario with other axis values (validated like a file)."""
-        data = {k: v for k, v in self.axes().items() if k != "firewalld"}
+        data = {k: v for k, v in self.axes().items() if AXES[k].home is not Home.DERIVED}
         unknown = sorted(set(axes) - set(data))
         if unknown:
             raise ScenarioError(self.path, "variant", f"unknown axes {unknown}; allowed: {', '.join(data)}")
         data.update(axes)
-        where = f"{self.path} (variant {axes})"
-        host = _host(where, {**_host_data(self.host), **{k: data[k] for k in _AXIS_HOST}})
-        choice(where, "guest.network", data["network"], (*self.networks, *GUEST_NETWORKS))
-        guests = (dataclasses.replace(self.guests[0], network=data["network"]), *self.guests[1:])
-        events = {}
-        for axis in AXIS_EVENTS:
-            events[axis] = tuple(event_list(where, f"events.{axis}", data[axis]))
-        variant = dataclasses.replace(self, host=host, guests=guests, axis_events=events)
-        _check_networks(where, variant)
+        with anchored(f"{self.path} (variant {axes})"):
+            host = parse_host({**self.host.data(), **{a.name: data[a.name] for a in HOST_AXES}})
+            network = AXES["network"].check("guest.network", data["network"], tuple(self.networks))
+            guests = (dataclasses.replace(self.guests[0], network=network), *self.guests[1:])
+            events = {name: AXES[name].check(f"events.{name}", data[name]) for name in EVENT_AXES}
+            variant = dataclasses.replace(self, host=host, guests=guests, axis_events=events)
+            _check_networks(variant)
         return variant
 
     def not_applicable(self) -> str | None:
@@ -156,37 +127,24 @@ class Scenario:
         if self.host.libvirt_firewall_backend != "default" and self.host.release in NO_BACKEND:
             return NO_BACKEND[self.host.release]
         for step in self.steps:
-            for event in step.events:
-                need = Event(event).needs
+            for event in events_of(step):
+                need = event.needs
                 if need is not None and need not in self.host.start_order:
                     return (f"step {step.id}: event {event} needs {need}, which host.start_order "
                             "does not start")
-            if step.fix is not None:
+            if isinstance(step, ApplyFix | RevertFix):
                 missing = [d for d in step.fix.needs if d not in self.host.start_order]
                 if missing:
                     return (f"step {step.id}: fix {step.fix.name} needs {', '.join(missing)}, which "
                             "host.start_order does not start")
-        if self.workload.any and "dockerd" not in self.host.start_order:
+        if self.workload.any and Service.DOCKERD not in self.host.start_order:
             return "[workload] needs dockerd in host.start_order"
         return None
 
     def label(self) -> str:
         """A short description of the axis values, for reports."""
-        h = self.host
-        parts = [h.release, f"libvirt:{h.libvirt_firewall_backend}", "order:" + ">".join(h.start_order)]
-        if self.guests[0].network != "default":
-            parts.append(f"network:{self.guests[0].network}")
-        if h.ipv6:
-            parts.append("ipv6")
-        if h.firewalld_backend != "default":
-            parts.append(f"firewalld:{h.firewalld_backend}")
-        if h.docker_iptables != "default":
-            parts.append(f"docker-iptables:{h.docker_iptables}")
-        if self.axis_events.get("after_setup"):
-            parts.append("events:" + ",".join(self.axis_events["after_setup"]))
-        if self.axis_events.get("after_fix"):
-            parts.append("after-fix:" + ",".join(self.axis_events["after_fix"]))
-        return " ".join(parts)
+        values = self.axes()
+        return " ".join(part for axis in IN_LABEL if (part := axis.label(values[axis.name])) is not None)
 
     # -- what runs ------------------------------------------------------------------------------
     @property
@@ -196,7 +154,7 @@ class Scenario:
         axes = self.axes()
         chosen = []
         for step in self.step_list:
-            if step.axis is not None:
+            if isinstance(step, AxisEvents):
                 events = self.axis_events.get(step.axis, ())
                 if not events:
                     continue
@@ -240,17 +198,13 @@ class Scenario:
 
     @property
     def docker(self) -> bool:
-        return "dockerd" in self.host.start_order
+        return Service.DOCKERD in self.host.start_order
 
 
-_AXIS_HOST = ("release", "libvirt_firewall_backend", "firewalld_backend", "docker_iptables",
-              "start_order", "ipv6")
 _TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
     "scenario": {"name": str, "summary": str, "source": str, "notes": list},
-    "host": {"release": str, "libvirt_firewall_backend": str, "firewalld_backend": str,
-             "docker_iptables": str, "start_order": list, "ipv6": bool, "docker": dict,
-             "libvirt": dict, "firewalld": dict, "sysctl": dict, "zones": dict},
-    "events": {"after_setup": list, "after_fix": list},
+    "host": HOST_TABLE,
+    "events": {name: list for name in EVENT_AXES},
     "workload": {"published_port": int, "isolated_networks": bool},
     "fix": {},
     "network": {},
@@ -259,11 +213,7 @@ _TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
     "case": {},
 }
 _ARRAYS = ("network", "guest", "step", "case")
-_CASE_MATCH: dict[str, type] = {
-    "release": str, "libvirt_firewall_backend": str, "firewalld_backend": str,
-    "docker_iptables": str, "start_order": list, "firewalld": bool, "after_setup": list,
-    "after_fix": list, "network": str, "ipv6": bool}
-
+_CASE_MATCH = {axis.name: axis.toml_type for axis in AXES.values()}   # what [[case]] may match
 
 MAX_BYTES = 1_000_000   # a scenario is a few KB; anything this big is not one
 
@@ -305,209 +255,149 @@ def load(path: Path | str) -> Scenario:
 def parse(data: dict[str, Any], path: Path | str = "<scenario>") -> Scenario:
     """Validate already-parsed TOML data: unknown keys, types and allowed values are all errors."""
     path = Path(path)
+    with anchored(path):
+        return _parse(data, path)
+
+
+def _parse(data: dict[str, Any], path: Path) -> Scenario:
     for table, value in data.items():
         if table not in _TABLES:
-            raise ScenarioError(path, f"[{table}]", f"unknown table; allowed: {', '.join(_TABLES)}"
-                                + (" ([expect] became per-step `expect` tables and [[case]])"
-                                   if table == "expect" else ""))
+            raise FieldError(f"[{table}]", f"unknown table; allowed: {', '.join(_TABLES)}"
+                             + (" ([expect] became per-step `expect` tables and [[case]])"
+                                if table == "expect" else ""))
         if table in _ARRAYS:
             if not isinstance(value, list):
-                raise ScenarioError(path, table, f"must be an array of tables ([[{table}]])")
+                raise FieldError(table, f"must be an array of tables ([[{table}]])")
         elif not isinstance(value, dict):
-            raise ScenarioError(path, table, "must be a table ([...])")
+            raise FieldError(table, "must be a table ([...])")
         elif table not in ("fix",):
-            check_types(path, table, value, _TABLES[table])
+            check_types(table, value, _TABLES[table])
     meta = data.get("scenario", {})
     for key in ("name", "summary"):
         if key not in meta:
-            raise ScenarioError(path, f"scenario.{key}", "is required")
+            raise FieldError(f"scenario.{key}", "is required")
     if not _NAME.fullmatch(meta["name"]):
-        raise ScenarioError(path, "scenario.name", f"{shown(meta['name'])}: letters, digits, '_', '.', "
-                                                   "'-', starting with a letter or digit, at most 64")
-    host = _host(path, data.get("host", {}))
-    networks = _networks(path, data.get("network", []))
-    guests = _guests(path, data.get("guest", []), networks)
+        raise FieldError("scenario.name", f"{shown(meta['name'])}: letters, digits, '_', '.', "
+                                          "'-', starting with a letter or digit, at most 64")
+    host = parse_host(data.get("host", {}))
+    networks = _networks(data.get("network", []))
+    guests = _guests(data.get("guest", []), networks)
     workload_data = data.get("workload", {})
     port = workload_data.get("published_port")
     if port is not None and not 1 <= port <= 65535:
-        raise ScenarioError(path, "workload.published_port", f"must be 1..65535, got {port}")
+        raise FieldError("workload.published_port", f"must be 1..65535, got {port}")
     workload = Workload(port, workload_data.get("isolated_networks", False))
     own_fixes = {}
     for name, table in data.get("fix", {}).items():
         if name in fixes.builtin():
-            raise ScenarioError(path, f"fix.{name}", "is a built-in fix's name; name yours differently")
-        try:
+            raise FieldError(f"fix.{name}", "is a built-in fix's name; name yours differently")
+        with within(f"fix.{name}"):
             own_fixes[name] = fixes.parse_fix(name, table)
-        except FixError as error:
-            raise ScenarioError(path, f"fix.{name}.{error.field}".rstrip("."), str(error)) from None
-    axis_events = {axis: tuple(event_list(path, f"events.{axis}", data.get("events", {}).get(axis, [])))
-                   for axis in AXIS_EVENTS}
-    steps = parse_steps(path, data.get("step", []), {**fixes.builtin(), **own_fixes},
+    axis_events = {name: AXES[name].check(f"events.{name}", data.get("events", {}).get(name, []))
+                   for name in EVENT_AXES}
+    steps = parse_steps(data.get("step", []), {**fixes.builtin(), **own_fixes},
                    tuple(g.name for g in guests))
     scenario = Scenario(
         path=path, name=meta["name"], summary=meta["summary"], source=meta.get("source", ""),
-        notes=tuple(strings(path, "scenario.notes", meta.get("notes", []))), host=host,
+        notes=tuple(strings("scenario.notes", meta.get("notes", []))), host=host,
         guests=guests, networks=networks, workload=workload, fixes=own_fixes, step_list=steps,
         axis_events=axis_events)
-    for axis in AXIS_EVENTS:
-        if axis_events[axis] and not any(s.axis == axis for s in steps):
-            raise ScenarioError(path, f"events.{axis}", f"given, but no step has axis = \"{axis}\" "
-                                                        "(where the events happen)")
-    cases = tuple(_case(path, i, c, scenario) for i, c in enumerate(data.get("case", [])))
+    for axis in EVENT_AXES:
+        if axis_events[axis] and not any(isinstance(s, AxisEvents) and s.axis == axis for s in steps):
+            raise FieldError(f"events.{axis}", f"given, but no step has axis = \"{axis}\" "
+                                               "(where the events happen)")
+    cases = tuple(_case(i, c, scenario) for i, c in enumerate(data.get("case", [])))
     scenario = dataclasses.replace(scenario, cases=cases)
-    _check_networks(path, scenario)
-    _check_consistency(path, scenario)
+    _check_networks(scenario)
+    _check_consistency(scenario)
     why = scenario.not_applicable()
     if why is not None:
-        raise ScenarioError(path, "host", f"cannot run as written: {why}")
+        raise FieldError("host", f"cannot run as written: {why}")
     return scenario
 
 
-def _host_data(host: Host) -> dict[str, Any]:
-    data = {k: getattr(host, k) for k in _AXIS_HOST}
-    data["start_order"] = list(host.start_order)
-    data.update(docker=dict(host.docker), libvirt=dict(host.libvirt), firewalld=dict(host.firewalld_conf),
-                sysctl=dict(host.sysctl), zones={z: list(i) for z, i in host.zones.items()})
-    return data
-
-
-def _host(path: Path | str, data: dict[str, Any]) -> Host:
-    check_types(path, "host", data, _TABLES["host"])
-    libvirt = dict(data.get("libvirt", {}))
-    firewalld = dict(data.get("firewalld", {}))
-    backend = choice(path, "host.libvirt_firewall_backend",
-                      data.get("libvirt_firewall_backend", Host.libvirt_firewall_backend), LIBVIRT_BACKENDS)
-    fw_backend = choice(path, "host.firewalld_backend",
-                         data.get("firewalld_backend", Host.firewalld_backend), FIREWALLD_BACKENDS)
-    for given, table, key in ((backend, libvirt, "firewall_backend"),
-                              (fw_backend, firewalld, "FirewallBackend")):
-        if given != "default" and key in table:
-            raise ScenarioError(path, f"host.{'libvirt' if table is libvirt else 'firewalld'}.{key}",
-                                "set twice: give it once, as the host's backend key (a matrix axis)")
-    for name, table in (("docker", data.get("docker", {})), ("libvirt", libvirt), ("firewalld", firewalld)):
-        for key, value in table.items():
-            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,63}", key):
-                raise ScenarioError(path, f"host.{name}.{key}", "a configuration key: letters, digits, _ . -")
-            if name != "docker" and not isinstance(value, str | int | bool):
-                raise ScenarioError(path, f"host.{name}.{key}",
-                                    f"must be a string, number or boolean, got {value!r}")
-    sysctl = data.get("sysctl", {})
-    for key, value in sysctl.items():
-        if not re.fullmatch(r"net(\.[A-Za-z0-9_+-]+)+", key):
-            raise ScenarioError(path, f"host.sysctl.{key}", "only network sysctls (net.*): the lab "
-                                                            "owns its network namespace, nothing else")
-        short = isinstance(value, str) and re.fullmatch(r"[\w .:-]{1,64}", value)
-        if isinstance(value, bool) or not (isinstance(value, int) or short):
-            raise ScenarioError(path, f"host.sysctl.{key}",
-                                f"must be a number or a short string, got {value!r}")
-    zones = {}
-    for zone, interfaces in data.get("zones", {}).items():
-        names = interfaces if isinstance(interfaces, list) else []
-        if not names or not all(isinstance(i, str) for i in names):
-            raise ScenarioError(path, f"host.zones.{zone}",
-                                "a list of interface names, e.g. libvirt = [\"virbr0\"]")
-        zones[zone] = tuple(interfaces)
-    return Host(
-        release=choice(path, "host.release", data.get("release", Host.release), RELEASES),
-        libvirt_firewall_backend=backend, firewalld_backend=fw_backend,
-        docker_iptables=choice(path, "host.docker_iptables",
-                                data.get("docker_iptables", Host.docker_iptables), DOCKER_IPTABLES),
-        start_order=_start_order(path, data.get("start_order", list(Host.start_order))),
-        ipv6=data.get("ipv6", False), docker=dict(data.get("docker", {})), libvirt=libvirt,
-        firewalld_conf=firewalld, sysctl=dict(sysctl), zones=zones)
-
-
-def _networks(path: Path, tables: list[Any]) -> dict[str, NetworkSpec]:
+def _networks(tables: list[Any]) -> dict[str, NetworkSpec]:
     networks: dict[str, NetworkSpec] = {}
     for index, table in enumerate(tables):
         where = f"network[{index}]"
         if not isinstance(table, dict):
-            raise ScenarioError(path, where, "must be a table ([[network]])")
+            raise FieldError(where, "must be a table ([[network]])")
         name = table.get("name")
         if name is None:
-            raise ScenarioError(path, f"{where}.name", "is required")
+            raise FieldError(f"{where}.name", "is required")
         if name in guestnet.known():
-            raise ScenarioError(path, f"{where}.name", f"{name!r} is a known network "
-                                f"({', '.join(GUEST_NETWORKS)}); name yours differently")
-        try:
+            raise FieldError(f"{where}.name", f"{name!r} is a known network "
+                             f"({', '.join(GUEST_NETWORKS)}); name yours differently")
+        with within(where):
             spec = guestnet.parse_network(name, table)
-        except NetworkError as error:
-            raise ScenarioError(path, f"{where}.{error.field}", str(error)) from None
         if name in networks:
-            raise ScenarioError(path, f"{where}.name", f"two networks are called {name!r}")
+            raise FieldError(f"{where}.name", f"two networks are called {name!r}")
         networks[name] = spec
     return networks
 
 
-def _guests(path: Path, tables: list[Any], networks: dict[str, NetworkSpec]) -> tuple[GuestSpec, ...]:
+def _guests(tables: list[Any], networks: dict[str, NetworkSpec]) -> tuple[GuestSpec, ...]:
     if not tables:
         return (GuestSpec("guest", "default"),)
     guests: list[GuestSpec] = []
     for index, table in enumerate(tables):
         where = f"guest[{index}]"
         if not isinstance(table, dict):
-            raise ScenarioError(path, where, "must be a table ([[guest]])")
-        check_types(path, where, table, {"name": str, "network": str})
+            raise FieldError(where, "must be a table ([[guest]])")
+        check_types(where, table, {"name": str, "network": str})
         name = table.get("name", "guest" if index == 0 else "")
         if not _GUEST.fullmatch(name) or name in _RESERVED:
-            raise ScenarioError(path, f"{where}.name", f"{name!r}: a lower-case name (letters, digits, "
-                                "'-', at most 16), not an expectation key")
+            raise FieldError(f"{where}.name", f"{name!r}: a lower-case name (letters, digits, "
+                             "'-', at most 16), not an expectation key")
         if name in {g.name for g in guests}:
-            raise ScenarioError(path, f"{where}.name", f"two guests are called {name!r}")
-        network = choice(path, f"{where}.network", table.get("network", "default"),
-                          (*networks, *GUEST_NETWORKS))
+            raise FieldError(f"{where}.name", f"two guests are called {name!r}")
+        network = choice(f"{where}.network", table.get("network", "default"),
+                         (*networks, *GUEST_NETWORKS))
         guests.append(GuestSpec(name, network))
     return tuple(guests)
 
 
-def _case(path: Path, index: int, data: Any, scenario: Scenario) -> Case:
+def _case(index: int, data: Any, scenario: Scenario) -> Case:
     where = f"case[{index}]"
     if not isinstance(data, dict):
-        raise ScenarioError(path, where, "must be a table ([[case]])")
+        raise FieldError(where, "must be a table ([[case]])")
     match = {k: v for k, v in data.items() if k in _CASE_MATCH}
     unknown = set(data) - set(match) - {"expect", "note"}
     if unknown:
-        raise ScenarioError(path, f"{where}.{sorted(unknown)[0]}",
-                            f"unknown key; allowed: {', '.join(_CASE_MATCH)}, expect, note")
-    check_types(path, where, data, {**_CASE_MATCH, "expect": dict, "note": str})
+        raise FieldError(f"{where}.{sorted(unknown)[0]}",
+                         f"unknown key; allowed: {', '.join(_CASE_MATCH)}, expect, note")
+    check_types(where, data, {**_CASE_MATCH, "expect": dict, "note": str})
     if not match:
-        raise ScenarioError(path, where, f"matches nothing: give one of {', '.join(_CASE_MATCH)}")
-    allowed = {"release": RELEASES, "libvirt_firewall_backend": LIBVIRT_BACKENDS,
-               "firewalld_backend": FIREWALLD_BACKENDS, "docker_iptables": DOCKER_IPTABLES,
-               "network": (*scenario.networks, *GUEST_NETWORKS)}
-    for key, choices in allowed.items():
-        if key in match:
-            choice(path, f"{where}.{key}", match[key], choices)
-    if "start_order" in match:
-        order = _start_order(path, match["start_order"], f"{where}.start_order")
-        if "firewalld" in match and match["firewalld"] != ("firewalld" in order):
-            raise ScenarioError(path, f"{where}.firewalld", "contradicts its start_order: never matches")
-    for axis in AXIS_EVENTS:
-        if axis in match:
-            event_list(path, f"{where}.{axis}", match[axis])
-            if not any(s.axis == axis for s in scenario.step_list):
-                raise ScenarioError(path, f"{where}.{axis}", f"never matches: no step has axis = \"{axis}\"")
+        raise FieldError(where, f"matches nothing: give one of {', '.join(_CASE_MATCH)}")
+    for axis in AXES.values():
+        if axis.name not in match:
+            continue
+        field_name = f"{where}.{axis.name}"
+        axis.check(field_name, match[axis.name], tuple(scenario.networks) if axis.home is Home.GUEST else ())
+        if axis.home is Home.EVENTS and not any(isinstance(s, AxisEvents) and s.axis == axis.name
+                                                for s in scenario.step_list):
+            raise FieldError(field_name, f"never matches: no step has axis = \"{axis.name}\"")
+        if axis.home is Home.DERIVED and axis.follows in match \
+                and match[axis.name] != (axis.name in match[axis.follows]):
+            raise FieldError(field_name, f"contradicts its {axis.follows}: never matches")
     if match.get("release") in NO_BACKEND and match.get("libvirt_firewall_backend", "default") != "default":
-        raise ScenarioError(path, where, f"never matches: {NO_BACKEND[match['release']]}")
+        raise FieldError(where, f"never matches: {NO_BACKEND[match['release']]}")
     if match.get("ipv6") and match.get("network") in _bridge_networks(scenario):
-        raise ScenarioError(path, where, "never matches: IPv6 is an option of libvirt networks, "
-                                         "not of a LAN bridge")
+        raise FieldError(where, "never matches: IPv6 is an option of libvirt networks, "
+                         "not of a LAN bridge")
     expect_data = data.get("expect", {})
     if not expect_data:
-        raise ScenarioError(path, f"{where}.expect", "states no outcome: expect.<step id> = { ... }")
+        raise FieldError(f"{where}.expect", "states no outcome: expect.<step id> = { ... }")
     ids = [s.id for s in scenario.step_list]
     expects = {}
     guests = tuple(g.name for g in scenario.guests)
     for step_id, table in expect_data.items():
         if step_id not in ids:
-            raise ScenarioError(path, f"{where}.expect.{step_id}", f"no such step; steps: {', '.join(ids)}")
-        try:
+            raise FieldError(f"{where}.expect.{step_id}", f"no such step; steps: {', '.join(ids)}")
+        with within(f"{where}.expect.{step_id}"):
             expects[step_id] = parse_expect(table, guests)
-        except ExpectError as error:
-            field_name = f"{where}.expect.{step_id}.{error.field}".rstrip(".")
-            raise ScenarioError(path, field_name, str(error)) from None
         if expects[step_id].is_empty():
-            raise ScenarioError(path, f"{where}.expect.{step_id}", "states no outcome")
+            raise FieldError(f"{where}.expect.{step_id}", "states no outcome")
     return Case(match, expects, data.get("note", ""))
 
 
@@ -515,21 +405,21 @@ def _bridge_networks(scenario: Scenario) -> set[str]:
     return {n for n in (*scenario.networks, *GUEST_NETWORKS) if scenario.network(n).forward == "bridge"}
 
 
-def _check_networks(path: Path | str, scenario: Scenario) -> None:
+def _check_networks(scenario: Scenario) -> None:
     bridges = [g for g in scenario.guests if scenario.network(g.network).forward == "bridge"]
     if scenario.host.ipv6 and bridges:
-        raise ScenarioError(path, "host.ipv6", "IPv6 is an option of libvirt networks (default, nat2, "
-                            f"routed, your own), not of guest {bridges[0].name} on a LAN bridge")
+        raise FieldError("host.ipv6", "IPv6 is an option of libvirt networks (default, nat2, "
+                         f"routed, your own), not of guest {bridges[0].name} on a LAN bridge")
     lan = {scenario.network(g.network).bridge for g in bridges}
     if len(lan) > 1:
-        raise ScenarioError(path, "guest",
-                            f"guests on two LAN bridges {sorted(lan)}: the host has one uplink")
+        raise FieldError("guest",
+                         f"guests on two LAN bridges {sorted(lan)}: the host has one uplink")
     seen: dict[str, tuple[str, str]] = {}
     for spec in scenario.host_networks():
         for other, (subnet, bridge) in seen.items():
             if spec.bridge == bridge or spec.ipv4 and subnet and _overlap(spec.ipv4, subnet):
-                raise ScenarioError(path, "network", f"networks {other} and {spec.name} share a bridge "
-                                                     "or overlapping subnets")
+                raise FieldError("network", f"networks {other} and {spec.name} share a bridge "
+                                            "or overlapping subnets")
         seen[spec.name] = (spec.ipv4 or "", spec.bridge)
 
 
@@ -539,47 +429,30 @@ def _overlap(a: str, b: str) -> bool:
     return ipaddress.ip_network(a).overlaps(ipaddress.ip_network(b))
 
 
-def _check_consistency(path: Path, scenario: Scenario) -> None:
+def _check_consistency(scenario: Scenario) -> None:
     """Expectations that could never be measured are errors, not silently ignored."""
     ipv6 = any(n.ipv6 for n in scenario.guest_networks().values())
     for index, step in enumerate(scenario.step_list):
+        met = {Need.PUBLISHED_PORT: scenario.workload.published_port is not None,
+               Need.ISOLATION: scenario.workload.isolated_networks,
+               Need.IPV6: ipv6 or any(c.match.get("ipv6") for c in scenario.cases),
+               Need.FIX_STEP: isinstance(step, ApplyFix)}
         for expect, where in [(step.expect, f"step[{index}].expect"),
                               *[(c.expect[step.id], f"case[{i}].expect.{step.id}")
                                 for i, c in enumerate(scenario.cases) if step.id in c.expect]]:
-            keys = expect.keys()
-            for key, given, because in (
-                    ("published_port", scenario.workload.published_port is not None,
-                     "publishes no port ([workload] published_port)"),
-                    ("docker_isolation", scenario.workload.isolated_networks,
-                     "probes no Docker isolation ([workload] isolated_networks = true)")):
-                if key in keys and not given:
-                    raise ScenarioError(path, f"{where}.{key}", f"given, but the scenario {because}")
-            for key in ("ipv6", "ping6", "tcp6"):
-                if key in keys and not ipv6 and not any(c.match.get("ipv6") for c in scenario.cases):
-                    raise ScenarioError(path, f"{where}.{key}", "given, but no guest network has IPv6 "
-                                                                "(host.ipv6 = true)")
-            if "checks" in expect.host:
-                if step.fix is None or step.kind != "fix":
-                    raise ScenarioError(path, f"{where}.checks", "only on a fix step (the fix's host checks)")
+            for need in Need:
+                for key in (k.name for k in KEYS.values() if k.needs is need and k.name in expect.keys()):
+                    if not met[need]:
+                        raise FieldError(f"{where}.{key}", need.value)
+            if "checks" in expect.host and isinstance(step, ApplyFix):
                 ids = [c.id for c in step.fix.checks]
                 for check in expect.host["checks"]:
                     if check not in ids:
-                        raise ScenarioError(path, f"{where}.checks.{check}",
-                                            f"fix {step.fix.name} has no such check; its checks: "
-                                            f"{', '.join(ids) or 'none'}")
+                        raise FieldError(f"{where}.checks.{check}",
+                                         f"fix {step.fix.name} has no such check; its checks: "
+                                         f"{', '.join(ids) or 'none'}")
 
 
 def _matches(match: dict[str, Any], axes: dict[str, Any]) -> bool:
     return all(axes[key] == value for key, value in match.items())
-
-
-def _start_order(path: Path | str, order: list[Any], where: str = "host.start_order") -> tuple[str, ...]:
-    for item in strings(path, where, order):
-        choice(path, where, item, STARTABLE)
-    if len(set(order)) != len(order):
-        raise ScenarioError(path, where, f"names a daemon twice: {order}")
-    if "libvirt" not in order:
-        raise ScenarioError(path, where, "must include 'libvirt' (the guests need its network)")
-    return tuple(order)
-
 

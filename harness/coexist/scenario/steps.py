@@ -1,76 +1,48 @@
 """A scenario's steps, in order: what happens (boot, admin commands, events, fixes, reverts, the
-matrix's event axes) and what must hold after each; validated when the file is loaded."""
+matrix's event axes) and what must hold after each; validated when the file is loaded.
+
+A step is one of the typed variants below (`Step`), each with what it needs and nothing else;
+every step has an id, its expectations and its settle time. A new kind of step is a class here
+(its `kind`, label and default id), its parser in `_KINDS`, and what it does in
+coexist.run.runner (a `match` that mypy checks covers every variant).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from coexist.base.schema import ScenarioError, check_types, choice, strings
-from coexist.host.daemons import Service
-from coexist.scenario.expect import Expect, ExpectError, parse_expect
-from coexist.scenario.fixes import Fix, FixError
+from coexist.base.schema import FieldError, check_types, choice, strings, within
+from coexist.scenario.axes import EVENT_AXES
+from coexist.scenario.events import EVENTS as EVENTS  # re-exported: the steps' events
+from coexist.scenario.events import Event as Event
+from coexist.scenario.events import event_list
+from coexist.scenario.expect import Expect, parse_expect
+from coexist.scenario.fixes import Fix
 
-
-class Event(StrEnum):
-    """Something that happens to a host after boot, by the name a scenario uses."""
-
-    FIREWALLD_RELOAD = "firewalld-reload"
-    FIREWALLD_RESTART = "firewalld-restart"
-    DOCKERD_RESTART = "dockerd-restart"
-    LIBVIRT_NETWORK_RESTART = "libvirt-network-restart"
-    LIBVIRTD_RESTART = "libvirtd-restart"
-    GUEST_RESTART = "guest-restart"
-    HOST_REBOOT = "host-reboot"
-
-    @property
-    def needs(self) -> Service | None:
-        """The service host.start_order must start for this event to happen (None: any host)."""
-        return {Event.FIREWALLD_RELOAD: Service.FIREWALLD, Event.FIREWALLD_RESTART: Service.FIREWALLD,
-                Event.DOCKERD_RESTART: Service.DOCKERD, Event.LIBVIRT_NETWORK_RESTART: Service.LIBVIRT,
-                Event.LIBVIRTD_RESTART: Service.LIBVIRT}.get(self)
-
-
-EVENTS = tuple(event.value for event in Event)
-AXIS_EVENTS = ("after_setup", "after_fix")
-STEP_KINDS = ("do", "run", "event", "fix", "revert", "axis")
 DO = ("boot", "measure")
 SETTLE_DEFAULT = 30.0   # seconds a step's measurement may take to settle
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-_STEP_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "id": str, "do": str, "run": list, "event": (str, list), "fix": str, "revert": str,
-    "axis": str, "params": dict, "expect": dict, "settle": (int, float), "note": str}
 
 
-@dataclass(frozen=True)
-class Step:
-    id: str
-    kind: str                            # do | run | event | fix | revert | axis
-    do: str = ""                         # boot | measure
-    commands: tuple[str, ...] = ()       # run: verbatim host commands
-    events: tuple[str, ...] = ()         # event (or the axis's events)
-    fix: Fix | None = None               # fix, revert
-    axis: str | None = None              # axis: after_setup | after_fix
+@dataclass(frozen=True, kw_only=True)
+class StepBase:
+    """What every step has: its id, what must hold after it, how long its measurement may settle."""
+
+    id: str = ""
     expect: Expect = field(default_factory=Expect)
     settle: float = SETTLE_DEFAULT
+    kind: ClassVar[str]   # the step table's key, as verdict.json's "kind" says it
 
     def label(self) -> str:
-        if self.kind == "do":
-            return "boot: daemons in start order, guests up" if self.do == "boot" else "measure again"
-        if self.kind == "run":
-            return "admin: " + "; ".join(f"host# {c}" for c in self.commands)
-        if self.kind == "fix":
-            assert self.fix is not None
-            return f"fix {self.fix.name}"
-        if self.kind == "revert":
-            assert self.fix is not None
-            return f"revert {self.fix.name}"
-        return "event: " + ", ".join(self.events)
+        raise NotImplementedError
+
+    def default_id(self) -> str:
+        raise NotImplementedError
 
     def expect_summary(self) -> str:
         e = self.expect
@@ -79,86 +51,216 @@ class Step:
         return "expected: " + ", ".join(parts) if parts else "nothing stated"
 
 
-def parse_steps(path: Path, tables: list[Any], known_fixes: dict[str, Fix],
-           guests: tuple[str, ...]) -> tuple[Step, ...]:
+@dataclass(frozen=True)
+class Boot(StepBase):
+    """`do = "boot"`: the daemons in start order, the workload, the guests up (the first step)."""
+
+    kind: ClassVar[str] = "do"
+
+    def label(self) -> str:
+        return "boot: daemons in start order, guests up"
+
+    def default_id(self) -> str:
+        return "boot"
+
+
+@dataclass(frozen=True)
+class Measure(StepBase):
+    """`do = "measure"`: nothing happens; measure again."""
+
+    kind: ClassVar[str] = "do"
+
+    def label(self) -> str:
+        return "measure again"
+
+    def default_id(self) -> str:
+        return "measure"
+
+
+@dataclass(frozen=True)
+class Admin(StepBase):
+    """`run = [...]`: host commands, verbatim, as the admin typed them."""
+
+    commands: tuple[str, ...]
+    kind: ClassVar[str] = "run"
+
+    def label(self) -> str:
+        return "admin: " + "; ".join(f"host# {c}" for c in self.commands)
+
+    def default_id(self) -> str:
+        return "admin"
+
+
+@dataclass(frozen=True)
+class Events(StepBase):
+    """`event = ...`: events happen, in order."""
+
+    events: tuple[Event, ...]
+    kind: ClassVar[str] = "event"
+
+    def label(self) -> str:
+        return "event: " + ", ".join(self.events)
+
+    def default_id(self) -> str:
+        return self.events[0].value if len(self.events) == 1 else "events"
+
+
+@dataclass(frozen=True)
+class ApplyFix(StepBase):
+    """`fix = "name"`: a fix's commands verbatim, then its host checks."""
+
+    fix: Fix
+    kind: ClassVar[str] = "fix"
+
+    def label(self) -> str:
+        return f"fix {self.fix.name}"
+
+    def default_id(self) -> str:
+        return self.fix.name
+
+
+@dataclass(frozen=True)
+class RevertFix(StepBase):
+    """`revert = "name"`: a fix's revert commands."""
+
+    fix: Fix
+    kind: ClassVar[str] = "revert"
+
+    def label(self) -> str:
+        return f"revert {self.fix.name}"
+
+    def default_id(self) -> str:
+        return f"revert-{self.fix.name}"
+
+
+@dataclass(frozen=True)
+class AxisEvents(StepBase):
+    """`axis = "after_fix"`: the events of a matrix axis (none until a scenario's axis values
+    give them: then the step is left out)."""
+
+    axis: str
+    events: tuple[Event, ...] = ()
+    kind: ClassVar[str] = "axis"
+
+    def label(self) -> str:
+        return "event: " + ", ".join(self.events)
+
+    def default_id(self) -> str:
+        return self.axis.replace("_", "-")
+
+
+Step = Boot | Measure | Admin | Events | ApplyFix | RevertFix | AxisEvents
+
+
+def events_of(step: Step) -> tuple[Event, ...]:
+    """The events a step makes happen (none for steps that are not events)."""
+    match step:
+        case Events(events=events) | AxisEvents(events=events):
+            return events
+        case _:
+            return ()
+
+
+@dataclass(frozen=True)
+class _At:
+    """Where a step table sits, and what the steps before it and the scenario's fixes are."""
+
+    where: str
+    index: int
+    earlier: list[Step]
+    fixes: dict[str, Fix]
+    table: dict[str, Any]
+
+
+def _do(value: Any, at: _At) -> Step:
+    do = choice(f"{at.where}.do", value, DO)
+    if (do == "boot") != (at.index == 0):
+        raise FieldError(f"{at.where}.do", "the first step, and only it, is do = \"boot\"")
+    return Boot() if do == "boot" else Measure()
+
+
+def _run(value: Any, at: _At) -> Step:
+    commands = strings(f"{at.where}.run", value)
+    if not commands or not all(c.strip() for c in commands):
+        raise FieldError(f"{at.where}.run", "a list of host commands, each run verbatim")
+    return Admin(tuple(commands))
+
+
+def _event(value: Any, at: _At) -> Step:
+    events = event_list(f"{at.where}.event", [value] if isinstance(value, str) else value)
+    if not events:
+        raise FieldError(f"{at.where}.event", "names no event")
+    return Events(events)
+
+
+def _fix(key: str, value: Any, at: _At) -> Fix:
+    if value not in at.fixes:
+        raise FieldError(f"{at.where}.{key}", f"unknown fix {value!r}; known: "
+                         f"{', '.join(at.fixes)} (or define [fix.{value}])")
+    with within(at.where):
+        return at.fixes[value].with_params(at.table.get("params", {}))
+
+
+def _apply(value: Any, at: _At) -> Step:
+    return ApplyFix(_fix("fix", value, at))
+
+
+def _revert(value: Any, at: _At) -> Step:
+    fix = _fix("revert", value, at)
+    if not fix.revert:
+        raise FieldError(f"{at.where}.revert", f"fix {value} has no revert commands")
+    return RevertFix(fix)
+
+
+def _axis(value: Any, at: _At) -> Step:
+    axis = choice(f"{at.where}.axis", value, EVENT_AXES)
+    if any(isinstance(s, AxisEvents) and s.axis == axis for s in at.earlier):
+        raise FieldError(f"{at.where}.axis", f"a second step with axis = \"{axis}\"")
+    return AxisEvents(axis)
+
+
+# a step table's key -> the TOML type of its value, and what makes the step of it (in the order
+# the error for a step of no kind lists them)
+_KINDS: dict[str, tuple[type | tuple[type, ...], Callable[[Any, _At], Step]]] = {
+    "do": (str, _do), "run": (list, _run), "event": ((str, list), _event), "fix": (str, _apply),
+    "revert": (str, _revert), "axis": (str, _axis)}
+STEP_KINDS = tuple(_KINDS)
+_STEP_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "id": str, **{kind: spec[0] for kind, spec in _KINDS.items()}, "params": dict, "expect": dict,
+    "settle": (int, float), "note": str}
+
+
+def parse_steps(tables: list[Any], known_fixes: dict[str, Fix], guests: tuple[str, ...]) -> tuple[Step, ...]:
     if not tables:
-        raise ScenarioError(path, "step", "is required: at least [[step]] do = \"boot\"")
+        raise FieldError("step", "is required: at least [[step]] do = \"boot\"")
     steps: list[Step] = []
     for index, table in enumerate(tables):
         where = f"step[{index}]"
         if not isinstance(table, dict):
-            raise ScenarioError(path, where, "must be a table ([[step]])")
-        check_types(path, where, table, _STEP_FIELDS)
+            raise FieldError(where, "must be a table ([[step]])")
+        check_types(where, table, _STEP_FIELDS)
         kinds = [k for k in STEP_KINDS if k in table]
         if len(kinds) != 1:
-            raise ScenarioError(path, where, f"give exactly one of {', '.join(STEP_KINDS)}"
-                                + (f", not {kinds}" if kinds else ""))
+            raise FieldError(where, f"give exactly one of {', '.join(STEP_KINDS)}"
+                             + (f", not {kinds}" if kinds else ""))
         kind = kinds[0]
-        step = Step(id="", kind=kind)
-        if kind == "do":
-            step = dataclasses.replace(step, do=choice(path, f"{where}.do", table["do"], DO))
-            if (step.do == "boot") != (index == 0):
-                raise ScenarioError(path, f"{where}.do", "the first step, and only it, is do = \"boot\"")
-        elif index == 0:
-            raise ScenarioError(path, where, "the first step must be do = \"boot\" (daemons up, guests up)")
-        elif kind == "run":
-            commands = strings(path, f"{where}.run", table["run"])
-            if not commands or not all(c.strip() for c in commands):
-                raise ScenarioError(path, f"{where}.run", "a list of host commands, each run verbatim")
-            step = dataclasses.replace(step, commands=tuple(commands))
-        elif kind == "event":
-            value = table["event"]
-            events = event_list(path, f"{where}.event", [value] if isinstance(value, str) else value)
-            if not events:
-                raise ScenarioError(path, f"{where}.event", "names no event")
-            step = dataclasses.replace(step, events=tuple(events))
-        elif kind == "axis":
-            axis = choice(path, f"{where}.axis", table["axis"], AXIS_EVENTS)
-            if any(s.axis == axis for s in steps):
-                raise ScenarioError(path, f"{where}.axis", f"a second step with axis = \"{axis}\"")
-            step = dataclasses.replace(step, axis=axis)
-        else:
-            name = table[kind]
-            if name not in known_fixes:
-                raise ScenarioError(path, f"{where}.{kind}", f"unknown fix {name!r}; known: "
-                                    f"{', '.join(known_fixes)} (or define [fix.{name}])")
-            try:
-                fix = known_fixes[name].with_params(table.get("params", {}))
-            except FixError as error:
-                raise ScenarioError(path, f"{where}.{error.field}", str(error)) from None
-            if kind == "revert" and not fix.revert:
-                raise ScenarioError(path, f"{where}.revert", f"fix {name} has no revert commands")
-            step = dataclasses.replace(step, fix=fix)
-        if "params" in table and kind not in ("fix", "revert"):
-            raise ScenarioError(path, f"{where}.params", "only with fix = or revert =")
+        if kind != "do" and index == 0:
+            raise FieldError(where, "the first step must be do = \"boot\" (daemons up, guests up)")
+        step = _KINDS[kind][1](table[kind], _At(where, index, steps, known_fixes, table))
+        if "params" in table and not isinstance(step, ApplyFix | RevertFix):
+            raise FieldError(f"{where}.params", "only with fix = or revert =")
         settle = table.get("settle", SETTLE_DEFAULT)
         if not 1 <= settle <= 300:
-            raise ScenarioError(path, f"{where}.settle", f"seconds, 1..300, got {settle}")
-        step_id = table.get("id") or _unique(_default_id(step), [s.id for s in steps])
+            raise FieldError(f"{where}.settle", f"seconds, 1..300, got {settle}")
+        step_id = table.get("id") or _unique(step.default_id(), [s.id for s in steps])
         if not _ID.fullmatch(step_id):
-            raise ScenarioError(path, f"{where}.id", f"{step_id!r}: lower-case letters, digits, '-'")
+            raise FieldError(f"{where}.id", f"{step_id!r}: lower-case letters, digits, '-'")
         if step_id in [s.id for s in steps]:
-            raise ScenarioError(path, f"{where}.id", f"two steps are called {step_id!r}")
-        try:
+            raise FieldError(f"{where}.id", f"two steps are called {step_id!r}")
+        with within(f"{where}.expect"):
             expect = parse_expect(table.get("expect", {}), guests)
-        except ExpectError as error:
-            raise ScenarioError(path, f"{where}.expect.{error.field}".rstrip("."), str(error)) from None
         steps.append(dataclasses.replace(step, id=step_id, expect=expect, settle=float(settle)))
     return tuple(steps)
-
-
-def _default_id(step: Step) -> str:
-    if step.kind == "do":
-        return step.do
-    if step.kind == "run":
-        return "admin"
-    if step.kind == "event":
-        return step.events[0] if len(step.events) == 1 else "events"
-    if step.kind == "axis":
-        assert step.axis is not None
-        return step.axis.replace("_", "-")
-    assert step.fix is not None
-    return step.fix.name if step.kind == "fix" else f"revert-{step.fix.name}"
 
 
 def _unique(base: str, taken: list[str]) -> str:
@@ -167,11 +269,3 @@ def _unique(base: str, taken: list[str]) -> str:
         number += 1
         candidate = f"{base}-{number}"
     return candidate
-
-
-def event_list(path: Path | str, where: str, values: Any) -> list[str]:
-    if not isinstance(values, list | tuple):
-        raise ScenarioError(path, where, f"must be a list of events, got {values!r}")
-    for value in strings(path, where, list(values)):
-        choice(path, where, value, EVENTS)
-    return list(values)

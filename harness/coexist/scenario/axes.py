@@ -1,0 +1,159 @@
+"""The axes a scenario varies along: one table (name, kind, values, default, help, flag, label),
+from which everything that names an axis is derived: a scenario's [host] and [events] keys and
+their validation, `[[case]]` matching, `Scenario.axes()`, `variant()` and `label()`,
+`coexist matrix`'s flags and the pytest plugin's `--axis`.
+
+A new axis is one entry in AXES, plus what it means: a host axis is the Host field of its name
+(coexist.scenario.host) and what the host does with it (Host.settings); an event axis is where
+an `axis = "..."` step happens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from coexist.base.schema import FieldError, choice, strings
+from coexist.host.daemons import Service
+from coexist.host.guestnet import KINDS as GUEST_NETWORKS
+from coexist.scenario.events import EVENTS, event_list
+
+RELEASES = ("bookworm", "trixie", "forky")
+
+
+class Kind(Enum):
+    """What an axis's value is, and so how a file, a flag and `--axis` write it."""
+
+    CHOICE = "one of its values"
+    YES_NO = "true or false (no or yes on the command line)"
+    ORDER = "services in the order they start, each at most once (items joined by '+' in --axis)"
+    EVENTS = "events in order (items joined by '+' in --axis; 'none' for no event)"
+    DERIVED = "follows from another axis: [[case]] may match it, a matrix does not cross it"
+
+
+class Home(Enum):
+    """Where a scenario keeps an axis's value."""
+
+    HOST = "[host]: the Host field of the axis's name"
+    GUEST = "the first guest's network"
+    EVENTS = "[events]: the events of the step with axis = <name>"
+    DERIVED = "nowhere: true when the axis it follows lists the axis's name"
+
+
+@dataclass(frozen=True)
+class Axis:
+    name: str                 # as [host], [events], [[case]], --axis and verdict.json's "axes" name it
+    kind: Kind
+    home: Home
+    values: tuple[str, ...]   # allowed values (ORDER: its items; GUEST: besides the scenario's own)
+    default: Any
+    help: str                 # what it is, for the command line's help
+    flag: str | None = None   # `coexist matrix --<flag>` (None: not crossed)
+    tag: str = ""             # how the label says it, before the value
+    always: bool = False      # in every label, default or not
+    label_at: int | None = None   # its place in the label (None: not in it)
+    follows: str = ""         # DERIVED: the axis it follows from
+
+    @property
+    def toml_type(self) -> type:
+        return {Kind.CHOICE: str, Kind.YES_NO: bool, Kind.ORDER: list, Kind.EVENTS: list,
+                Kind.DERIVED: bool}[self.kind]
+
+    def check(self, where: str, value: Any, own: tuple[str, ...] = ()) -> Any:
+        """`value` validated (its type already checked) and as a scenario keeps it; `own`: values
+        the scenario adds (its own networks)."""
+        match self.kind:
+            case Kind.CHOICE:
+                return choice(where, value, (*own, *self.values))
+            case Kind.ORDER:
+                return _services(where, value, self.values)
+            case Kind.EVENTS:
+                return event_list(where, value)
+            case Kind.YES_NO | Kind.DERIVED:
+                return value
+
+    def label(self, value: Any) -> str | None:
+        """How a scenario's label says this value (None: it says nothing of it)."""
+        if self.label_at is None:
+            return None
+        match self.kind:
+            case Kind.CHOICE:
+                return f"{self.tag}{value}" if self.always or value != self.default else None
+            case Kind.ORDER:
+                return self.tag + ">".join(value)
+            case Kind.EVENTS:
+                return self.tag + ",".join(value) if value else None
+            case Kind.YES_NO:
+                return self.tag if value else None
+        return None
+
+    def from_option(self, text: str) -> list[Any]:
+        """The values of `--axis NAME=<text>`: comma-separated; a list's items joined by '+',
+        'none' for an empty list; no or yes for a yes/no axis. ValueError: not so."""
+        items = text.split(",")
+        match self.kind:
+            case Kind.ORDER | Kind.EVENTS:
+                return [[] if item == "none" else item.split("+") for item in items]
+            case Kind.YES_NO:
+                if set(items) - {"no", "yes"}:
+                    raise ValueError(f"{self.name} is no or yes")
+                return [item == "yes" for item in items]
+        return list(items)
+
+    def to_option(self, given: list[Any]) -> str:
+        """`coexist matrix --<flag>` values (each flag's, as its argparse type parsed them) as
+        the `--axis NAME=<text>` text of the same values."""
+        match self.kind:
+            case Kind.ORDER:
+                return ",".join("+".join(order) for order in given)
+            case Kind.EVENTS:
+                return ",".join("+".join(e for e in events if e != "none") or "none" for events in given)
+            case Kind.YES_NO:
+                return ",".join(given)
+        return ",".join(value for values in given for value in values)
+
+
+def _services(where: str, order: list[Any], allowed: tuple[str, ...]) -> tuple[Service, ...]:
+    for item in strings(where, order):
+        choice(where, item, allowed)
+    if len(set(order)) != len(order):
+        raise FieldError(where, f"names a daemon twice: {order}")
+    if Service.LIBVIRT not in order:
+        raise FieldError(where, "must include 'libvirt' (the guests need its network)")
+    return tuple(Service(item) for item in order)
+
+
+# in the order verdict.json's "axes", [[case]]'s allowed keys and the matrix's flags list them;
+# label_at orders the label
+AXES: dict[str, Axis] = {axis.name: axis for axis in (
+    Axis("release", Kind.CHOICE, Home.HOST, RELEASES, "trixie", "the host's Debian release",
+         flag="release", always=True, label_at=0),
+    Axis("libvirt_firewall_backend", Kind.CHOICE, Home.HOST, ("default", "iptables", "nftables"),
+         "default", "libvirt's firewall backend (network.conf's firewall_backend)",
+         flag="libvirt-backend", tag="libvirt:", always=True, label_at=1),
+    Axis("firewalld_backend", Kind.CHOICE, Home.HOST, ("default", "nftables", "iptables"), "default",
+         "firewalld's backend (firewalld.conf's FirewallBackend)", flag="firewalld-backend",
+         tag="firewalld:", label_at=5),
+    Axis("docker_iptables", Kind.CHOICE, Home.HOST, ("default", "nft", "legacy"), "default",
+         "the iptables dockerd finds first on its PATH", flag="docker-iptables",
+         tag="docker-iptables:", label_at=6),
+    Axis("start_order", Kind.ORDER, Home.HOST, Service.names(),
+         (Service.FIREWALLD, Service.DOCKERD, Service.LIBVIRT), "the daemons' start order",
+         flag="start-order", tag="order:", label_at=2),
+    Axis("firewalld", Kind.DERIVED, Home.DERIVED, (), False, "firewalld in the start order",
+         follows="start_order"),
+    Axis("network", Kind.CHOICE, Home.GUEST, GUEST_NETWORKS, "default", "the guest's network",
+         flag="network", tag="network:", label_at=3),
+    Axis("ipv6", Kind.YES_NO, Home.HOST, (), False, "IPv6 on the guest's libvirt network", flag="ipv6",
+         tag="ipv6", label_at=4),
+    Axis("after_setup", Kind.EVENTS, Home.EVENTS, EVENTS, (), "events before the first measurement",
+         flag="after-setup", tag="events:", label_at=7),
+    Axis("after_fix", Kind.EVENTS, Home.EVENTS, EVENTS, (), "events after the fix", flag="after-fix",
+         tag="after-fix:", label_at=8),
+)}
+CROSSED = tuple(axis for axis in AXES.values() if axis.flag is not None)
+HOST_AXES = tuple(axis for axis in AXES.values() if axis.home is Home.HOST)
+EVENT_AXES = tuple(axis.name for axis in AXES.values() if axis.home is Home.EVENTS)
+IN_LABEL = tuple(sorted((axis for axis in AXES.values() if axis.label_at is not None),
+                        key=lambda axis: axis.label_at or 0))
