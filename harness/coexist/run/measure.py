@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from coexist.guest.guest import Guest
     from coexist.host.lab import Lab
 
-# Every transient recorded so far (~40 runs in bench/results' matrices, 2026-11-26 to 12-02) was
-# over by the next round (<= 1.1 s after the first); 2 s of the same outcome is twice that.
+# An outcome counts as settled once it held for twice the longest transient recorded so far
+# (bench/results/README.md, "moved from comments"); raise it if a longer one is ever seen.
 STABLE_FOR = 2.0    # seconds an outcome must hold to count as settled
 ROUND_GAP = 0.5     # seconds between two rounds of probes
 
