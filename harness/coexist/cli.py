@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import secrets
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"coexist: {error}", file=sys.stderr)
         return 2
     except Exception as error:
+        _others_ended()
         signalled = interrupt.received()
         if signalled is not None:   # a child died of the same signal first: say what happened
             return _interrupted(signalled)
@@ -55,7 +57,20 @@ class UserError(Exception):
 _partial: list[Path] = []   # the artifacts folder of the run in progress, for the interrupt line
 
 
+def _others_ended() -> None:
+    """Wait for every other thread that Python would wait for at exit: what they still log comes
+    before coexist's closing line, not after it. (Pools join theirs when their block is left; this
+    is for any other thread. Daemon threads are not waited for: coexist starts none.)"""
+    for thread in threading.enumerate():
+        while thread is not threading.current_thread() and not thread.daemon and thread.is_alive():
+            try:
+                thread.join()
+            except interrupt.Interrupted:
+                pass   # the run is ending already: the threads stop on their own (interrupt.check)
+
+
 def _interrupted(stop: interrupt.Interrupted) -> int:
+    _others_ended()
     where = f"partial artifacts: {_partial[-1]}" if _partial else "no artifacts yet"
     print(f"coexist: interrupted ({stop.signame}) during {stop.during}; cleaned up; {where}",
           file=sys.stderr)

@@ -24,13 +24,13 @@ named on the command line) runs each file, one item per variant when `--axis` cr
 other values (`--axis release=bookworm,trixie,forky`, `--axis start_order=dockerd+libvirt+firewalld`,
 `--axis after_fix=firewalld-reload,none`); an item fails with its verdict when reality differs
 from the file, and the matrix report (matrix.md, .html, .json) is written from the items' results
-at the end of the run, into <artifacts-dir>/matrix (with -n, each worker hands its rows over).
+at the end of the run, into <artifacts-dir>/matrix (with -n, each worker hands its rows over
+to the controller through xdist's own channel, `workeroutput`).
 """
 
 from __future__ import annotations
 
 import json
-import pickle
 import re
 import shutil
 import time
@@ -58,6 +58,7 @@ _failed = pytest.StashKey[bool]()
 _guests = pytest.StashKey[list["Guest"]]()
 _rows = pytest.StashKey[list["Row"]]()
 _started = pytest.StashKey[float]()
+ROWS_OUTPUT = "coexist_rows"   # an xdist worker's rows in its workeroutput, as Row.to_json writes them
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -85,9 +86,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_rows] = []
     config.stash[_started] = time.monotonic()
     config.addinivalue_line("markers", "upstream(url): the public report a scenario reproduces")
-    if not _is_worker(config):   # the controller: no rows of an older run
-        for stale in matrix_dir(config).glob(".rows-*"):
-            stale.unlink()
     config.addinivalue_line(
         "markers", f"{MARKER}(scenario=None, network='default', **host): the coexist lab of this test: "
                    "a scenario file, or a scenario's [host] keys and the guest's network")
@@ -349,27 +347,34 @@ def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
+@pytest.hookimpl(optionalhook=True)   # an xdist hook: called only with xdist
+def pytest_testnodedown(node: Any, error: object | None) -> None:
+    """A worker is done: its rows join the controller's. Taken out, not read: xdist calls this
+    twice for a worker stopped by Ctrl-C."""
+    from coexist.report.matrix import Row
+
+    handed = getattr(node, "workeroutput", {}).pop(ROWS_OUTPUT, [])
+    node.config.stash[_rows].extend(Row.from_json(row) for row in handed)
+
+
 def matrix_dir(config: pytest.Config) -> Path:
     chosen = config.getoption("--matrix-dir")
     return Path(chosen or Path(config.getoption("--artifacts-dir")) / "matrix").resolve()
 
 
 def _write_matrix(config: pytest.Config) -> None:
-    """Rows of this process; an xdist worker hands them to the controller in a file."""
+    """The matrix report of this session's rows. An xdist worker hands its rows to the controller
+    instead, in xdist's channel: workeroutput goes with the worker's last message, and reaches
+    the controller's pytest_testnodedown before its session finishes."""
     from coexist.report import matrix
 
     out = matrix_dir(config)
     rows = config.stash.get(_rows, [])
     if _is_worker(config):
-        if rows:
-            out.mkdir(parents=True, exist_ok=True)
-            worker = config.workerinput["workerid"]  # type: ignore[attr-defined]
-            (out / f".rows-{worker}.pickle").write_bytes(pickle.dumps(rows))
+        # as JSON would carry them: execnet takes plain types only (an enum value is its string)
+        plain = json.loads(json.dumps([row.to_json() for row in rows]))
+        config.workeroutput[ROWS_OUTPUT] = plain  # type: ignore[attr-defined]
         return
-    handed = sorted(out.glob(".rows-*.pickle")) if out.is_dir() else []
-    for part in handed:
-        rows = rows + pickle.loads(part.read_bytes())
-        part.unlink()
     if not rows:
         return
     rows.sort(key=lambda r: r.scenario.label())

@@ -115,3 +115,34 @@ def test_the_verdict_labels_every_measurement_with_its_step() -> None:
     assert "[seed-firewalld-direct] guest guest: DNS ok, ping ok, TCP ok; online" in text
     assert "As expected by the scenario." in text
     assert json.loads(measured.dumps())["steps"][1]["id"] == "seed-firewalld-direct"
+
+
+def test_a_row_comes_back_from_its_json_as_it_was() -> None:
+    # what an xdist worker hands the controller (coexist.pytest_plugin): xdist's channel carries
+    # plain data only (JSON's is the narrower set), and the controller's report must be the one
+    # the worker's rows would have made
+    from coexist.report.results import CommandRun
+    from coexist.scenario.fixes import CheckResult
+    from coexist.scenario.model import load
+
+    seed = load(Path(__file__).parents[2] / "scenarios" / "seed-firewalld-direct.toml")
+    variant = seed.variant(release="trixie", start_order=["dockerd", "libvirt", "firewalld"],
+                           after_fix=["firewalld-reload"], ipv6=True)
+    measured = verdict(variant, reach(True, False, False, True, False), reach(True, True, True, True, True),
+                       reach(True, True, True, False, False))
+    measured.versions, measured.deviations = {"docker": "26.1.5"}, ["no real NIC"]
+    first, fix = measured.steps[0], measured.steps[1]
+    first.guests["guest"] = Settled(first.guests["guest"].final, 5, 6.5, False, ("0.5s: DNS FAILS",))
+    fix.commands = [CommandRun("firewall-cmd --reload", 0, "success")]
+    fix.facts = {"forward_policy": "DROP", "legacy_forward_policy": None, "ip_forward": True,
+                 "iptables": {"x": True}, "zone_of": {"virbr0": "libvirt"}}
+    fix.checks = [CheckResult("direct", "rules in place", False, "none")]
+    fix.problems, fix.docker_isolation, fix.seconds = ["docker refused"], False, 3.2
+    measured.explanation, measured.timings = ["FORWARD dropped"], {"steps": 41.5}
+    measured.artifacts = "/artifacts/seed"
+    rows = [matrix.Row(variant, measured, seconds=52.3, artifacts="/artifacts/seed"),
+            matrix.Row(seed.variant(release="bookworm"), unsupported="no nftables backend"),
+            matrix.Row(seed.variant(), error="RuntimeError: dockerd exited\nmore")]
+    for row in rows:
+        sent = json.loads(json.dumps(row.to_json()))
+        assert matrix.Row.from_json(sent) == row

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
-from collections.abc import Iterator
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from types import FrameType
 
 import pytest
 from coexist.base import interrupt, log
@@ -53,8 +59,6 @@ def test_a_second_signal_hurries_and_never_raises_again() -> None:
 
 
 def test_waiting_threads_stop_once_a_signal_came() -> None:
-    import threading
-
     from coexist.base.retry import retry
 
     with pytest.raises(interrupt.Interrupted):
@@ -125,9 +129,6 @@ def test_a_signal_while_a_pool_starts_a_thread_still_has_the_thread_joined(
         monkeypatch: pytest.MonkeyPatch, pool: type) -> None:
     # Thread.start waits for the new thread to run: a signal raised there left the thread running
     # and uncounted, and the pool's shutdown did not wait for it (CI: a probe's line after coexist's last)
-    import threading
-    import time
-
     start = threading.Thread.start
     finished: list[str] = []
 
@@ -149,3 +150,105 @@ def test_a_signal_while_a_pool_starts_a_thread_still_has_the_thread_joined(
     else:
         assert finished == []          # what the plain pool does: the thread outlives its block
         time.sleep(0.5)
+
+
+# -- no line after the closing line, whatever thread writes it -----------------------------------
+# (CI once printed "! measure after [...]: failed after ... (GeneratorExit)" after "coexist:
+# interrupted (SIGINT) during ...": tests/e2e/test_interrupt.py's second-Ctrl-C test)
+def signal_as_it_is_entered(manager: object) -> None:
+    """A real SIGINT, taken by the installed handler just as `manager.__enter__` returns: past the
+    point where a generator-based context manager has yielded, before `with` has it to exit."""
+    def calls(frame: FrameType, event: str, _arg: object) -> Callable[..., object] | None:
+        if event == "call" and frame.f_code.co_name == "__enter__" and frame.f_locals.get("self") is manager:
+            return returns
+        return None
+
+    def returns(frame: FrameType, event: str, _arg: object) -> Callable[..., object] | None:
+        if event == "return":
+            sys.settrace(None)
+            signal.raise_signal(signal.SIGINT)   # the handler runs, and raises, before this returns
+        return returns
+
+    sys.settrace(calls)
+
+
+@contextmanager
+def lab_up() -> Iterator[None]:
+    with log.step("lab up"):
+        yield
+
+
+@pytest.mark.parametrize("entered", ["a step", "a context manager yielding inside a step"])
+def test_a_signal_as_a_step_is_entered_logs_nothing_after_the_closing_line(
+        entered: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from coexist import cli
+
+    def run(_args: object) -> int:
+        with log.step("step 3 [fix]"):
+            inner = log.step("measure after [fix]") if entered == "a step" else lab_up()
+            signal_as_it_is_entered(inner)
+            with inner:
+                raise AssertionError("the signal did not come")
+        return 0
+
+    monkeypatch.setattr(cli, "_run", run)
+    assert cli.main(["run", "seed.toml"]) == 130
+    gc.collect()   # whatever was left for the collector, as at the interpreter's exit
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[-1].startswith("coexist: interrupted (SIGINT) during "), lines
+    assert lines[-2].startswith("  ! step 3 [fix]: failed after "), lines   # not nested deeper
+
+
+def test_a_signal_while_a_pool_is_joined_still_has_its_threads_end_first() -> None:
+    # the main thread waits in Thread.join when the block is left; a signal there raised out of
+    # the join and the threads' lines came after the run's last one
+    main = threading.main_thread()
+    done: list[str] = []
+
+    def probe() -> None:
+        deadline = time.monotonic() + 10
+        while not _joining(main) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        signal.pthread_kill(main.ident or 0, signal.SIGINT)
+        while not interrupt.stopping():
+            time.sleep(0.01)
+        time.sleep(0.2)   # what a probe does after the signal, e.g. its SSH command timing out
+        done.append("probe")
+
+    with pytest.raises(interrupt.Interrupted):
+        with interrupt.Pool(1) as pool:
+            pool.submit(probe)
+    assert done == ["probe"]
+
+
+def _joining(thread: threading.Thread) -> bool:
+    frame = sys._current_frames().get(thread.ident or 0)
+    while frame is not None:
+        if frame.f_code.co_name == "_wait_for_tstate_lock":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def test_threads_still_running_log_before_the_closing_line(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from coexist import cli
+
+    def worker() -> None:
+        while not interrupt.stopping():
+            time.sleep(0.01)
+        time.sleep(0.2)
+        log.info("a thread's last line")
+
+    def run(_args: object) -> int:
+        threading.Thread(target=worker).start()
+        with log.step("boot guest guest"):
+            signal.raise_signal(signal.SIGINT)
+        return 0
+
+    monkeypatch.setattr(cli, "_run", run)
+    assert cli.main(["run", "seed.toml"]) == 130
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[-2:] == ["a thread's last line",
+                          "coexist: interrupted (SIGINT) during boot guest guest; cleaned up; "
+                          "no artifacts yet"], lines

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from types import FrameType
+from types import FrameType, TracebackType
 from typing import Any, TypeVar
 
 from coexist.base import log
@@ -116,15 +116,29 @@ def shielded() -> Iterator[None]:
 
 
 class Pool(ThreadPoolExecutor):
-    """A ThreadPoolExecutor whose threads are all joined when its `with` block ends, even on a signal.
+    """A ThreadPoolExecutor whose threads have all ended when its `with` block is left, even on a
+    signal, and whose tasks log nested under the step that submitted them.
 
-    A signal raised in the main thread inside `submit` (in `Thread.start`, which waits for the new
-    thread to run) left that thread running and uncounted, so the pool's shutdown did not wait for
-    it: the run tore the lab down and ended while the thread's probes still ran, and their lines
-    came after coexist's last one (seen in test_a_second_ctrl_c_during_teardown_still_tears_down:
-    "measure after ...: failed after 0.0s (Interrupted)", 1 run in 4). `submit` holds the signal
-    until the thread is counted, then raises it."""
+    - `submit` holds a signal until the new thread is counted, then raises it: a signal raised in
+      `Thread.start` (which waits for the new thread to run) left that thread running and
+      uncounted, so the pool's shutdown did not wait for it.
+    - Leaving the block joins every thread under `shielded()`: a signal arriving while the main
+      thread waits in `join` raised out of it and left the threads running, so their lines (a
+      probe's "failed (Interrupted)") came after coexist's closing line. The threads stop soon
+      once a signal came (`check()` in every waiting loop); tasks not yet started are cancelled
+      when the block ends with an exception."""
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        depth = log.depth()
         with shielded():
-            return super().submit(fn, *args, **kwargs)
+            return super().submit(_nested, depth, fn, *args, **kwargs)
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        with shielded():
+            self.shutdown(wait=True, cancel_futures=kind is not None)
+
+
+def _nested(depth: int, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    with log.nested_at(depth):
+        return fn(*args, **kwargs)

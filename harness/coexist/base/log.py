@@ -3,6 +3,11 @@
 Lines go to the stdlib logger `coexist`: pytest captures them per test (`-o log_cli=true` shows
 them live); the CLI and the benches print them on stderr (`to_stderr`). Commands the harness runs
 on the lab host for itself are DEBUG; steps, results and the guest's commands are INFO.
+
+Nesting is per thread: a thread's lines are indented by the steps it is in, counted from where it
+started (`nested_at`: coexist.base.interrupt.Pool starts each task at the depth of the step that
+submitted it, so a probe's lines sit under "measure after ...", not at the left margin and not
+inside whatever step another thread happens to be in).
 """
 
 from __future__ import annotations
@@ -11,28 +16,63 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 from typing import TextIO
 
 LOGGER = logging.getLogger("coexist")
 LOGGER.setLevel(logging.DEBUG)
-_depth = 0
-_steps: list[str] = []   # the main thread's open steps, outermost first
+
+
+class _Nesting(threading.local):
+    """One thread's place in the story: the depth it started at and the steps it is in."""
+
+    def __init__(self) -> None:
+        self.base = 0
+        self.steps: list[Step] = []   # outermost first
+
+
+_nesting = _Nesting()
+
+
+def depth() -> int:
+    """How deep this thread's next line is indented."""
+    return _nesting.base + len(_nesting.steps)
 
 
 def current() -> str | None:
-    """The innermost step the main thread is in (what a Ctrl-C interrupts)."""
-    return _steps[-1] if _steps else None
+    """The innermost step this thread is in. The signal handler runs in the main thread, so there
+    it is the step a Ctrl-C interrupts."""
+    return _nesting.steps[-1].message if _nesting.steps else None
+
+
+def nested_at(base: int) -> _NestedAt:
+    """Log this thread's lines from `base` on, as if inside the steps of the thread that handed it
+    the work (a pool's thread runs one task after another: each starts from its submitter's depth)."""
+    return _NestedAt(base)
+
+
+class _NestedAt:
+    """A plain object, like Step: nothing of it can run late, in another thread."""
+
+    def __init__(self, base: int) -> None:
+        self.base = base
+        self._saved: tuple[int, list[Step]] = (0, [])
+
+    def __enter__(self) -> None:
+        self._saved = _nesting.base, _nesting.steps
+        _nesting.base, _nesting.steps = self.base, []
+
+    def __exit__(self, *_exc: object) -> None:
+        _nesting.base, _nesting.steps = self._saved
 
 
 def info(message: str) -> None:
-    """Log one line at the current nesting depth."""
-    LOGGER.info("%s%s", "  " * _depth, message)
+    """Log one line at this thread's nesting depth."""
+    LOGGER.info("%s%s", "  " * depth(), message)
 
 
 def debug(message: str) -> None:
-    LOGGER.debug("%s%s", "  " * _depth, message)
+    LOGGER.debug("%s%s", "  " * depth(), message)
 
 
 class _Stderr(logging.StreamHandler[TextIO]):
@@ -59,24 +99,49 @@ def to_stderr(level: int = logging.INFO) -> None:
         LOGGER.propagate = False
 
 
-@contextmanager
-def step(message: str) -> Iterator[None]:
+class Step:
+    """`with step(message):` logs `message`, nests what happens inside, then logs how long it took
+    or that it failed.
+
+    A plain object, not a generator: a signal's exception can be raised in any `__enter__` just
+    before it returns, and then `with` never calls `__exit__`. A generator left like that was
+    closed whenever its last reference went (when the exception was dropped, after coexist's
+    closing line, or by the garbage collector in any thread) and logged "failed (GeneratorExit)"
+    then, out of order. A step never exited logs nothing more; the enclosing step's exit drops it
+    from the nesting."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        self._start = 0.0
+        self._steps: list[Step] = []
+        self._index = 0
+
+    def __enter__(self) -> None:
+        info(f"- {self.message}")
+        self._start = time.monotonic()
+        self._steps = _nesting.steps
+        self._index = len(self._steps)
+        self._steps.append(self)
+
+    def __exit__(self, kind: type[BaseException] | None, _error: BaseException | None,
+                 _tb: TracebackType | None) -> None:
+        steps, index = self._steps, self._index
+        if kind is GeneratorExit:
+            # a generator that yielded inside this step is being closed: by its consumer, or late
+            # (garbage, interpreter shutdown), after the failure that left it was told by the
+            # steps it went through. Neither is this step failing: say nothing.
+            if steps[-1:] == [self]:
+                steps.pop()
+            return
+        if index < len(steps) and steps[index] is self:
+            del steps[index:]   # this step, and any entered inside it that never got to exit
+        seconds = time.monotonic() - self._start
+        if kind is None:
+            info(f"  ({self.message}: {seconds:.1f}s)")
+        else:
+            info(f"  ! {self.message}: failed after {seconds:.1f}s ({kind.__name__})")
+
+
+def step(message: str) -> Step:
     """Log `message`, nest what happens inside, then log how long it took (or that it failed)."""
-    global _depth
-    info(f"- {message}")
-    start = time.monotonic()
-    _depth += 1
-    main = threading.current_thread() is threading.main_thread()
-    if main:
-        _steps.append(message)
-    try:
-        yield
-    except BaseException as error:
-        _depth -= 1
-        info(f"  ! {message}: failed after {time.monotonic() - start:.1f}s ({type(error).__name__})")
-        raise
-    finally:
-        if main:
-            _steps.pop()
-    _depth -= 1
-    info(f"  ({message}: {time.monotonic() - start:.1f}s)")
+    return Step(message)

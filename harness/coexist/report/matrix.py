@@ -20,7 +20,7 @@ from typing import Any
 from coexist.report.results import StepResult
 from coexist.report.verdict import Verdict
 from coexist.scenario.axes import RELEASES
-from coexist.scenario.model import Scenario
+from coexist.scenario.model import Scenario, load
 from coexist.scenario.steps import ApplyFix
 
 COLOURS = {"online": "#bfe8bf", "docker": "#f7cf8f", "cut": "#f2a7a7", "error": "#f0e08a",
@@ -57,11 +57,22 @@ class Row:
 
     def to_json(self) -> dict[str, Any]:
         return {"label": self.scenario.label(), "scenario": self.scenario.name,
-                "axes": self.scenario.axes(), "seconds": round(self.seconds, 1),
+                "path": str(self.scenario.path), "axes": self.scenario.axes(),
+                "seconds": round(self.seconds, 1),
                 "artifacts": self.artifacts, "error": self.error,
                 "cells": {k: asdict(c) for k, c in self.cells().items()},
                 "unsupported": self.unsupported,
                 "verdict": self.verdict.to_json() if self.verdict else None}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Row:
+        """The row `to_json` wrote (e.g. an xdist worker's, for the controller's report): its
+        scenario read again from the file with the row's axes, its verdict from the JSON."""
+        axes = {name: value for name, value in data["axes"].items() if name != "firewalld"}
+        scenario = load(data["path"]).variant(**axes)   # firewalld follows from start_order
+        verdict = None if data["verdict"] is None else Verdict.from_json(data["verdict"], scenario)
+        return cls(scenario, verdict, error=data["error"], unsupported=data["unsupported"],
+                   seconds=data["seconds"], artifacts=data["artifacts"])
 
 
 def _cell(result: StepResult) -> Cell:
