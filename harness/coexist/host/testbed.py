@@ -72,6 +72,8 @@ class Autostarted(Protocol):
 class Testbed:
     """A wan and a lab with the plan's settings written; `boot()` starts its daemons."""
 
+    __test__ = False   # a class whose name starts with "Test", imported by test modules: not a test
+
     def __init__(self, plan: HostPlan, images: Images, *, name: str = "lab",
                  artifacts: Path | None = None) -> None:
         if plan.release != images.host.release:
