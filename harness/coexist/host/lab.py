@@ -256,9 +256,11 @@ class Lab(Verbs):
         daemon = Daemon(name)
         return daemon in self._daemons and self._daemons[daemon][0].poll() is None
 
-    def not_running(self, needs: tuple[Service, ...]) -> list[Service]:
-        """The services of `needs` (a fix's `needs`) whose daemon is not running."""
-        return [need for need in needs if not self.running(Service(need).daemon)]
+    def check_needs(self, fix: Commands) -> None:
+        """RuntimeError unless the daemon of every service the fix `needs` is running."""
+        missing = [need for need in fix.needs if not self.running(Service(need).daemon)]
+        if missing:
+            raise RuntimeError(f"fix {fix.name} needs {', '.join(missing)} running")
 
     # -- clients --------------------------------------------------------------------------------
     def libvirt(self) -> libvirt.virConnect:
@@ -318,9 +320,7 @@ class Lab(Verbs):
     def apply(self, fix: Commands) -> None:
         """Run a fix's commands verbatim, in order; each must succeed."""
         __tracebackhide__ = True
-        missing = self.not_running(fix.needs)
-        if missing:
-            raise RuntimeError(f"fix {fix.name} needs {', '.join(missing)} running")
+        self.check_needs(fix)
         with log.step(f"apply fix {fix.name}"):
             for command in fix.commands:
                 output = self.succeed(command, timeout=120).strip()

@@ -23,7 +23,6 @@ from coexist.report.results import CommandRun, StepResult
 from coexist.report.verdict import Verdict
 from coexist.run import events
 from coexist.run.measure import host_facts, settle, wanted_facts
-from coexist.scenario.fixes import Fix
 from coexist.scenario.model import Scenario
 from coexist.scenario.steps import Admin, ApplyFix, AxisEvents, Boot, Events, Measure, RevertFix, Step
 
@@ -99,9 +98,11 @@ class Run:
                 case Events(events=happening) | AxisEvents(events=happening):
                     events.happen(self.bed, self.guests, happening)
                 case ApplyFix(fix=fix):
-                    result.commands = self._commands(self._runnable(fix).commands)
+                    self.lab.check_needs(fix)
+                    result.commands = self._commands(fix.commands)
                 case RevertFix(fix=fix):
-                    result.commands = self._commands(self._runnable(fix).revert)
+                    self.lab.check_needs(fix)
+                    result.commands = self._commands(fix.revert)
                 case _:
                     assert_never(step)
             self._measure(step, result, number)
@@ -111,13 +112,6 @@ class Run:
         for line in result.mismatches():
             log.info(f"UNEXPECTED {line}")
         return result
-
-    def _runnable(self, fix: Fix) -> Fix:
-        """`fix`, once the daemons it needs are known to run."""
-        missing = self.lab.not_running(fix.needs)
-        if missing:
-            raise RuntimeError(f"fix {fix.name} needs {', '.join(missing)} running")
-        return fix
 
     def _commands(self, commands: tuple[str, ...]) -> list[CommandRun]:
         ran = []
