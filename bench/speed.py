@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT / "harness"))
 
 from coexist.base import log  # noqa: E402
 from coexist.guest import accel  # noqa: E402
-from coexist.guest.guest import Guest  # noqa: E402
+from coexist.guest.guest import Guest, accel_for  # noqa: E402
 from coexist.guest.sshkeys import GuestKeys  # noqa: E402
 from coexist.host import containers, firewall, qemucaps  # noqa: E402
 from coexist.host.firewalld import Firewalld  # noqa: E402
@@ -358,8 +358,7 @@ def main() -> int:
         lab = bed.lab
         bed.start(host.start_order)
         containers.run_web(lab, name="coexist-web", published_port=8080)
-        decision = accel.decide(lab, f"{GUEST_IMAGE_DIR}/{images.guest.kernel.name}",
-                                f"{GUEST_IMAGE_DIR}/{images.guest.initrd.name}")
+        decision = accel_for(lab, images.guest)
         result["accel"] = decision.accel
         result["firewalld"] = firewalld_figures(lab)
         result["boot"] = boot_figures(lab, images, decision, args.boots)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from coexist.base import log
 from coexist.base.commands import run
 from coexist.host.lab import Lab
-from coexist.net.connectivity import PAGE, PROBE_WAIT
+from coexist.net.connectivity import PAGE, http_get
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
@@ -104,7 +104,7 @@ def reaches_across(lab: Lab, server: Container) -> bool:
 
     server.reload()
     address = server.attrs["NetworkSettings"]["Networks"][ISOLATED_NETWORKS[1]]["IPAddress"]
-    request = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w {PROBE_WAIT} {address} 80"
+    request = http_get(address)
     try:
         output = lab.docker().containers.run(BASE_IMAGE, ["sh", "-c", request], remove=True,
                                              network=ISOLATED_NETWORKS[0],
