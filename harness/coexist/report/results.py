@@ -3,10 +3,11 @@ guest's settled connectivity, the host's facts, the commands a step ran, the fix
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from coexist.net.connectivity import Connectivity
+from coexist.net.connectivity import Connectivity, Probe
 from coexist.scenario.fixes import CheckResult
 from coexist.scenario.keys import KEYS, Source
 from coexist.scenario.steps import ApplyFix, Step, events_of
@@ -123,3 +124,22 @@ class StepResult:
                 "facts": self.facts,
                 "checks": [asdict(c) for c in self.checks], "problems": self.problems,
                 "seconds": round(self.seconds, 1), "mismatches": self.mismatches()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], step: Step) -> StepResult:
+        """The result `to_json` wrote, of `step` (the round trip is tests/unit/test_matrix.py's);
+        what `to_json` derives (label, states, mismatches) is derived again."""
+        return cls(
+            step, commands=[CommandRun(**c) for c in data["commands"]],
+            guests={name: Settled(_connectivity(g["final"]), g["rounds"], g["seconds"], g["stable"],
+                                  tuple(g["transient"])) for name, g in data["guests"].items()},
+            published_port=data["published_port"], docker_isolation=data["docker_isolation"],
+            facts=dict(data["facts"]) if data["facts"] is not None else None,
+            checks=[CheckResult(**c) for c in data["checks"]], problems=list(data["problems"]),
+            seconds=data["seconds"])
+
+
+def _connectivity(data: Mapping[str, Any]) -> Connectivity:
+    """A guest's connectivity as `asdict` wrote it."""
+    return Connectivity(Probe(**data["dns"]), Probe(**data["ping"]), Probe(**data["tcp"]),
+                        ipv6=tuple(Probe(**p) for p in data["ipv6"]))

@@ -8,11 +8,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from coexist.guest.accel import AccelDecision
-from coexist.net.connectivity import Connectivity, Probe
-from coexist.report.results import CommandRun, Settled, StepResult
-from coexist.scenario.fixes import CheckResult
+from coexist.report.results import StepResult
 from coexist.scenario.model import Scenario
-from coexist.scenario.steps import Admin, ApplyFix, Step
+from coexist.scenario.steps import Admin, ApplyFix
 
 
 @dataclass
@@ -102,26 +100,9 @@ class Verdict:
         holds). What `to_json` derives (symptom, mismatches, labels) is derived again."""
         steps = {step.id: step for step in scenario.steps}
         return cls(scenario, dict(data["versions"]), AccelDecision(**data["accel"]),
-                   list(data["deviations"]), [_step_result(s, steps[s["id"]]) for s in data["steps"]],
+                   list(data["deviations"]), [StepResult.from_json(s, steps[s["id"]]) for s in data["steps"]],
                    explanation=list(data["explanation"]), timings=dict(data["timings"]),
                    artifacts=data.get("artifacts", ""))
-
-
-def _step_result(data: Mapping[str, Any], step: Step) -> StepResult:
-    """The inverse of StepResult.to_json (the round trip is tests/unit/test_matrix.py's)."""
-    return StepResult(
-        step, commands=[CommandRun(**c) for c in data["commands"]],
-        guests={name: Settled(_connectivity(g["final"]), g["rounds"], g["seconds"], g["stable"],
-                              tuple(g["transient"])) for name, g in data["guests"].items()},
-        published_port=data["published_port"], docker_isolation=data["docker_isolation"],
-        facts=dict(data["facts"]) if data["facts"] is not None else None,
-        checks=[CheckResult(**c) for c in data["checks"]], problems=list(data["problems"]),
-        seconds=data["seconds"])
-
-
-def _connectivity(data: Mapping[str, Any]) -> Connectivity:
-    return Connectivity(Probe(**data["dns"]), Probe(**data["ping"]), Probe(**data["tcp"]),
-                        ipv6=tuple(Probe(**p) for p in data["ipv6"]))
 
 
 def _render_step(number: int, result: StepResult) -> list[str]:
