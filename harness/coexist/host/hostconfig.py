@@ -24,6 +24,7 @@ NETWORK_CONF = "/etc/libvirt/network.conf"
 FIREWALLD_CONF = "/etc/firewalld/firewalld.conf"
 DAEMON_JSON = "/etc/docker/daemon.json"
 
+
 @dataclass(frozen=True)
 class HostSettings:
     docker: Mapping[str, Any] = field(default_factory=dict)      # daemon.json keys
