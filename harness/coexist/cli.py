@@ -316,10 +316,9 @@ def _shell(args: argparse.Namespace) -> int:
         raise UserError(f"no kept lab {args.lab!r}; kept: {', '.join(kept) or 'none'}")
     facts = kept[args.lab]
     command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
-    enter = ["nsenter", "--target", str(facts["holder"]), "--net"]
     if not args.guest:
         inside = ["/bin/sh", "-c", " ".join(command)] if command else ["/bin/bash", "-l"]
-        argv = [*enter, "--cgroup", "--mount", "--root", "--wd", "--", *inside]
+        argv = [*facts["enter"], *inside]
     else:
         guest = facts["guests"].get(args.role)
         if guest is None:
@@ -327,9 +326,9 @@ def _shell(args: argparse.Namespace) -> int:
                             f"{', '.join(facts['guests']) or 'none'}")
         if shutil.which("ssh") is None:
             raise UserError("`coexist shell --guest` needs ssh (Debian's openssh-client)")
-        argv = [*enter, "--", "ssh", "-i", guest["key"], "-o", f"UserKnownHostsFile={guest['known_hosts']}",
-                "-o", "StrictHostKeyChecking=yes", "-o", "LogLevel=ERROR", f"root@{guest['address']}",
-                *command]
+        argv = [*facts["enter_network"], "ssh", "-i", guest["key"],
+                "-o", f"UserKnownHostsFile={guest['known_hosts']}", "-o", "StrictHostKeyChecking=yes",
+                "-o", "LogLevel=ERROR", f"root@{guest['address']}", *command]
     return subprocess.call(argv, env={"PATH": SYSTEM_PATH, "HOME": "/root", "TERM": "xterm"})
 
 

@@ -152,7 +152,8 @@ def coexist_lab(request: pytest.FixtureRequest, coexist_scenario: Scenario, coex
         yield lab
         if _keep(request):
             (lab.workdir.parent / KEPT_FILE).write_text(json.dumps(
-                {"holder": lab.holder.pid, "owner": lab.owner, "test": request.node.nodeid,
+                {"enter": lab.executor.argv([]), "enter_network": lab.network_executor.argv([]),
+                 "owner": lab.owner, "test": request.node.nodeid,
                  "release": lab.image.release, "guests": _kept_guests(request)}, indent=2))
             request.config.stash[_kept].append(stack.pop_all())
             print(f"\ncoexist: kept lab {lab.workdir.parent.name} of the failed test; enter it with "

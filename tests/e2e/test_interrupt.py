@@ -86,7 +86,7 @@ class Machine:
     def now(cls) -> Machine:
         seen = cls()
         for pid in _live_pids():
-            for kind in ("net", "mnt", "cgroup", "pid"):
+            for kind in ("net", "mnt", "cgroup", "pid", "uts", "ipc"):
                 try:
                     seen.namespaces.add(os.readlink(f"/proc/{pid}/ns/{kind}"))
                 except OSError:

@@ -60,10 +60,11 @@ class Commands(Protocol):
     def commands(self) -> tuple[str, ...]: ...
 
 
-def _mount_script(image: Path, work: Path, root: Path, shares: dict[str, Path]) -> str:
+def _mount_script(image: Path, work: Path, root: Path, shares: dict[str, Path], hostname: str) -> str:
     r = shlex.quote(str(root))
     lines = [
         f"mount -t overlay overlay -o lowerdir={image},upperdir={work}/upper,workdir={work}/ovl {r}",
+        f"echo {shlex.quote(hostname)} > {r}/etc/hostname",
     ]
     for inside in REAL_DIRS:
         lines += [f"mkdir -p {r}{inside}", f"mount --bind {work}/real{inside} {r}{inside}"]
@@ -95,6 +96,8 @@ def _mount_script(image: Path, work: Path, root: Path, shares: dict[str, Path]) 
         f"mount -t cgroup2 cgroup2 {r}/sys/fs/cgroup/unified",
         f"mount --rbind /dev {r}/dev",
         f"mount -t tmpfs tmpfs {r}/dev/shm",
+        # POSIX message queues of the lab's own IPC namespace, where the machine's /dev has them
+        f"if [ -d {r}/dev/mqueue ]; then mount -t mqueue mqueue {r}/dev/mqueue; fi",
         f"mount -t tmpfs tmpfs {r}/run",
         f"mount -t tmpfs tmpfs {r}/tmp",
         f"touch {r}/etc/resolv.conf",
@@ -121,6 +124,7 @@ class Lab(Verbs):
         self.owner = wan.owner
         self.name = name
         self.where = f"lab {name}"
+        self.hostname = f"{name}-{image.release}"   # its own: the lab is a host of its own
         self.timeout = 120.0
         self.quiet = True   # its commands are mostly the harness's own; steps say what they do
         self.workdir = workdir
@@ -143,10 +147,12 @@ class Lab(Verbs):
             for sub in ("upper", "ovl", "root", *(f"real{d}" for d in REAL_DIRS)):
                 (self.workdir / sub).mkdir(parents=True, exist_ok=True)
             (self.workdir / "resolv.conf").write_text(f"nameserver {ROUTER}\n")
-            setup = _mount_script(self.image.root, self.workdir, self.workdir / "root", self.shares)
+            setup = _mount_script(self.image.root, self.workdir, self.workdir / "root", self.shares,
+                                  self.hostname)
             try:
                 self._holder = Holder(self.name, mount=True, setup=setup, owner=self.owner,
-                                      root=self.workdir / "root", cgroup=self.cgroup.create())
+                                      root=self.workdir / "root", cgroup=self.cgroup.create(),
+                                      hostname=self.hostname)
                 self.wan.plug(self._holder)
             except BaseException:
                 self.__exit__(*sys.exc_info())
@@ -181,6 +187,11 @@ class Lab(Verbs):
     def executor(self) -> Executor:
         return Executor(self.holder, mount=True, where=f"lab {self.name}")
 
+    @property
+    def network_executor(self) -> Executor:
+        """Runs the machine's own programs in the lab's network (and cgroup) namespaces only."""
+        return Executor(self.holder, mount=False, where=f"lab {self.name}'s network")
+
     def execute(self, command: Command, *, timeout: float | None = None) -> Result:
         """Run a command on the lab host; asserts nothing. A string runs through /bin/sh."""
         return self.executor.run(_argv(command), check=False, timeout=timeout or self.timeout)
@@ -213,8 +224,7 @@ class Lab(Verbs):
             logfile = open(self.logdir / f"{daemon}.log", "a")
             logfile.write(f"--- coexist: starting {' '.join(spec.argv)} at {time.ctime()}\n")
             logfile.flush()
-            proc = self.executor.spawn(list(spec.argv), log=logfile, env=self.daemon_env.get(daemon),
-                                       subreaper=True)
+            proc = self.executor.spawn(list(spec.argv), log=logfile, env=self.daemon_env.get(daemon))
             self._daemons[daemon] = (proc, logfile)
 
             def answers(last_try: bool) -> bool:
@@ -335,8 +345,8 @@ class Lab(Verbs):
             self._close_clients()
 
             def gone(last_try: bool) -> bool:
-                processes.kill_all(self.cgroup.members() - {self.holder.pid}, grace=0)
-                return not self.cgroup.members() - {self.holder.pid}
+                processes.kill_all(self.cgroup.members() - self.holder.pids, grace=0)
+                return not self.cgroup.members() - self.holder.pids
 
             retry(gone, timeout=10, what=f"every process of lab {self.name} killed", interval=0.02)
             for proc, logfile in self._daemons.values():
@@ -375,7 +385,7 @@ class Lab(Verbs):
         with log.step(f"lab '{self.name}': power cycle (daemons stopped, runtime state gone)"):
             for name in reversed(list(self._daemons)):
                 self.stop(name, timeout=5)   # as a shutdown's stop timeout; libvirtd 11.3 can hang
-            processes.kill_all(self.cgroup.members() - {self.holder.pid})
+            processes.kill_all(self.cgroup.members() - self.holder.pids)
             links = json.loads(self.succeed(["ip", "-j", "link", "show"]))
             script = ["nft flush ruleset"]
             for tool in ("iptables-legacy", "ip6tables-legacy"):

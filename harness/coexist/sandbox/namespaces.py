@@ -19,13 +19,17 @@ from coexist.sandbox import cgroups, processes
 T = TypeVar("T")
 _CLONE_NEWNET = 0x40000000
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# A daemon runs under a subreaper, so that what it daemonizes (libvirtd's qemu and dnsmasq) is
-# reaped the moment it exits, as systemd does on a real host. Without it the orphans go to the
-# machine's PID 1, which need not reap them at once (a container's or microVM's init may be slow:
-# bench/results/README.md, "subreaper"), and libvirt waits for its qemu's zombie
-# (virProcessKillPainfully polls kill(pid, 0)) before a `virsh destroy` returns. setpriv gives
-# the daemon the parent-death signal the subreaper has (preexec): it still dies with the run.
-SUBREAPER = ("tini", "-s", "--", "setpriv", "--pdeathsig", "KILL", "--")
+# In a holder that is a host of its own, nsenter forks the command into the PID namespace and
+# waits for it. The command gets nsenter's death as SIGKILL (as the holder's own processes get the
+# run's): a command whose nsenter is killed (a timeout, a teardown) dies with it instead of living
+# on as an orphan of the lab's init.
+ENTERED = ("setpriv", "--pdeathsig", "KILL", "--")
+# A host holder's init: the lab's PID 1, reaping what the lab's daemons daemonize (libvirtd's qemu
+# and dnsmasq) the moment it exits, as systemd does on a real host. libvirt waits for its qemu's
+# zombie (virProcessKillPainfully polls kill(pid, 0)) before a `virsh destroy` returns: an init
+# that reaps late (this machine's PID 1 takes 1.6-1.8 s: bench/results/README.md, "subreaper")
+# slows every destroy. The machine's tini, exec'd before the root is pivoted.
+INIT = ("tini", "--")
 
 
 class Holder:
@@ -41,27 +45,41 @@ class Holder:
     detaches the machine's root: `root` is then the namespace's own root, for every command entered
     through the holder and for every namespace made inside it (a container's `docker exec` joins
     its container's root; under a mere chroot it landed on the machine's `/`).
+
+    With `hostname`, the holder is a host of its own: a PID namespace whose PID 1 is its init
+    (INIT, which reaps what the host's daemons leave behind; when it ends, the kernel kills
+    everything in the namespace), a UTS namespace with that hostname and an IPC namespace. Its
+    processes cannot see or signal the machine's or another holder's; `setup` mounts the `/proc`
+    that shows them.
     """
 
     def __init__(
         self, name: str, *, mount: bool, setup: str = "", owner: str, root: Path | None = None,
-        cgroup: cgroups.RunCgroup | None = None,
+        cgroup: cgroups.RunCgroup | None = None, hostname: str | None = None,
     ) -> None:
+        assert hostname is None or mount, "a host of its own has files of its own"
         self.name = name
         self.owner = owner
         self.cgroup = cgroup
         self.cgroupns = mount and cgroup is not None
+        self.host = hostname is not None
         flags = ["--net"] + (["--mount", "--propagation", "private"] if mount else [])
         flags += ["--cgroup"] if self.cgroupns else []
-        settle = "echo ready; exec sleep infinity"
+        # --kill-child: the init gets unshare's death as SIGKILL, and takes the namespace along
+        flags += ["--pid", "--fork", "--kill-child", "--uts", "--ipc"] if self.host else []
+        # The holder's PID as the machine sees it: read while /proc is still the machine's (dash's
+        # `read` opens /proc/self itself, in the shell's own process).
+        script = "set -e\nread -r pid _ < /proc/self/stat\n"
+        script += f"hostname {shlex.quote(hostname)}\n" if hostname is not None else ""
+        script += f"{setup}\n"
         if root is not None:
             # pivot_root(".", "."), then detach the old root stacked on top (as runc does).
-            settle = (f"cd {shlex.quote(str(root))}\npivot_root . .\numount -l .\ncd /\n"
-                      f"exec /bin/sh -c '{settle}'")
-        script = f"set -e\n{setup}\n{settle}\n"
+            script += f"cd {shlex.quote(str(root))}\npivot_root . .\numount -l .\ncd /\n"
+        script += 'echo "ready $pid"\nexec sleep infinity\n'
+        # The script comes on stdin: the holder's command line (a host's PID 1's) stays short.
         self._proc = popen(
-            ["unshare", *flags, "--", "/bin/sh", "-c", script],
-            stdin=subprocess.DEVNULL,
+            ["unshare", *flags, "--", *(INIT if self.host else ()), "/bin/sh", "-s"],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -69,16 +87,25 @@ class Holder:
             preexec_fn=self.preexec,
             start_new_session=True,
         )
-        assert self._proc.stdout is not None
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        try:
+            with self._proc.stdin:
+                self._proc.stdin.write(script)
+        except BrokenPipeError:   # it died first: its output says why
+            pass
         output = []
         for line in self._proc.stdout:
-            if line.strip() == "ready":
+            word, _, pid = line.strip().partition(" ")
+            if word == "ready" and pid.isdigit():
                 break
             output.append(line)
         else:
             self._proc.wait()
             raise CommandFailed(f"namespace {name}", script, self._proc.returncode, "".join(output))
-        self.pid = self._proc.pid
+        self.pid = int(pid)
+        # the holder's own processes: unshare, the init (a host's), and the one that holds
+        init = [processes.parent(self.pid)] if self.host else []
+        self.pids = frozenset({self._proc.pid, self.pid, *init})
 
     def preexec(self) -> None:
         """In a child about to exec: die with this thread, and join the run's cgroup."""
@@ -87,10 +114,12 @@ class Holder:
             cgroups.join_self(self.cgroup.procs_files)
 
     def nsenter(self, *, mount: bool) -> list[str]:
-        """The nsenter prefix that runs a command in this holder's namespaces (and root, if mount)."""
+        """The nsenter prefix that runs a command in this holder's namespaces (and with `mount`, its
+        root, and a host's PID, UTS and IPC namespaces: the command is then nsenter's child)."""
         target = ["nsenter", "--target", str(self.pid), "--net"]
         target += ["--cgroup"] if self.cgroupns else []
-        return target + (["--mount", "--root", "--wd"] if mount else [])
+        target += ["--mount", "--root", "--wd"] if mount else []
+        return target + (["--pid", "--uts", "--ipc"] if mount and self.host else [])
 
     def path(self, inside: str) -> Path:
         """A path inside the holder's root as seen from outside (sockets, logs)."""
@@ -157,8 +186,13 @@ class Executor:
         env.update(extra or {})
         return env
 
+    @property
+    def forks(self) -> bool:
+        """Does nsenter fork the command (into a host's PID namespace) rather than exec it?"""
+        return self.mount and self.holder.host
+
     def argv(self, argv: Sequence[str]) -> list[str]:
-        return [*self.holder.nsenter(mount=self.mount), "--", *argv]
+        return [*self.holder.nsenter(mount=self.mount), "--", *(ENTERED if self.forks else ()), *argv]
 
     def run(
         self, argv: Sequence[str], *, check: bool = True, timeout: float = 120, input: str | None = None
@@ -187,18 +221,13 @@ class Executor:
         return Result(proc.returncode, output)
 
     def spawn(
-        self,
-        argv: Sequence[str],
-        *,
-        log: IO[str],
-        env: Mapping[str, str] | None = None,
-        subreaper: bool = False,
+        self, argv: Sequence[str], *, log: IO[str], env: Mapping[str, str] | None = None
     ) -> subprocess.Popen[str]:
-        """Start a long-running process whose output goes to `log`; it dies with this run. With
-        `subreaper`, under SUBREAPER (the Popen is then the subreaper's, signals reach the
-        process through it)."""
+        """Start a long-running process whose output goes to `log`; it dies with this run. Its
+        signals (terminate, kill) reach the process itself, not the nsenter that forked it."""
         return popen(
-            [*(SUBREAPER if subreaper else ()), *self.argv(argv)],
+            self.argv(argv),
+            cls=Entered if self.forks else None,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -209,7 +238,25 @@ class Executor:
         )
 
 
-def popen(argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[str]:
+class Entered(subprocess.Popen[str]):
+    """A process nsenter forked into a PID namespace: this Popen is nsenter's, which waits for its
+    child and passes its exit status on, but forwards no signal. A signal sent here goes to the
+    child (the command itself) once it exists; to nsenter before that, which the command outlives
+    only for the instant its parent-death signal takes (ENTERED)."""
+
+    def send_signal(self, sig: int) -> None:
+        self.poll()
+        if self.returncode is not None:
+            return
+        for pid in processes.children(self.pid) or {self.pid}:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+
+def popen(argv: Sequence[str], *, cls: type[subprocess.Popen[str]] | None = None,
+          **kwargs: Any) -> subprocess.Popen[str]:
     """subprocess.Popen with a preexec_fn, the first signal held off until the child exists.
     With a preexec_fn, Python runs its fork hooks (logging's, random's) in this process right
     after the fork, and the Interrupted that a Ctrl-C raises inside one is printed and dropped
@@ -217,7 +264,7 @@ def popen(argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[str]:
     (CI, SIGINT and SIGTERM while dockerd was being started). Here it is raised once Popen
     returns; the child, in the lab's cgroup, goes with the lab's teardown."""
     with interrupt.shielded():
-        return subprocess.Popen(argv, **kwargs)
+        return (cls or subprocess.Popen)(argv, **kwargs)
 
 
 def ensure_root() -> None:

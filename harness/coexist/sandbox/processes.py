@@ -37,6 +37,17 @@ def start_time(pid: int) -> str | None:
     return None if fields is None else fields[19]
 
 
+def parent(pid: int) -> int:
+    """The parent of `pid` (0 if it is gone)."""
+    fields = _stat(pid)
+    return 0 if fields is None else int(fields[1])
+
+
+def children(pid: int) -> set[int]:
+    """The processes whose parent is `pid`."""
+    return {child for child in _pids() if parent(child) == pid}
+
+
 def running(pid: int) -> bool:
     """Is `pid` still running? A zombie is not: it has let go of everything (memory, files,
     sockets, namespaces) and only waits for its parent to read its exit status (an orphan's
