@@ -155,6 +155,7 @@ def _values(allowed: tuple[str, ...], *, order: bool = False) -> Callable[[str],
 def _check(paths: list[Path]) -> int:
     """Validate every file; report each bad one (not only the first)."""
     from coexist.base.schema import ScenarioError
+    from coexist.scenario import reach
     from coexist.scenario.model import load
 
     bad = 0
@@ -167,6 +168,8 @@ def _check(paths: list[Path]) -> int:
             continue
         steps = ", ".join(step.id for step in scenario.steps)
         print(f"{path}: ok ({scenario.name}, {scenario.host.release}; steps: {steps})")
+        for line in reach.warnings(scenario):
+            print(f"{path}: warning: {line} (README: \"What a lab isolates\")")
     return 2 if bad else 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import threading
@@ -104,8 +105,9 @@ class Holder:
             raise CommandFailed(f"namespace {name}", script, self._proc.returncode, "".join(output))
         self.pid = int(pid)
         # the holder's own processes: unshare, the init (a host's), and the one that holds
-        init = [processes.parent(self.pid)] if self.host else []
-        self.pids = frozenset({self._proc.pid, self.pid, *init})
+        self.init = processes.parent(self.pid) if self.host else self.pid   # PID 1 of a host
+        self._init_started = processes.start_time(self.init)
+        self.pids = frozenset({self._proc.pid, self.pid, self.init})
 
     def preexec(self) -> None:
         """In a child about to exec: die with this thread, and join the run's cgroup."""
@@ -153,10 +155,27 @@ class Holder:
         """A TCP connection made from inside this namespace."""
         return self.in_netns(lambda: socket.create_connection((host, port), timeout=timeout))
 
+    def inside(self, pids: set[int]) -> set[int]:
+        """Those of `pids` that live inside a host holder's PID namespace (or one below it, a
+        container's): not its nsenters, which wait outside for the command they forked."""
+        machine = processes.pid_namespace(os.getpid())
+        return {pid for pid in pids if processes.pid_namespace(pid) not in (None, machine)}
+
     def stop(self) -> None:
         """End everything the holder holds, then the holder itself: with a cgroup, all of it at
         once, whether or not the holder still lives; without, what is left in its network
-        namespace."""
+        namespace.
+
+        A host's init goes first: its end makes the kernel kill every process in its PID
+        namespace, and the nsenters waiting outside read their children's exits at once. Killed
+        together with them, an nsenter leaves its child to the machine's PID 1, which may read it
+        late (1.6-1.8 s here), and the namespace lives until it does."""
+        if self.host and self._proc.poll() is None and processes.start_time(self.init) == self._init_started:
+            os.kill(self.init, signal.SIGKILL)
+            try:   # unshare reads its init's exit once the namespace is empty
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
         if self.cgroup is not None:
             self.cgroup.kill()
         elif self._proc.poll() is None:
@@ -201,6 +220,7 @@ class Executor:
         __tracebackhide__ = True
         with popen(
             self.argv(argv),
+            cls=Entered if self.forks else None,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

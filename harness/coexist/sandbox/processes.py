@@ -100,6 +100,14 @@ def _owner_of(pid: int) -> str | None:
     return None
 
 
+def pid_namespace(pid: int) -> str | None:
+    """The PID namespace `pid` lives in (None if it is gone or not ours to look at)."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
+
+
 def _netns(pid: int) -> str | None:
     try:
         return os.readlink(f"/proc/{pid}/ns/net")
