@@ -23,10 +23,10 @@ from coexist.sandbox.leftovers import WORK_ROOT
 # image, its apt downloads and debootstrap's cache at once.
 IMAGE_BUILD_BYTES = 1_500_000_000
 LAB_WORK_BYTES = 500_000_000       # a lab's overlay upper layer, Docker's and libvirt's state
-LAB_TOOLS = ("unshare", "nsenter", "setpriv", "tini", "ip", "mount", "umount", "dnsmasq")
+LAB_TOOLS = ("unshare", "nsenter", "tini", "ip", "mount", "umount", "dnsmasq")
 HOST_IMAGE_TOOLS = ("debootstrap", "chroot")
 GUEST_IMAGE_TOOLS = ("busybox", "dropbearkey", "cpio", "depmod", "dpkg-deb", "apt-get", "ldd")
-NAMESPACES = ("net", "mnt", "cgroup")
+NAMESPACES = ("net", "mnt", "cgroup", "pid", "uts", "ipc")
 
 
 def problems(*, artifacts_root: Path | None, build_host: bool, build_guest: bool,

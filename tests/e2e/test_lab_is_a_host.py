@@ -47,6 +47,8 @@ def _report(marker: str) -> str:
         f"pkill -f '{pattern}'",
         f"for i in $(seq 100); do pgrep -f '{pattern}' >/dev/null || exit 0; sleep 0.1; done; exit 1",
         "pkill -x dockerd; echo $?",   # a common line in reports; this lab runs no Docker
+        "nsenter -t 1 -u hostname",   # PID 1 is the lab's own init
+        "sysctl -w kernel.printk='4 4 1 7'",   # the machine's kernel's: read-only in the lab
         "hostname renamed-by-a-report",
         "ps -e -o args=",
     ]
@@ -73,7 +75,7 @@ run = [
 def test_a_run_step_sees_and_signals_only_its_own_lab(artifacts: Path, tmp_path: Path) -> None:
     marker = f"coexist-marker-{uuid.uuid4().hex[:8]}"
     images = build_images("trixie")
-    machine_name = socket.gethostname()
+    machine_name, machine_printk = socket.gethostname(), Path("/proc/sys/kernel/printk").read_text()
     on_machine = subprocess.Popen(["bash", "-c", f"exec -a {marker} sleep 600"])
     other_plan = HostPlan(release="trixie", start_order=(Service.DOCKERD,))
     try:
@@ -89,7 +91,7 @@ def test_a_run_step_sees_and_signals_only_its_own_lab(artifacts: Path, tmp_path:
             verdict = run_scenario(scenario.load(file), artifacts=artifacts / "report", images=images)
             outputs = [(c.command, c.returncode, c.output.strip()) for c in verdict.step("admin").commands]
             print("\n".join(map(str, outputs)))
-            hostname, init, started, listed, killed, gone, dockerd, renamed, ps = outputs
+            hostname, init, started, listed, killed, gone, dockerd, entered, printk, renamed, ps = outputs
 
             assert hostname[1:] == (0, "lab-trixie"), hostname
             assert init[1:] == (0, "tini"), init   # the lab's own PID 1, not the machine's init
@@ -97,6 +99,8 @@ def test_a_run_step_sees_and_signals_only_its_own_lab(artifacts: Path, tmp_path:
             assert listed[1] == 0 and len(listed[2].split()) == 1, listed   # its own process only
             assert killed[1] == 0 and gone[1] == 0, (killed, gone)
             assert dockerd[2] == "1", dockerd   # pkill found no dockerd: the other lab's is not visible
+            assert entered[1:] == (0, "lab-trixie"), entered
+            assert printk[1] != 0, printk   # "permission denied": /proc/sys is read-only outside net
             assert renamed[1] == 0, renamed
             assert "pytest" not in ps[2] and marker not in ps[2], ps[2]   # nothing of the machine's
 
@@ -106,6 +110,7 @@ def test_a_run_step_sees_and_signals_only_its_own_lab(artifacts: Path, tmp_path:
                 "the other lab's dockerd lives"
             assert other.lab.succeed("hostname").strip() == "other-trixie"
             assert socket.gethostname() == machine_name
+            assert Path("/proc/sys/kernel/printk").read_text() == machine_printk
     finally:
         on_machine.send_signal(signal.SIGKILL)
         on_machine.wait()
