@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from coexist.base.retry import retry
-from coexist.sandbox import namespaces, processes
+from coexist.sandbox import cgroups, namespaces, processes
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="namespaces need root")
 
@@ -148,3 +148,35 @@ def test_a_command_whose_time_is_up_dies_with_its_nsenter(hosts: tuple[namespace
     with pytest.raises(subprocess.TimeoutExpired):
         first.run(["bash", "-c", f"exec -a {marker} sleep 600"], timeout=1)
     retry(lambda _: not _marked(marker), timeout=10, what="the timed-out command gone")
+
+
+def test_a_stopped_host_leaves_no_process_in_its_namespace_not_even_a_zombie(tmp_path: Path) -> None:
+    owner = processes.owner_token()
+    # in a cgroup of its own, as a lab: stopping it kills the cgroup, after the init
+    holder = namespaces.Holder("host-c", mount=True, owner=owner, hostname="host-c",
+                               setup="mount -t proc proc /proc",
+                               cgroup=cgroups.RunCgroup(owner, "host-c").create())
+    daemon = namespaces.Executor(holder, mount=True, where="host-c").spawn(
+        ["sleep", "600"], log=(tmp_path / "daemon.log").open("w"))
+    ns = _pid_ns(holder.pid)
+    retry(lambda _: processes.children(daemon.pid), timeout=10, what="the daemon forked into the host")
+    holder.stop()   # its init first: the nsenter outside reads its child's exit at once
+    left = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if _pid_ns(pid) == ns]
+    assert left == [], "a process (perhaps a zombie left to the machine's PID 1) keeps the namespace"
+    daemon.wait(timeout=10)
+    assert holder.cgroup is not None
+    holder.cgroup.remove()
+
+
+def test_end_kills_a_hosts_processes_before_the_nsenters_that_wait_for_them(tmp_path: Path) -> None:
+    holder = _host("host-d")
+    try:
+        daemon = namespaces.Executor(holder, mount=True, where="host-d").spawn(
+            ["sleep", "600"], log=(tmp_path / "daemon.log").open("w"))
+        inner = retry(lambda _: next(iter(processes.children(daemon.pid)), None), timeout=10,
+                      what="the daemon forked into the host")
+        processes.end({daemon.pid, inner}, grace=0)
+        assert not Path(f"/proc/{inner}").exists(), "read by its nsenter, not left to the machine's PID 1"
+        daemon.wait(timeout=10)
+    finally:
+        holder.stop()

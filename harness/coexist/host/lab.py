@@ -345,9 +345,7 @@ class Lab(Verbs):
             self._close_clients()
 
             def gone(last_try: bool) -> bool:
-                # the lab's own processes first: their nsenters then read their exits and end
-                others = self.cgroup.members() - self.holder.pids
-                processes.kill_all(self.holder.inside(others) or others, grace=0)
+                processes.end(self.cgroup.members() - self.holder.pids, grace=0)
                 return not self.cgroup.members() - self.holder.pids
 
             retry(gone, timeout=10, what=f"every process of lab {self.name} killed", interval=0.02)
@@ -387,9 +385,7 @@ class Lab(Verbs):
         with log.step(f"lab '{self.name}': power cycle (daemons stopped, runtime state gone)"):
             for name in reversed(list(self._daemons)):
                 self.stop(name, timeout=5)   # as a shutdown's stop timeout; libvirtd 11.3 can hang
-            for _ in range(2):   # the lab's own processes first, then any nsenter left waiting
-                others = self.cgroup.members() - self.holder.pids
-                processes.kill_all(self.holder.inside(others) or others)
+            processes.end(self.cgroup.members() - self.holder.pids)
             links = json.loads(self.succeed(["ip", "-j", "link", "show"]))
             script = ["nft flush ruleset"]
             for tool in ("iptables-legacy", "ip6tables-legacy"):

@@ -33,9 +33,10 @@ def sweep(only: str | None = None) -> None:
     if stale_cgroups or stale:
         with log.step(f"sweep leftovers of dead runs {sorted(stale_cgroups) + sorted(stale)}"):
             for dirs in stale_cgroups.values():
+                processes.end(cgroups.members(dirs), gently=False)   # a lab's own processes first
                 cgroups.kill_tree(dirs)
                 cgroups.remove_tree(dirs)
-            processes.kill_all(processes.leftovers(stale))
+            processes.end(processes.leftovers(stale))
     if WORK_ROOT.is_dir():
         for folder in WORK_ROOT.iterdir():
             owner = folder.name.split("-", 1)[0]

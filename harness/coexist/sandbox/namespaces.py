@@ -1,4 +1,4 @@
-"""Holder processes that keep a network (and mount) namespace alive, and ways to act inside them."""
+"""Holders that keep namespaces alive (network; mount; a host's PID, UTS, IPC), and ways in."""
 
 from __future__ import annotations
 
@@ -154,12 +154,6 @@ class Holder:
     def connect(self, host: str, port: int, timeout: float = 5.0) -> socket.socket:
         """A TCP connection made from inside this namespace."""
         return self.in_netns(lambda: socket.create_connection((host, port), timeout=timeout))
-
-    def inside(self, pids: set[int]) -> set[int]:
-        """Those of `pids` that live inside a host holder's PID namespace (or one below it, a
-        container's): not its nsenters, which wait outside for the command they forked."""
-        machine = processes.pid_namespace(os.getpid())
-        return {pid for pid in pids if processes.pid_namespace(pid) not in (None, machine)}
 
     def stop(self) -> None:
         """End everything the holder holds, then the holder itself: with a cgroup, all of it at

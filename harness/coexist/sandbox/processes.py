@@ -155,9 +155,29 @@ def leftovers(owners: set[str]) -> set[int]:
     return found
 
 
-def kill_all(pids: set[int], *, grace: float = 3.0) -> None:
+def end(pids: set[int], *, grace: float = 3.0, gently: bool = True) -> None:
+    """kill_all (not `gently`: SIGKILL alone, as a cgroup's kill), those inside a PID namespace
+    below this one first, until they are read.
+
+    A command nsenter forked into a lab's PID namespace has the nsenter, outside, as its parent.
+    Killed together, the command's exit goes to the machine's PID 1, which may read it late
+    (1.6-1.8 s here), and the lab's PID namespace lives until it does; killed first, its nsenter
+    reads it at once."""
+    machine = pid_namespace(os.getpid())
+    inside = {pid for pid in pids if pid_namespace(pid) not in (None, machine)}
+    signals = (signal.SIGTERM, signal.SIGKILL) if gently else (signal.SIGKILL,)
+    if inside:
+        kill_all(inside, grace=grace, signals=signals)
+        deadline = time.monotonic() + 1.0
+        while any(os.path.exists(f"/proc/{pid}") for pid in inside) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    kill_all(pids - inside, grace=grace, signals=signals)
+
+
+def kill_all(pids: set[int], *, grace: float = 3.0,
+             signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGKILL)) -> None:
     """SIGTERM, a short grace period, then SIGKILL for whatever is still running."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    for sig in signals:
         for pid in pids:
             try:
                 os.kill(pid, sig)
