@@ -52,6 +52,9 @@ def test_a_failed_tests_lab_is_kept_entered_and_then_torn_down(tmp_path: Path) -
         assert listing.returncode == 0 and kept.group(1) in listing.stdout, listing.stderr
         on_host = coexist("shell", kept.group(1), "--", "ip -br link show virbr0")
         assert on_host.returncode == 0 and "virbr0" in on_host.stdout, on_host.stdout + on_host.stderr
+        # the shell is in the lab's own PID and UTS namespaces too: its init, its hostname
+        who = coexist("shell", kept.group(1), "--", "cat /proc/1/comm; hostname")
+        assert who.stdout.split() == ["tini", "lab-trixie"], who.stdout + who.stderr
         if shutil.which("ssh"):
             in_guest = coexist("shell", "--guest", kept.group(1), "--", "cat /proc/cmdline")
             assert in_guest.returncode == 0 and "coexist" in in_guest.stdout, in_guest.stderr

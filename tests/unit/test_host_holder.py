@@ -7,6 +7,8 @@ import os
 import signal
 import socket
 import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -180,3 +182,46 @@ def test_end_kills_a_hosts_processes_before_the_nsenters_that_wait_for_them(tmp_
         daemon.wait(timeout=10)
     finally:
         holder.stop()
+
+
+_RUN = """
+import sys, time
+from coexist.sandbox import cgroups, namespaces, processes
+owner = processes.owner_token()
+host = namespaces.Holder("host-e", mount=True, owner=owner, hostname="host-e",
+                         setup="mount -t proc proc /proc", cgroup=cgroups.RunCgroup(owner, "host-e").create())
+namespaces.Executor(host, mount=True, where="host-e").spawn(["sleep", "600"], log=open("/dev/null", "w"))
+print(owner, host.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_runs_host_is_gone_at_once_not_when_the_machines_pid_1_gets_round_to_it() -> None:
+    # The run dies by SIGKILL: its holder's unshare dies with it, and the host's init with that.
+    # The nsenter of a daemon outlives the run until the init's end has killed the daemon, and
+    # reads its exit: no process of the host is left, dead or alive, but the init's own exit
+    # (its parent, unshare, died with the run): the machine's PID 1 reads it (1.6-1.8 s late here).
+    run = subprocess.Popen([sys.executable, "-c", _RUN], stdout=subprocess.PIPE, text=True,
+                           env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "harness")})
+    assert run.stdout is not None
+    owner, holder = run.stdout.readline().split()
+    ns = _pid_ns(int(holder))
+    init = processes.parent(int(holder))
+    try:
+        def in_ns() -> set[int]:
+            return {p for p in map(int, filter(str.isdigit, os.listdir("/proc"))) if _pid_ns(p) == ns}
+
+        retry(lambda _: len(in_ns()) == 3, timeout=10, what="init, holder and daemon in the host")
+        run.kill()
+        run.wait()
+        deadline = time.monotonic() + 1.0
+        while in_ns() - {init} and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert in_ns() - {init} == set(), "a process of the host outlived its run by a second"
+        assert not processes.running(init)
+    finally:
+        run.kill()
+        run.wait()
+        stale = cgroups.by_name().get(f"{cgroups.PREFIX}{owner}-host-e", [])
+        cgroups.kill_tree(stale)
+        cgroups.remove_tree(stale)

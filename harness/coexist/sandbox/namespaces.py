@@ -112,6 +112,15 @@ class Holder:
     def preexec(self) -> None:
         """In a child about to exec: die with this thread, and join the run's cgroup."""
         processes.die_with_parent()
+        self.join()
+
+    def join(self) -> None:
+        """In a child about to exec: join the run's cgroup.
+
+        An nsenter that forks into a host's PID namespace has only this: it ends when its
+        command does, and the command when the host's init does (which dies with the run). Dying
+        with the run itself, it would leave its command's exit to the machine's PID 1, which may
+        read it late (1.6-1.8 s here), and the host's namespaces would live until it did."""
         if self.cgroup is not None:
             cgroups.join_self(self.cgroup.procs_files)
 
@@ -221,7 +230,7 @@ class Executor:
             errors="replace",
             env=self.env(),
             stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-            preexec_fn=self.holder.preexec,
+            preexec_fn=self.holder.join if self.forks else self.holder.preexec,
             start_new_session=True,
         ) as proc:
             try:
@@ -247,7 +256,7 @@ class Executor:
             stderr=subprocess.STDOUT,
             text=True,
             env=self.env(env),
-            preexec_fn=self.holder.preexec,
+            preexec_fn=self.holder.join if self.forks else self.holder.preexec,
             start_new_session=True,
         )
 

@@ -157,7 +157,7 @@ def leftovers(owners: set[str]) -> set[int]:
 
 def end(pids: set[int], *, grace: float = 3.0, gently: bool = True) -> None:
     """kill_all (not `gently`: SIGKILL alone, as a cgroup's kill), those inside a PID namespace
-    below this one first, until they are read.
+    below this one first, until their parents among `pids` have read their exits.
 
     A command nsenter forked into a lab's PID namespace has the nsenter, outside, as its parent.
     Killed together, the command's exit goes to the machine's PID 1, which may read it late
@@ -165,13 +165,20 @@ def end(pids: set[int], *, grace: float = 3.0, gently: bool = True) -> None:
     reads it at once."""
     machine = pid_namespace(os.getpid())
     inside = {pid for pid in pids if pid_namespace(pid) not in (None, machine)}
+    outside = pids - inside
     signals = (signal.SIGTERM, signal.SIGKILL) if gently else (signal.SIGKILL,)
     if inside:
         kill_all(inside, grace=grace, signals=signals)
         deadline = time.monotonic() + 1.0
-        while any(os.path.exists(f"/proc/{pid}") for pid in inside) and time.monotonic() < deadline:
+        while any(_unread(pid, outside) for pid in inside) and time.monotonic() < deadline:
             time.sleep(0.01)
-    kill_all(pids - inside, grace=grace, signals=signals)
+    kill_all(outside, grace=grace, signals=signals)
+
+
+def _unread(pid: int, parents: set[int]) -> bool:
+    """Has `pid` ended with its exit still to be read by one of `parents`?"""
+    fields = _stat(pid)
+    return fields is not None and fields[0] in _ENDED and int(fields[1]) in parents
 
 
 def kill_all(pids: set[int], *, grace: float = 3.0,
