@@ -306,13 +306,13 @@ class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
         from coexist.host.daemons import NotApplicable
         from coexist.images.built import build_images
-        from coexist.report.matrix import Row, slug
+        from coexist.report.matrix import Row, evidence_folder
         from coexist.run.runner import run_scenario
 
         row = Row(self.variant)
         self.config.stash[_rows].append(row)
-        folder = Path(self.config.getoption("--artifacts-dir")).resolve() / "scenarios" / slug(
-            self.variant.label())
+        folder = (Path(self.config.getoption("--artifacts-dir")).resolve() / "scenarios"
+                  / evidence_folder(self.variant))
         row.artifacts = str(folder)
         started = time.monotonic()
         try:

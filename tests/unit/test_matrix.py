@@ -146,3 +146,22 @@ def test_a_row_comes_back_from_its_json_as_it_was() -> None:
     for row in rows:
         sent = json.loads(json.dumps(row.to_json()))
         assert matrix.Row.from_json(sent) == row
+
+
+def test_every_variant_of_a_five_axis_cross_has_an_evidence_folder_of_its_own() -> None:
+    import itertools
+
+    from coexist.report.matrix import evidence_folder, slug
+    from coexist.scenario.model import load
+
+    seed = load(Path(__file__).parents[2] / "scenarios" / "seed-firewalld-direct.toml")
+    crossed = {"release": ("trixie", "forky"), "libvirt_firewall_backend": ("iptables", "nftables"),
+               "docker_iptables": ("nft", "legacy"), "after_fix": (["firewalld-reload"], ["dockerd-restart"]),
+               "start_order": (["firewalld", "dockerd", "libvirt"], ["dockerd", "libvirt", "firewalld"])}
+    variants = [seed.variant(**dict(zip(crossed, values, strict=True)))
+                for values in itertools.product(*crossed.values())]
+    folders = [evidence_folder(variant) for variant in variants]
+    assert len(set(folders)) == len(variants) == 32
+    assert all(len(f) <= 81 and f.startswith("seed-firewalld-direct-") for f in folders)
+    assert folders == [evidence_folder(variant) for variant in variants]   # the same variant, the same folder
+    assert len({slug(variant.label()) for variant in variants}) < 32   # what the label cut at 80 did

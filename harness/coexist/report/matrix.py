@@ -8,6 +8,7 @@ matrix.json, plus each run's own artifacts folder.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import itertools
 import json
@@ -242,3 +243,13 @@ def contradictions(verdict: Verdict) -> list[str]:
 
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[:80]
+
+
+def evidence_folder(scenario: Scenario) -> str:
+    """The name of a variant's evidence folder: its scenario's name and its label, shortened, and
+    a hash of all it is (file, name, every axis value), so that no two variants share one (a
+    label cut at 80 characters mapped a 5-axis cross of 32 variants onto 12 folders)."""
+    whole = json.dumps({"file": str(scenario.path.resolve()), "name": scenario.name,
+                        "axes": scenario.axes()}, sort_keys=True, default=str)
+    digest = hashlib.sha256(whole.encode()).hexdigest()[:10]
+    return f"{slug(f'{scenario.name} {scenario.label()}')[:70].strip('-')}-{digest}"
