@@ -1,8 +1,9 @@
 """`coexist`: run a scenario for real and print the verdict; build images ahead of time.
 
-Exit codes: 0 as expected, 1 an outcome differed from the scenario's expectations, 2 bad input or a
-machine that cannot run a lab (one line says which), 3 the run itself broke (its artifacts say
-why), 128+N stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP), after tearing down.
+Exit codes, the same for `run` and `matrix`: 0 as expected, 1 an outcome differed from the
+scenario's expectations, 2 bad input or a machine that cannot run a lab (one line says which), 3 a
+run itself broke (its artifacts say why; for `matrix`, at least one), 128+N stopped by signal N
+(130 Ctrl-C, 143 SIGTERM, 129 SIGHUP), after tearing down.
 """
 
 from __future__ import annotations
@@ -80,9 +81,11 @@ def _interrupted(stop: interrupt.Interrupted) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coexist", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"coexist {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a scenario end to end and print the verdict")
-    run.add_argument("scenario", type=Path, help="a scenario file, e.g. scenarios/seed.toml")
+    run.add_argument("scenario", type=Path,
+                     help="a scenario file, e.g. scenarios/seed-firewalld-direct.toml")
     run.add_argument("--artifacts", type=Path, default=Path("artifacts"),
                      help="artifacts root: the run writes logs, rulesets and the verdict into a "
                           "folder of its own inside it, <name>-<time>-<run id> (default: ./artifacts)")
@@ -93,15 +96,17 @@ def _parser() -> argparse.ArgumentParser:
                           f"({', '.join(AXES['network'].values)}, or one the scenario defines)")
     run.add_argument("--ipv6", action="store_true", help="add IPv6 to the guest's libvirt network")
     check = sub.add_parser("check", help="validate scenario files without running anything")
-    check.add_argument("scenarios", type=Path, nargs="+")
+    check.add_argument("scenarios", type=Path, nargs="+", metavar="SCENARIO",
+                       help="scenario files to validate, e.g. scenarios/*.toml")
     matrix = sub.add_parser("matrix", help="run scenarios crossed with axes; write a report")
     matrix.add_argument("scenarios", type=Path, nargs="+", help="scenario files or folders")
     for axis in CROSSED:
         _add_axis(matrix, axis)
     matrix.add_argument("--out", type=Path, default=None,
                         help="report folder (default: ./artifacts/matrix-<time>-<run id>)")
-    matrix.add_argument("-n", type=int, default=1, metavar="N",
-                        help="run N labs at once (pytest-xdist workers; default 1)")
+    matrix.add_argument("-n", type=_workers, default=1, metavar="N",
+                        help="run N labs at once (pytest-xdist workers), or 'auto': one per CPU "
+                             "(default 1)")
     shell = sub.add_parser("shell", help="enter a lab that pytest --keep-lab kept (or its guest)")
     shell.add_argument("lab", nargs="?", help="the kept lab (without it: list the kept labs)")
     shell.add_argument("--guest", action="store_true", help="ssh into the lab's guest instead")
@@ -109,8 +114,29 @@ def _parser() -> argparse.ArgumentParser:
     shell.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND",
                        help="run this command instead of an interactive shell")
     images = sub.add_parser("images", help="build (or reuse) the host and guest images")
-    images.add_argument("--release", choices=RELEASES, default="trixie")
+    images.add_argument("--release", choices=RELEASES, default="trixie",
+                        help="the Debian release of the host image (default: trixie)")
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("coexist")
+    except PackageNotFoundError:   # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+def _workers(text: str) -> int:
+    """-n: a number of labs at once, or `auto` (one per CPU this process may use)."""
+    import os
+
+    if text == "auto":
+        return max(1, len(os.sched_getaffinity(0)))
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a number of labs at once (1 or more), or auto")
+    return int(text)
 
 
 def _add_axis(matrix: argparse.ArgumentParser, axis: Axis) -> None:
@@ -290,7 +316,17 @@ def _matrix(args: argparse.Namespace) -> int:
         raise UserError(f"pytest ended with {code} before any scenario ran (see above)")
     print(report.read_text())
     print(f"reports: {report}, {out / 'matrix.html'}, {out / 'matrix.json'}, {out / 'junit.xml'}")
-    return 0 if code == 0 else 1
+    return matrix_exit_code(out / "matrix.json", code)
+
+
+def matrix_exit_code(report: Path, pytest_code: int) -> int:
+    """As `run`'s: 3 if a run broke (an error row), else 1 if an outcome was unexpected, else 0."""
+    import json
+
+    rows = json.loads(report.read_text())["rows"]
+    if any(row["error"] for row in rows):
+        return 3
+    return 0 if pytest_code == 0 else 1
 
 
 def _shell(args: argparse.Namespace) -> int:

@@ -1,0 +1,48 @@
+"""The command line's conventions: --version, -n, and one set of exit codes for run and matrix."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from coexist import cli
+
+
+def test_version_says_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["--version"])
+    assert stopped.value.code == 0
+    assert capsys.readouterr().out.startswith("coexist ")
+
+
+@pytest.mark.parametrize(("given", "labs"), [("1", 1), ("3", 3), ("auto", len(os.sched_getaffinity(0)))])
+def test_matrix_takes_a_number_of_labs_or_auto(given: str, labs: int) -> None:
+    assert cli._parser().parse_args(["matrix", "scenarios", "-n", given]).n == labs
+
+
+@pytest.mark.parametrize("given", ["0", "-2", "two", ""])
+def test_matrix_refuses_another_number_of_labs_in_one_line(
+        given: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        cli._parser().parse_args(["matrix", "scenarios", "-n", given])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith("a number of labs at once (1 or more), or auto")
+
+
+def _report(tmp_path: Path, *errors: str | None) -> Path:
+    report = tmp_path / "matrix.json"
+    report.write_text(json.dumps({"summary": {}, "rows": [{"error": e} for e in errors]}))
+    return report
+
+
+@pytest.mark.parametrize(("errors", "pytest_code", "code"), [
+    ((None, None), 0, 0),                     # every run as expected
+    ((None, None), 1, 1),                     # an unexpected outcome fails its item
+    ((None, "RuntimeError: dockerd exited"), 1, 3),   # a run broke: as `run`, 3
+    (("RuntimeError: x", None), 0, 3),
+])
+def test_matrix_exits_as_run_does(tmp_path: Path, errors: tuple[str | None, ...], pytest_code: int,
+                                  code: int) -> None:
+    assert cli.matrix_exit_code(_report(tmp_path, *errors), pytest_code) == code
