@@ -9,6 +9,7 @@ run itself broke (its artifacts say why; for `matrix`, at least one), 128+N stop
 from __future__ import annotations
 
 import argparse
+import difflib
 import secrets
 import sys
 import threading
@@ -95,6 +96,10 @@ def _parser() -> argparse.ArgumentParser:
                      help=f"put the first guest on this network instead of the scenario's own "
                           f"({', '.join(AXES['network'].values)}, or one the scenario defines)")
     run.add_argument("--ipv6", action="store_true", help="add IPv6 to the guest's libvirt network")
+    run.add_argument("--axis", action="append", default=[], metavar="NAME=VALUE",
+                     help="run the variant with this axis value, as pytest's and the matrix's --axis "
+                          "write it (repeatable; one value each), e.g. --axis "
+                          "start_order=dockerd+libvirt+firewalld --axis after_fix=firewalld-reload")
     check = sub.add_parser("check", help="validate scenario files without running anything")
     check.add_argument("scenarios", type=Path, nargs="+", metavar="SCENARIO",
                        help="scenario files to validate, e.g. scenarios/*.toml")
@@ -245,6 +250,8 @@ def _run(args: argparse.Namespace) -> int:
             scenario = scenario.variant(network=args.network)
         if args.ipv6:
             scenario = scenario.variant(ipv6=True)
+        if args.axis:
+            scenario = scenario.variant(**_one_value_each(args.axis))
     except ScenarioError as error:
         raise UserError(f"invalid scenario: {error}") from None
     if (why := scenario.not_applicable()) is not None:
@@ -258,6 +265,25 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"not applicable on {scenario.host.release}: {error}") from None
     print(verdict.render())
     return 0 if not verdict.mismatches() else 1
+
+
+def _one_value_each(options: list[str]) -> dict[str, Any]:
+    """`run --axis` options: one value per axis (a run is one variant; the matrix crosses more)."""
+    from coexist.scenario.axes import axis_options
+
+    try:
+        axes = axis_options(options)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    for name, values in axes.items():
+        if name not in AXES:
+            near = difflib.get_close_matches(name, AXES, n=1)
+            hint = f"did you mean {near[0]}? " if near else ""
+            raise UserError(f"--axis {name}: no such axis; {hint}axes: {', '.join(AXES)}")
+        if len(values) != 1:
+            raise UserError(f"--axis {name}: one value for a run ({len(values)} given); "
+                            "`coexist matrix` crosses several")
+    return {name: values[0] for name, values in axes.items()}
 
 
 def run_folder(root: Path, name: str) -> Path:

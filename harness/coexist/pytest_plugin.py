@@ -260,21 +260,13 @@ def _axis_help() -> str:
 
 
 def axes_from(options: Iterable[str]) -> dict[str, list[Any]]:
-    """`--axis` values as coexist.report.matrix.cross takes them (an unknown name is passed on:
-    the scenario's variant says which axes there are)."""
-    from coexist.scenario.axes import AXES
+    """`--axis` values as coexist.report.matrix.cross takes them (coexist.scenario.axes.axis_options)."""
+    from coexist.scenario.axes import axis_options
 
-    axes: dict[str, list[Any]] = {}
-    for option in options:
-        name, sep, values = option.partition("=")
-        if not sep or not values:
-            raise pytest.UsageError(f"--axis {option!r}: give NAME=VALUE[,VALUE...]")
-        try:
-            items = AXES[name].from_option(values) if name in AXES else values.split(",")
-        except ValueError as error:
-            raise pytest.UsageError(f"--axis {option!r}: {error}") from None
-        axes.setdefault(name, []).extend(items)
-    return axes
+    try:
+        return axis_options(options)
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
 
 
 class ScenarioMismatch(AssertionError):

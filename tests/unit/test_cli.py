@@ -46,3 +46,31 @@ def _report(tmp_path: Path, *errors: str | None) -> Path:
 def test_matrix_exits_as_run_does(tmp_path: Path, errors: tuple[str | None, ...], pytest_code: int,
                                   code: int) -> None:
     assert cli.matrix_exit_code(_report(tmp_path, *errors), pytest_code) == code
+
+
+SEED = Path(__file__).resolve().parents[2] / "scenarios" / "seed-firewalld-direct.toml"
+
+
+@pytest.mark.parametrize(("axis", "said"), [
+    ("relase=bookworm", "coexist: --axis relase: no such axis; did you mean release? axes: release, "),
+    ("release=bookworm,forky", "coexist: --axis release: one value for a run (2 given); `coexist matrix` "
+                               "crosses several"),
+    ("ipv6=maybe", "coexist: --axis 'ipv6=maybe': ipv6 is no or yes"),
+    ("release", "coexist: --axis 'release': give NAME=VALUE[,VALUE...]"),
+])
+def test_run_refuses_a_bad_axis_in_one_line_that_blames_the_flag(
+        axis: str, said: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["run", str(SEED), "--axis", axis]) == 2
+    assert capsys.readouterr().err.strip().startswith(said)
+
+
+def test_run_axis_picks_one_variant_as_the_matrix_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    chosen = cli._one_value_each(["start_order=dockerd+libvirt+firewalld", "after_fix=firewalld-reload",
+                                  "ipv6=yes"])
+    assert chosen == {"start_order": ["dockerd", "libvirt", "firewalld"],
+                      "after_fix": ["firewalld-reload"], "ipv6": True}
+    from coexist.scenario.model import load
+
+    variant = load(SEED).variant(**chosen)
+    assert list(variant.axes()["start_order"]) == ["dockerd", "libvirt", "firewalld"]
+    assert variant.axes()["ipv6"] is True

@@ -10,6 +10,7 @@ an `axis = "..."` step happens.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -157,3 +158,20 @@ HOST_AXES = tuple(axis for axis in AXES.values() if axis.home is Home.HOST)
 EVENT_AXES = tuple(axis.name for axis in AXES.values() if axis.home is Home.EVENTS)
 IN_LABEL = tuple(sorted((axis for axis in AXES.values() if axis.label_at is not None),
                         key=lambda axis: axis.label_at or 0))
+
+
+def axis_options(options: Iterable[str]) -> dict[str, list[Any]]:
+    """`--axis NAME=VALUE[,VALUE...]` options (pytest's, `coexist run`'s and the matrix's), as
+    coexist.report.matrix.cross takes them: values by axis name. An unknown name is passed on (a
+    scenario's variant names the axes there are). ValueError: one line saying what is wrong."""
+    axes: dict[str, list[Any]] = {}
+    for option in options:
+        name, sep, values = option.partition("=")
+        if not sep or not values:
+            raise ValueError(f"--axis {option!r}: give NAME=VALUE[,VALUE...]")
+        try:
+            items = AXES[name].from_option(values) if name in AXES else values.split(",")
+        except ValueError as error:
+            raise ValueError(f"--axis {option!r}: {error}") from None
+        axes.setdefault(name, []).extend(items)
+    return axes
