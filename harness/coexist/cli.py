@@ -47,9 +47,24 @@ def main(argv: list[str] | None = None) -> int:
         if signalled is not None:   # a child died of the same signal first: say what happened
             return _interrupted(signalled)
         log.info(f"coexist: the {args.command} itself failed: {type(error).__name__}: {error}")
+        log.info(f"coexist: traceback for a bug report: {_keep_traceback(error)}")
         if _partial:
             log.info(f"coexist: logs and rulesets so far: {_partial[-1]}")
         return 3
+
+
+def _keep_traceback(error: BaseException) -> Path:
+    """Write the traceback of a run that broke into its artifacts (or, before it has a folder,
+    into the temporary folder), and say where."""
+    import tempfile
+    import traceback
+
+    if _partial and _partial[-1].is_dir():
+        path = _partial[-1] / "traceback.txt"
+    else:
+        path = Path(tempfile.gettempdir()) / f"coexist-traceback-{time.strftime('%Y%m%d-%H%M%S')}.txt"
+    path.write_text("".join(traceback.format_exception(error)))
+    return path
 
 
 class UserError(Exception):

@@ -74,3 +74,22 @@ def test_run_axis_picks_one_variant_as_the_matrix_would(monkeypatch: pytest.Monk
     variant = load(SEED).variant(**chosen)
     assert list(variant.axes()["start_order"]) == ["dockerd", "libvirt", "firewalld"]
     assert variant.axes()["ipv6"] is True
+
+
+def test_a_run_that_breaks_keeps_its_traceback_in_its_artifacts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "seed-run"
+
+    def broken(args: object) -> int:
+        folder.mkdir()
+        cli._partial.append(folder)
+        raise RuntimeError("dockerd exited with 1 while starting")
+
+    monkeypatch.setattr(cli, "_run", broken)
+    monkeypatch.setattr(cli, "_partial", [])
+    assert cli.main(["run", str(SEED)]) == 3
+    err = capsys.readouterr().err
+    assert f"coexist: traceback for a bug report: {folder / 'traceback.txt'}" in err
+    kept = (folder / "traceback.txt").read_text()
+    assert kept.startswith("Traceback (most recent call last):")
+    assert kept.strip().endswith("RuntimeError: dockerd exited with 1 while starting")
