@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "check":
-            return _check(args.scenarios)
+            return _check(args.scenarios, as_json=args.json)
         if args.command == "images":
             return _images(args.release)
         if args.command == "matrix":
@@ -111,6 +111,8 @@ def _parser() -> argparse.ArgumentParser:
                      help=f"put the first guest on this network instead of the scenario's own "
                           f"({', '.join(AXES['network'].values)}, or one the scenario defines)")
     run.add_argument("--ipv6", action="store_true", help="add IPv6 to the guest's libvirt network")
+    run.add_argument("--json", action="store_true",
+                     help="print the verdict as JSON (as verdict.json in the artifacts) instead of text")
     run.add_argument("--axis", action="append", default=[], metavar="NAME=VALUE",
                      help="run the variant with this axis value, as pytest's and the matrix's --axis "
                           "write it (repeatable; one value each), e.g. --axis "
@@ -118,6 +120,8 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate scenario files without running anything")
     check.add_argument("scenarios", type=Path, nargs="+", metavar="SCENARIO",
                        help="scenario files to validate, e.g. scenarios/*.toml")
+    check.add_argument("--json", action="store_true",
+                       help="print one JSON document (a record per file) instead of lines")
     matrix = sub.add_parser("matrix", help="run scenarios crossed with axes; write a report")
     matrix.add_argument("scenarios", type=Path, nargs="+", help="scenario files or folders")
     for axis in CROSSED:
@@ -198,24 +202,36 @@ def _values(allowed: tuple[str, ...], *, order: bool = False) -> Callable[[str],
     return parse
 
 
-def _check(paths: list[Path]) -> int:
-    """Validate every file; report each bad one (not only the first)."""
+def _check(paths: list[Path], *, as_json: bool = False) -> int:
+    """Validate every file; report each bad one (not only the first). With `as_json`, one JSON
+    document on stdout: a record per file (path, ok, error, name, release, steps, warnings)."""
+    import json
+
     from coexist.base.schema import ScenarioError
     from coexist.scenario import reach
     from coexist.scenario.model import load
 
-    bad = 0
+    bad, records = 0, []
     for path in paths:
         try:
             scenario = load(path)
         except ScenarioError as error:
-            print(f"coexist: invalid scenario: {error}", file=sys.stderr)
+            records.append({"path": str(path), "ok": False, "error": str(error)})
+            if not as_json:
+                print(f"coexist: invalid scenario: {error}", file=sys.stderr)
             bad += 1
             continue
-        steps = ", ".join(step.id for step in scenario.steps)
-        print(f"{path}: ok ({scenario.name}, {scenario.host.release}; steps: {steps})")
-        for line in reach.warnings(scenario):
-            print(f"{path}: warning: {line} (README: \"What a lab isolates\")")
+        warnings = reach.warnings(scenario)
+        records.append({"path": str(path), "ok": True, "error": None, "name": scenario.name,
+                        "release": scenario.host.release, "steps": [step.id for step in scenario.steps],
+                        "warnings": warnings})
+        if not as_json:
+            steps = ", ".join(step.id for step in scenario.steps)
+            print(f"{path}: ok ({scenario.name}, {scenario.host.release}; steps: {steps})")
+            for line in warnings:
+                print(f"{path}: warning: {line} (README: \"What a lab isolates\")")
+    if as_json:
+        print(json.dumps({"files": records}, indent=2))
     return 2 if bad else 0
 
 
@@ -278,7 +294,7 @@ def _run(args: argparse.Namespace) -> int:
         verdict = run_scenario(scenario, artifacts=folder)
     except NotApplicable as error:
         raise UserError(f"not applicable on {scenario.host.release}: {error}") from None
-    print(verdict.render())
+    print(verdict.dumps() if args.json else verdict.render())
     return 0 if not verdict.mismatches() else 1
 
 

@@ -93,3 +93,37 @@ def test_a_run_that_breaks_keeps_its_traceback_in_its_artifacts(
     kept = (folder / "traceback.txt").read_text()
     assert kept.startswith("Traceback (most recent call last):")
     assert kept.strip().endswith("RuntimeError: dockerd exited with 1 while starting")
+
+
+def test_check_json_has_a_record_per_file_and_the_same_exit_code(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "missing.toml"
+    assert cli.main(["check", "--json", str(SEED), str(missing)]) == 2
+    captured = capsys.readouterr()
+    files = json.loads(captured.out)["files"]
+    assert [(f["path"], f["ok"]) for f in files] == [(str(SEED), True), (str(missing), False)]
+    assert files[0]["steps"][0] == "boot" and files[0]["warnings"] == []
+    assert files[1]["error"] == f"{missing}: file: no such scenario file"
+    assert captured.err == ""   # everything is in the document
+
+
+@pytest.mark.parametrize(("flag", "printed"), [([], "the verdict as text"), (["--json"], '{"format": 2}')])
+def test_run_prints_the_verdict_as_text_or_as_json(
+        flag: list[str], printed: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from coexist.run import runner
+
+    class Verdict:
+        def render(self) -> str:
+            return "the verdict as text"
+
+        def dumps(self) -> str:
+            return '{"format": 2}'
+
+        def mismatches(self) -> list[str]:
+            return []
+
+    monkeypatch.setattr(cli, "_preflight", lambda **_: None)
+    monkeypatch.setattr(runner, "run_scenario", lambda *_, **__: Verdict())
+    assert cli.main(["run", str(SEED), "--artifacts", str(tmp_path), *flag]) == 0
+    assert capsys.readouterr().out.strip() == printed
