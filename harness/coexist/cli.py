@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import re
 import secrets
 import sys
 import threading
@@ -294,8 +295,21 @@ def _run(args: argparse.Namespace) -> int:
         verdict = run_scenario(scenario, artifacts=folder)
     except NotApplicable as error:
         raise UserError(f"not applicable on {scenario.host.release}: {error}") from None
-    print(verdict.dumps() if args.json else verdict.render())
+    print(verdict.dumps() if args.json else painted(verdict.render(), sys.stdout))
     return 0 if not verdict.mismatches() else 1
+
+
+_ALARMS = re.compile(r"\bUNEXPECTED\b|\bFAILS\b")
+
+
+def painted(text: str, stream: Any) -> str:
+    """`text` with UNEXPECTED and FAILS in bold red when `stream` is a terminal and NO_COLOR
+    (https://no-color.org) is unset or empty; as it is otherwise."""
+    import os
+
+    if os.environ.get("NO_COLOR") or not stream.isatty():
+        return text
+    return _ALARMS.sub(lambda found: f"\033[1;31m{found[0]}\033[0m", text)
 
 
 def _one_value_each(options: list[str]) -> dict[str, Any]:
@@ -371,7 +385,7 @@ def _matrix(args: argparse.Namespace) -> int:
     report = out / "matrix.md"
     if not report.is_file():
         raise UserError(f"pytest ended with {code} before any scenario ran (see above)")
-    print(report.read_text())
+    print(painted(report.read_text(), sys.stdout))
     print(f"reports: {report}, {out / 'matrix.html'}, {out / 'matrix.json'}, {out / 'junit.xml'}")
     return matrix_exit_code(out / "matrix.json", code)
 

@@ -127,3 +127,28 @@ def test_run_prints_the_verdict_as_text_or_as_json(
     monkeypatch.setattr(runner, "run_scenario", lambda *_, **__: Verdict())
     assert cli.main(["run", str(SEED), "--artifacts", str(tmp_path), *flag]) == 0
     assert capsys.readouterr().out.strip() == printed
+
+
+class _Terminal:
+    def __init__(self, tty: bool) -> None:
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize(("tty", "no_color", "coloured"), [
+    (True, None, True), (True, "", True), (True, "1", False), (False, None, False)])
+def test_unexpected_and_fails_are_red_on_a_terminal_unless_no_color(
+        tty: bool, no_color: str | None, coloured: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if no_color is None:
+        monkeypatch.delenv("NO_COLOR", raising=False)
+    else:
+        monkeypatch.setenv("NO_COLOR", no_color)
+    text = "  UNEXPECTED: reality differs\n  [fix] host check c1: FAILS x\n  as expected"
+    shown = cli.painted(text, _Terminal(tty))
+    if coloured:
+        assert shown == text.replace("UNEXPECTED", "\033[1;31mUNEXPECTED\033[0m").replace(
+            "FAILS", "\033[1;31mFAILS\033[0m")
+    else:
+        assert shown == text
