@@ -26,7 +26,12 @@ from coexist.scenario.axes import AXES, CROSSED, RELEASES, Axis, Kind
 def main(argv: list[str] | None = None) -> int:
     interrupt.install()
     log.to_stderr()
+    argv = sys.argv[1:] if argv is None else argv
+    to_pytest: list[str] = []
+    if argv[:1] == ["matrix"] and "--" in argv:   # the rest is pytest's: -k, -x, --lf, ...
+        argv, to_pytest = argv[:argv.index("--")], argv[argv.index("--") + 1:]
     args = _parser().parse_args(argv)
+    args.to_pytest = to_pytest
     try:
         if args.command == "check":
             return _check(args.scenarios, as_json=args.json)
@@ -123,7 +128,14 @@ def _parser() -> argparse.ArgumentParser:
                        help="scenario files to validate, e.g. scenarios/*.toml")
     check.add_argument("--json", action="store_true",
                        help="print one JSON document (a record per file) instead of lines")
-    matrix = sub.add_parser("matrix", help="run scenarios crossed with axes; write a report")
+    matrix = sub.add_parser(
+        "matrix", help="run scenarios crossed with axes; write a report",
+        usage="coexist matrix [options] SCENARIO [SCENARIO ...] [-- PYTEST-ARGS]",
+        description="Run scenario files crossed with the axes given, through pytest (each run a "
+                    "real lab and guest), and write matrix.md, matrix.html, matrix.json and "
+                    "junit.xml. Everything after -- goes to pytest as it is (-k, -x, --lf, ...).",
+        epilog="example: coexist matrix scenarios/seed-firewalld-direct.toml --release trixie,forky "
+               "-n 2 -- -k nftables")
     matrix.add_argument("scenarios", type=Path, nargs="+", help="scenario files or folders")
     for axis in CROSSED:
         _add_axis(matrix, axis)
@@ -375,11 +387,7 @@ def _matrix(args: argparse.Namespace) -> int:
     out = args.out.resolve() if args.out else run_folder(Path("artifacts"), "matrix")
     _partial.append(out)
     log.info(f"coexist matrix: {len(variants)} runs -> {out}" + (f", {args.n} at once" if args.n > 1 else ""))
-    argv = [*map(str, files), "-p", "no:cacheprovider", "-q", "-rfEs", "--tb=line",
-            "--artifacts-dir", str(out), "--matrix-dir", str(out),
-            "--junitxml", str(out / "junit.xml"), *(f"--axis={o}" for o in options),
-            *(["-n", str(args.n)] if args.n > 1 else [])]
-    code = pytest.main(argv)
+    code = pytest.main(pytest_argv(files, out, options, args.n, args.to_pytest))
     if (stop := interrupt.received()) is not None:
         raise stop
     report = out / "matrix.md"
@@ -388,6 +396,22 @@ def _matrix(args: argparse.Namespace) -> int:
     print(painted(report.read_text(), sys.stdout))
     print(f"reports: {report}, {out / 'matrix.html'}, {out / 'matrix.json'}, {out / 'junit.xml'}")
     return matrix_exit_code(out / "matrix.json", code)
+
+
+def pytest_argv(files: list[Path], out: Path, options: list[str], labs: int,
+                to_pytest: list[str]) -> list[str]:
+    """The matrix's pytest command line: the files as items crossed with the --axis options, the
+    reports into `out`, `labs` xdist workers, then what the user passes on after `--`. pytest's
+    cache stays off (no .pytest_cache where coexist runs) unless what is passed on uses it."""
+    no_cache = [] if _CACHE_USERS & set(to_pytest) else ["-p", "no:cacheprovider"]
+    return [*map(str, files), *no_cache, "-q", "-rfEs", "--tb=line",
+            "--artifacts-dir", str(out), "--matrix-dir", str(out),
+            "--junitxml", str(out / "junit.xml"), *(f"--axis={o}" for o in options),
+            *(["-n", str(labs)] if labs > 1 else []), *to_pytest]
+
+
+_CACHE_USERS = {"--lf", "--last-failed", "--ff", "--failed-first", "--nf", "--new-first", "--sw",
+                "--stepwise", "--cache-show", "--cache-clear"}
 
 
 def matrix_exit_code(report: Path, pytest_code: int) -> int:

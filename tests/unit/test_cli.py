@@ -152,3 +152,23 @@ def test_unexpected_and_fails_are_red_on_a_terminal_unless_no_color(
             "FAILS", "\033[1;31mFAILS\033[0m")
     else:
         assert shown == text
+
+
+def test_what_follows_two_dashes_goes_to_pytest_as_it_is() -> None:
+    args = cli._parser().parse_args(["matrix", "scenarios", "-n", "2"])
+    assert args.n == 2
+    seen: dict[str, object] = {}
+
+    def matrix(parsed: object) -> int:
+        seen["args"] = parsed
+        return 0
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(cli, "_matrix", matrix):
+        assert cli.main(["matrix", str(SEED), "-n", "2", "--", "-k", "nftables", "-x"]) == 0
+    parsed = seen["args"]
+    assert parsed.scenarios == [SEED] and parsed.to_pytest == ["-k", "nftables", "-x"]  # type: ignore[attr-defined]
+    argv = cli.pytest_argv([SEED], Path("/out"), ["release=trixie"], 2, ["-k", "nftables", "-x"])
+    assert argv[-5:] == ["-n", "2", "-k", "nftables", "-x"] and "no:cacheprovider" in argv
+    assert "no:cacheprovider" not in cli.pytest_argv([SEED], Path("/out"), [], 1, ["--lf"])
