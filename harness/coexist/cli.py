@@ -105,25 +105,36 @@ def _parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"coexist {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a scenario end to end and print the verdict")
+    run = sub.add_parser(
+        "run", help="run a scenario end to end and print the verdict",
+        description="Build the scenario's host in a lab of its own with the real daemons, boot its "
+                    "guests, take its steps, and print the verdict; logs, rulesets and the "
+                    "verdict go to a folder of the run's own in the artifacts root.",
+        epilog="example: sudo coexist run scenarios/seed-firewalld-direct.toml --release forky "
+               "--axis libvirt_firewall_backend=nftables")
     run.add_argument("scenario", type=Path,
                      help="a scenario file, e.g. scenarios/seed-firewalld-direct.toml")
     run.add_argument("--artifacts", type=Path, default=Path("artifacts"),
                      help="artifacts root: the run writes logs, rulesets and the verdict into a "
                           "folder of its own inside it, <name>-<time>-<run id> (default: ./artifacts)")
-    run.add_argument("--release", choices=RELEASES, default=None,
+    variant = run.add_argument_group("variant", "run the scenario with other axis values")
+    variant.add_argument("--release", choices=RELEASES, default=None,
                      help="run on this Debian release instead of the scenario's own")
-    run.add_argument("--network", default=None,
+    variant.add_argument("--network", default=None,
                      help=f"put the first guest on this network instead of the scenario's own "
                           f"({', '.join(AXES['network'].values)}, or one the scenario defines)")
-    run.add_argument("--ipv6", action="store_true", help="add IPv6 to the guest's libvirt network")
-    run.add_argument("--json", action="store_true",
-                     help="print the verdict as JSON (as verdict.json in the artifacts) instead of text")
-    run.add_argument("--axis", action="append", default=[], metavar="NAME=VALUE",
+    variant.add_argument("--ipv6", action="store_true", help="add IPv6 to the guest's libvirt network")
+    variant.add_argument("--axis", action="append", default=[], metavar="NAME=VALUE",
                      help="run the variant with this axis value, as pytest's and the matrix's --axis "
                           "write it (repeatable; one value each), e.g. --axis "
                           "start_order=dockerd+libvirt+firewalld --axis after_fix=firewalld-reload")
-    check = sub.add_parser("check", help="validate scenario files without running anything")
+    run.add_argument("--json", action="store_true",
+                     help="print the verdict as JSON (as verdict.json in the artifacts) instead of text")
+    check = sub.add_parser(
+        "check", help="validate scenario files without running anything",
+        description="Load each scenario file as `run` would and say whether it is valid (one line "
+                    "per error), and warn about commands that reach outside the lab. No root, "
+                    "no lab.", epilog="example: coexist check scenarios/*.toml")
     check.add_argument("scenarios", type=Path, nargs="+", metavar="SCENARIO",
                        help="scenario files to validate, e.g. scenarios/*.toml")
     check.add_argument("--json", action="store_true",
@@ -137,20 +148,29 @@ def _parser() -> argparse.ArgumentParser:
         epilog="example: coexist matrix scenarios/seed-firewalld-direct.toml --release trixie,forky "
                "-n 2 -- -k nftables")
     matrix.add_argument("scenarios", type=Path, nargs="+", help="scenario files or folders")
+    axes = matrix.add_argument_group("axes", "each crosses the scenarios with its values")
     for axis in CROSSED:
-        _add_axis(matrix, axis)
+        _add_axis(axes, axis)
     matrix.add_argument("--out", type=Path, default=None,
                         help="report folder (default: ./artifacts/matrix-<time>-<run id>)")
     matrix.add_argument("-n", type=_workers, default=1, metavar="N",
                         help="run N labs at once (pytest-xdist workers), or 'auto': one per CPU "
                              "(default 1)")
-    shell = sub.add_parser("shell", help="enter a lab that pytest --keep-lab kept (or its guest)")
+    shell = sub.add_parser(
+        "shell", help="enter a lab that pytest --keep-lab kept (or its guest)",
+        description="Enter a lab that `pytest --keep-lab` kept after a failed test: a shell on its "
+                    "host (in all the lab's namespaces), or over SSH in its guest.",
+        epilog="example: sudo coexist shell 12345.678-lab -- iptables -S FORWARD")
     shell.add_argument("lab", nargs="?", help="the kept lab (without it: list the kept labs)")
     shell.add_argument("--guest", action="store_true", help="ssh into the lab's guest instead")
     shell.add_argument("--role", default="guest", help="which guest, by its name (default: guest)")
     shell.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND",
                        help="run this command instead of an interactive shell")
-    images = sub.add_parser("images", help="build (or reuse) the host and guest images")
+    images = sub.add_parser(
+        "images", help="build (or reuse) the host and guest images",
+        description="Build the host image of a release (debootstrap and apt, about 0.7 GB) and "
+                    "the guest image, or reuse them from the cache; print where they are.",
+        epilog="example: sudo coexist images --release bookworm")
     images.add_argument("--release", choices=RELEASES, default="trixie",
                         help="the Debian release of the host image (default: trixie)")
     return parser
@@ -176,7 +196,7 @@ def _workers(text: str) -> int:
     return int(text)
 
 
-def _add_axis(matrix: argparse.ArgumentParser, axis: Axis) -> None:
+def _add_axis(matrix: argparse._ArgumentGroup, axis: Axis) -> None:
     """The matrix's flag of `axis` (coexist.scenario.axes): repeatable, its values as the axis's
     kind writes them on the command line."""
     shape: dict[str, Any]

@@ -172,3 +172,15 @@ def test_what_follows_two_dashes_goes_to_pytest_as_it_is() -> None:
     argv = cli.pytest_argv([SEED], Path("/out"), ["release=trixie"], 2, ["-k", "nftables", "-x"])
     assert argv[-5:] == ["-n", "2", "-k", "nftables", "-x"] and "no:cacheprovider" in argv
     assert "no:cacheprovider" not in cli.pytest_argv([SEED], Path("/out"), [], 1, ["--lf"])
+
+
+def test_every_subcommand_has_a_description_an_example_and_help_on_every_argument() -> None:
+    import argparse
+
+    sub = next(a for a in cli._parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, parser in sub.choices.items():
+        assert parser.description, name
+        assert (parser.epilog or "").startswith("example: coexist ") or \
+            (parser.epilog or "").startswith("example: sudo coexist "), name
+        for action in parser._actions:
+            assert action.help, f"{name} {action.dest}"
