@@ -125,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
                           f"({', '.join(AXES['network'].values)}, or one the scenario defines)")
     variant.add_argument("--ipv6", action="store_true", help="add IPv6 to the guest's libvirt network")
     variant.add_argument("--axis", action="append", default=[], metavar="NAME=VALUE",
-                     help="run the variant with this axis value, as pytest's and the matrix's --axis "
+                     help="run the variant with this axis value, as pytest's --coexist-axis and the matrix "
                           "write it (repeatable; one value each), e.g. --axis "
                           "start_order=dockerd+libvirt+firewalld --axis after_fix=firewalld-reload")
     run.add_argument("--json", action="store_true",
@@ -157,8 +157,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="run N labs at once (pytest-xdist workers), or 'auto': one per CPU "
                              "(default 1)")
     shell = sub.add_parser(
-        "shell", help="enter a lab that pytest --keep-lab kept (or its guest)",
-        description="Enter a lab that `pytest --keep-lab` kept after a failed test: a shell on its "
+        "shell", help="enter a lab that pytest --coexist-keep-lab kept (or its guest)",
+        description="Enter a lab that `pytest --coexist-keep-lab` kept after a failed test: a shell on its "
                     "host (in all the lab's namespaces), or over SSH in its guest.",
         epilog="example: sudo coexist shell 12345.678-lab -- iptables -S FORWARD")
     shell.add_argument("lab", nargs="?", help="the kept lab (without it: list the kept labs)")
@@ -270,12 +270,8 @@ def _check(paths: list[Path], *, as_json: bool = False) -> int:
 
 def _preflight(*, artifacts_root: Path | None, releases: list[str]) -> None:
     from coexist import preflight
-    from coexist.images.guestimage import guest_image_cached
-    from coexist.images.hostimage import host_image_cached
 
-    found = preflight.problems(artifacts_root=artifacts_root,
-                               build_host=not all(host_image_cached(r) for r in releases),
-                               build_guest=not guest_image_cached())
+    found = preflight.before_labs(artifacts_root=artifacts_root, releases=releases)
     if found:
         for line in found[:-1]:
             print(f"coexist: preflight: {line}", file=sys.stderr)
@@ -420,13 +416,13 @@ def _matrix(args: argparse.Namespace) -> int:
 
 def pytest_argv(files: list[Path], out: Path, options: list[str], labs: int,
                 to_pytest: list[str]) -> list[str]:
-    """The matrix's pytest command line: the files as items crossed with the --axis options, the
+    """The matrix's pytest command line: the files as items crossed with the --coexist-axis options,
     reports into `out`, `labs` xdist workers, then what the user passes on after `--`. pytest's
     cache stays off (no .pytest_cache where coexist runs) unless what is passed on uses it."""
     no_cache = [] if _CACHE_USERS & set(to_pytest) else ["-p", "no:cacheprovider"]
     return [*map(str, files), *no_cache, "-q", "-rfEs", "--tb=line",
-            "--artifacts-dir", str(out), "--matrix-dir", str(out),
-            "--junitxml", str(out / "junit.xml"), *(f"--axis={o}" for o in options),
+            "--coexist-artifacts", str(out), "--coexist-matrix-dir", str(out),
+            "--junitxml", str(out / "junit.xml"), *(f"--coexist-axis={o}" for o in options),
             *(["-n", str(labs)] if labs > 1 else []), *to_pytest]
 
 
@@ -461,7 +457,7 @@ def _shell(args: argparse.Namespace) -> int:
             kept[record.parent.name] = facts
     if args.lab is None:
         if not kept:
-            raise UserError("no kept labs: `pytest --keep-lab` keeps the lab of a failed test")
+            raise UserError("no kept labs: `pytest --coexist-keep-lab` keeps the lab of a failed test")
         for name, facts in kept.items():
             print(f"{name}: {facts['release']}, kept for {facts['test']}; guests: "
                   f"{', '.join(facts['guests']) or 'none'}")

@@ -1,6 +1,6 @@
 """Before anything is built or started: can this machine run a lab? One line per problem found.
 
-Checked, in order: root; the kernel features a lab is made of (network, mount and cgroup
+Checked, in order: root; the kernel features a lab is made of (network, mount, cgroup, PID, UTS and IPC
 namespaces, overlayfs, cgroups, bridge, veth, tun, nf_tables), the kernel's links tried for real in
 a throwaway network namespace; the machine's tools the run calls; free space and write access in
 the image cache, the labs' work root and the artifacts root.
@@ -118,3 +118,13 @@ def _writable(path: Path, need: int, what: str) -> list[str]:
         return [f"{what} {path}: {free / 1e9:.1f} GB free, needs {need / 1e9:.1f} GB "
                 "(a host image is ~0.7 GB, building one needs ~1.5 GB)"]
     return []
+
+
+def before_labs(*, artifacts_root: Path | None, releases: list[str]) -> list[str]:
+    """What would stop labs of these releases (their images built if not cached yet)."""
+    from coexist.images.guestimage import guest_image_cached
+    from coexist.images.hostimage import host_image_cached
+
+    return problems(artifacts_root=artifacts_root,
+                    build_host=not all(host_image_cached(r) for r in releases),
+                    build_guest=not guest_image_cached())

@@ -15,14 +15,17 @@ and its Docker as fixtures of your own tests, with no harness internals imported
 The marker takes a scenario's [host] keys (README, "Tables": release, start_order, the backends,
 the daemons' settings, ...) and `network` (the guest's network), or `scenario="path/to/file.toml"`
 (its host and first guest).
-They are validated like a scenario file: a bad key fails the test in one line. Options:
-`--release` (every lab on this release), `--accel auto|kvm|tcg`, `--artifacts-dir`, `--keep-lab`
-(a failed test's lab and guest stay up until Ctrl-C at the end; `coexist shell` enters them).
+They are validated like a scenario file: a bad key fails the test in one line. Options, each
+also an ini setting `coexist_*` (the option wins): `--coexist-release` (every lab on this
+release), `--coexist-accel auto|kvm|tcg`, `--coexist-artifacts`, `--coexist-keep-lab` (a failed
+test's lab and guest stay up until Ctrl-C at the end; `coexist shell` enters them). Nothing is
+read, written or checked unless a test uses coexist's fixtures or items.
 
-Scenario files are test items too: `pytest scenarios/` (files in a folder named `scenarios`, or
-named on the command line) runs each file, one item per variant when `--axis` crosses it with
-other values (`--axis release=bookworm,trixie,forky`, `--axis start_order=dockerd+libvirt+firewalld`,
-`--axis after_fix=firewalld-reload,none`); an item fails with its verdict when reality differs
+Scenario files are test items when asked: named on the command line, or matching the ini
+setting `coexist_scenarios` (glob patterns relative to the rootdir, e.g. `scenarios/*.toml`); one
+item per variant when `--coexist-axis` crosses it with other values (`--coexist-axis
+release=bookworm,trixie,forky`, `--coexist-axis start_order=dockerd+libvirt+firewalld`,
+`--coexist-axis after_fix=firewalld-reload,none`); an item fails with its verdict when reality differs
 from the file, and the matrix report (matrix.md, .html, .json) is written from the items' results
 at the end of the run, into <artifacts-dir>/matrix (with -n, each worker hands its rows over
 to the controller through xdist's own channel, `workeroutput`).
@@ -62,26 +65,64 @@ ROWS_OUTPUT = "coexist_rows"   # an xdist worker's rows in its workeroutput, as 
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """Every option is `--coexist-*`, each with an ini setting of the same name (`coexist_*`) for
+    CI: the option wins when both are given."""
     from coexist.scenario.axes import RELEASES
 
     group = parser.getgroup("coexist", "coexist labs (libvirt + Docker on one host, for real)")
-    group.addoption("--release", default=None, choices=RELEASES,
+    group.addoption("--coexist-release", default=None, choices=RELEASES,
                     help="host release for every lab (default: the marker's or scenario's own)")
-    group.addoption("--accel", default="auto", choices=("auto", "kvm", "tcg"),
+    parser.addini("coexist_release", "as --coexist-release", default="")
+    group.addoption("--coexist-accel", default=None, choices=ACCELS,
                     help="guest accelerator: auto (KVM if a guest really boots under it, else "
-                         "TCG), or forced")
-    group.addoption("--artifacts-dir", default="artifacts",
-                    help="where each test's logs, rulesets and verdicts go (a folder per test)")
-    group.addoption("--axis", action="append", default=[], metavar="NAME=V1,V2", help=_axis_help())
-    group.addoption("--matrix-dir", default=None,
+                         "TCG), or forced (default: auto)")
+    parser.addini("coexist_accel", "as --coexist-accel", default="auto")
+    group.addoption("--coexist-artifacts", default=None, metavar="DIR",
+                    help="where each test's logs, rulesets and verdicts go, a folder per test "
+                         "(default: ./artifacts)")
+    parser.addini("coexist_artifacts", "as --coexist-artifacts", default="artifacts")
+    group.addoption("--coexist-axis", action="append", default=[], metavar="NAME=V1,V2",
+                    help=_axis_help())
+    parser.addini("coexist_axis", "as --coexist-axis, one NAME=V1,V2 per line", type="linelist",
+                  default=[])
+    group.addoption("--coexist-matrix-dir", default=None, metavar="DIR",
                     help="where the scenario items' matrix report goes (default: "
-                         "<artifacts-dir>/matrix)")
-    group.addoption("--keep-lab", action="store_true",
+                         "<artifacts>/matrix)")
+    parser.addini("coexist_matrix_dir", "as --coexist-matrix-dir", default="")
+    group.addoption("--coexist-keep-lab", action="store_true", default=None,
                     help="when a test fails, leave its lab and guest running until Ctrl-C at the "
                          "end of the run; `coexist shell [--guest] <lab>` enters them")
+    parser.addini("coexist_keep_lab", "as --coexist-keep-lab", type="bool", default=False)
+    parser.addini("coexist_scenarios", "scenario files that are test items: glob patterns of "
+                  "paths relative to the rootdir, e.g. scenarios/*.toml (files named on the "
+                  "command line always are)", type="linelist", default=[])
+
+
+ACCELS = ("auto", "kvm", "tcg")
+
+
+def setting(config: pytest.Config, name: str) -> Any:
+    """The value of the coexist setting `name` (`release`, `accel`, ...): its --coexist-* option
+    if given, else its coexist_* ini setting."""
+    given = config.getoption(f"coexist_{name}")
+    if given not in (None, []):
+        return given
+    value = config.getini(f"coexist_{name}")
+    if name == "accel" and value not in ACCELS:
+        raise pytest.UsageError(f"coexist_accel = {value!r}: one of {', '.join(ACCELS)}")
+    if name == "release" and value:
+        from coexist.scenario.axes import RELEASES
+
+        if value not in RELEASES:
+            raise pytest.UsageError(f"coexist_release = {value!r}: one of {', '.join(RELEASES)}")
+    if name in ("release", "matrix_dir"):
+        return value or None   # an empty ini value: not set
+    return value
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    for name in ("release", "accel"):   # a bad ini value: one line at the start, as a bad option
+        setting(config, name)
     config.stash[_kept] = []
     config.stash[_rows] = []
     config.stash[_started] = time.monotonic()
@@ -95,7 +136,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def coexist_artifacts(request: pytest.FixtureRequest) -> Path:
     """A folder of this test's own for logs, rulesets and verdicts; named in the report on failure."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid.split("::", 1)[-1])
-    folder = Path(request.config.getoption("--artifacts-dir")).resolve() / name
+    folder = Path(setting(request.config, "artifacts")).resolve() / name
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     request.node.coexist_artifacts = folder
@@ -104,7 +145,7 @@ def coexist_artifacts(request: pytest.FixtureRequest) -> Path:
 
 @pytest.fixture
 def coexist_scenario(request: pytest.FixtureRequest) -> Scenario:
-    """The scenario the test's marker describes (one boot step), with --release applied."""
+    """The scenario the test's marker describes (one boot step), with the coexist release applied."""
     from coexist.base.schema import ScenarioError
     from coexist.scenario.model import load, parse
 
@@ -122,17 +163,36 @@ def coexist_scenario(request: pytest.FixtureRequest) -> Scenario:
             chosen = parse({"scenario": {"name": "pytest", "summary": where}, "host": settings,
                             "guest": [{"name": "guest", "network": network}],
                             "step": [{"do": "boot"}]}, where)
-        release = request.config.getoption("--release")
+        release = setting(request.config, "release")
         return chosen.variant(release=release) if release else chosen
     except ScenarioError as error:
         pytest.fail(f"coexist: {error}", pytrace=False)
 
 
 @pytest.fixture
-def coexist_images(coexist_scenario: Scenario) -> Images:
+def coexist_images(request: pytest.FixtureRequest, coexist_scenario: Scenario) -> Images:
     from coexist.images.built import build_images
 
+    ready(request.config, coexist_scenario.host.release)
     return build_images(coexist_scenario.host.release)
+
+
+_checked = pytest.StashKey[set[str]]()
+
+
+def ready(config: pytest.Config, release: str) -> None:
+    """Preflight, once per session and release, before the first lab of a run that uses coexist:
+    a machine that cannot run a lab ends the session with one line per problem, never a traceback
+    from deep inside a fixture."""
+    from coexist import preflight
+
+    checked = config.stash.setdefault(_checked, set())
+    if release in checked:
+        return
+    found = preflight.before_labs(artifacts_root=Path(setting(config, "artifacts")), releases=[release])
+    if found:
+        pytest.exit("coexist preflight: " + "; ".join(found), returncode=pytest.ExitCode.USAGE_ERROR)
+    checked.add(release)
 
 
 @pytest.fixture
@@ -167,9 +227,9 @@ def coexist_guest(request: pytest.FixtureRequest, coexist_scenario: Scenario, co
     from coexist.guest import accel
     from coexist.guest.guest import accel_for, guest_for
 
-    forced = request.config.getoption("--accel")
+    forced = setting(request.config, "accel")
     decision = (accel_for(coexist_lab, coexist_images.guest) if forced == "auto"
-                else accel.AccelDecision(forced, "forced by --accel"))
+                else accel.AccelDecision(forced, "forced by --coexist-accel"))
     name, network = next(iter(coexist_scenario.guest_networks().items()))
     with ExitStack() as stack:
         guest = stack.enter_context(guest_for(coexist_lab, coexist_images.guest, network=network,
@@ -182,7 +242,7 @@ def coexist_guest(request: pytest.FixtureRequest, coexist_scenario: Scenario, co
 
 
 def _keep(request: pytest.FixtureRequest) -> bool:
-    return bool(request.config.getoption("--keep-lab")) and request.node.stash.get(_failed, False)
+    return bool(setting(request.config, "keep_lab")) and request.node.stash.get(_failed, False)
 
 
 def _kept_guests(request: pytest.FixtureRequest) -> dict[str, dict[str, str]]:
@@ -198,7 +258,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     kept = session.config.stash.get(_kept, [])
     if not kept:
         return
-    print(f"\ncoexist: {len(kept)} lab part(s) kept (--keep-lab): `coexist shell` lists them; "
+    print(f"\ncoexist: {len(kept)} lab part(s) kept (--coexist-keep-lab): `coexist shell` lists them; "
           "press Ctrl-C to tear them down", flush=True)
     try:
         while True:
@@ -242,10 +302,26 @@ def pytest_runtest_makereport(item: pytest.Item,
 
 # -- scenario files as test items ------------------------------------------------------------------
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    named = any(Path(arg.split("::")[0]).resolve() == file_path.resolve() for arg in parent.config.args)
-    if file_path.suffix == ".toml" and ("scenarios" in file_path.parts[:-1] or named):
+    """A scenario file is a test item only when asked: named on the command line, or matching a
+    `coexist_scenarios` pattern (as `python_files` names Python test modules). Any other .toml
+    of a project is none of coexist's business."""
+    if file_path.suffix != ".toml":
+        return None
+    config = parent.config
+    named = any(Path(arg.split("::")[0]).resolve() == file_path.resolve() for arg in config.args)
+    patterns = config.getini("coexist_scenarios")
+    if named or patterns and _matches(file_path, config.rootpath, patterns):
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
+
+
+def _matches(path: Path, root: Path, patterns: list[str]) -> bool:
+    try:
+        relative = path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return any(relative.match(pattern) and len(relative.parts) == len(Path(pattern).parts)
+               for pattern in patterns)
 
 
 def _axis_help() -> str:
@@ -280,7 +356,7 @@ class ScenarioFile(pytest.File):
         from coexist.scenario.model import load
 
         try:
-            variants = matrix.cross([load(self.path)], axes_from(self.config.getoption("--axis")))
+            variants = matrix.cross([load(self.path)], axes_from(setting(self.config, "axis")))
         except ScenarioError as error:
             raise self.CollectError(f"coexist: invalid scenario: {error}") from None
         for variant in variants:
@@ -303,13 +379,14 @@ class ScenarioItem(pytest.Item):
 
         row = Row(self.variant)
         self.config.stash[_rows].append(row)
-        folder = (Path(self.config.getoption("--artifacts-dir")).resolve() / "scenarios"
+        folder = (Path(setting(self.config, "artifacts")).resolve() / "scenarios"
                   / evidence_folder(self.variant))
         row.artifacts = str(folder)
         started = time.monotonic()
         try:
             if (why := self.variant.not_applicable()) is not None:
                 raise NotApplicable(why)
+            ready(self.config, self.variant.host.release)
             shutil.rmtree(folder, ignore_errors=True)
             row.verdict = run_scenario(self.variant, artifacts=folder,
                                        images=build_images(self.variant.host.release))
@@ -351,8 +428,8 @@ def pytest_testnodedown(node: Any, error: object | None) -> None:
 
 
 def matrix_dir(config: pytest.Config) -> Path:
-    chosen = config.getoption("--matrix-dir")
-    return Path(chosen or Path(config.getoption("--artifacts-dir")) / "matrix").resolve()
+    chosen = setting(config, "matrix_dir")
+    return Path(chosen or Path(setting(config, "artifacts")) / "matrix").resolve()
 
 
 def _write_matrix(config: pytest.Config) -> None:

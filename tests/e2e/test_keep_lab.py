@@ -1,4 +1,4 @@
-"""`--keep-lab`: a failed test's lab and guest stay up until Ctrl-C; `coexist shell` enters both; then
+"""`--coexist-keep-lab`: a failed test's lab and guest stay up until Ctrl-C; `coexist shell` enters both; then
 they go like any other lab."""
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ def coexist(*argv: str) -> subprocess.CompletedProcess[str]:
 
 def test_a_failed_tests_lab_is_kept_entered_and_then_torn_down(tmp_path: Path) -> None:
     (tmp_path / "test_mine.py").write_text(FAILING)
-    inner = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-s", "--keep-lab",
-                              "--artifacts-dir", str(tmp_path / "artifacts"), str(tmp_path / "test_mine.py")],
+    inner = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-s", "--coexist-keep-lab",
+                              "--coexist-artifacts", str(tmp_path / "artifacts"), str(tmp_path / "test_mine.py")],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
                              start_new_session=True)
     owner = processes.owner_token(inner.pid)

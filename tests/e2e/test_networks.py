@@ -10,6 +10,7 @@ from coexist.host.testbed import Testbed
 from coexist.images.built import build_images
 from coexist.net.connectivity import http_get
 from coexist.net.wan import FAR_HOST6
+from coexist.pytest_plugin import setting
 from coexist.report.verdict import Verdict
 from coexist.run.runner import run_scenario
 from coexist.scenario import model as scenario
@@ -53,7 +54,7 @@ def variant(run: str) -> scenario.Scenario:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "run" in metafunc.fixturenames:
-        chosen = metafunc.config.getoption("--release")
+        chosen = setting(metafunc.config, "release")
         metafunc.parametrize("run", [r for r in RUNS
                                      if not chosen or variant(r).host.release == chosen])
 
@@ -71,7 +72,7 @@ def test_ipv6_probes_see_a_forward_drop_as_the_ipv4_ones_do(artifacts: Path,
     """Docker never touched ip6tables' FORWARD policy in the matrix: prove the IPv6 probes fail
     when it is DROP (a check that cannot fail would measure nothing). On libvirt's nftables
     backend, as for the IPv4 symptom: its accepts live in its own table, the DROP in ip6 filter."""
-    release = request.config.getoption("--release") or "trixie"
+    release = setting(request.config, "release") or "trixie"
     if release == "bookworm":
         pytest.skip("libvirt 9.0 has no nftables backend; trixie and forky cover this")
     chosen = scenario.parse({"scenario": {"name": "v6", "summary": "s"}, "step": [{"do": "boot"}],

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from coexist.images.built import build_images
+from coexist.pytest_plugin import setting
 from coexist.run.runner import run_scenario
 from coexist.scenario import model as scenario
 
@@ -22,7 +23,7 @@ VARIANTS = {
 
 
 def releases(config: pytest.Config) -> list[str]:
-    chosen = config.getoption("--release")
+    chosen = setting(config, "release")
     return [chosen] if chosen in VARIANTS else [] if chosen else list(VARIANTS)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from coexist.host.daemons import NotApplicable
 from coexist.images.built import build_images
+from coexist.pytest_plugin import setting
 from coexist.report.verdict import Verdict
 from coexist.run.runner import run_scenario
 from coexist.scenario import model as scenario
@@ -19,7 +20,7 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 def run(name: str, artifacts: Path, request: pytest.FixtureRequest, **axes: object) -> Verdict:
     loaded = scenario.load(SCENARIOS / f"{name}.toml").variant(**axes)
-    chosen = request.config.getoption("--release")
+    chosen = setting(request.config, "release")
     if chosen and chosen != loaded.host.release:
         pytest.skip(f"{name} runs on {loaded.host.release}")
     verdict = run_scenario(loaded, artifacts=artifacts, images=build_images(loaded.host.release))

@@ -23,8 +23,10 @@ def test_scenario_items_pass_fail_with_their_verdict_and_make_the_matrix(tmp_pat
     wrong = wrong.replace('expect = { state = "online", forward_policy', 'expect = { state = "symptom", forward_policy')
     assert wrong.count('"symptom"') == 1
     (folder / "control-expects-the-symptom.toml").write_text(wrong)
+    # scenario files are items when asked: here by the ini setting, given on the command line
     result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(folder),
-                             "--artifacts-dir", str(tmp_path / "artifacts"),
+                             "-o", "coexist_scenarios=scenarios/*.toml",
+                             "--coexist-artifacts", str(tmp_path / "artifacts"),
                              "--junitxml", str(tmp_path / "junit.xml")],
                             capture_output=True, text=True, timeout=900, cwd=tmp_path)
     out = result.stdout

@@ -16,6 +16,7 @@ from coexist.host.testbed import Testbed
 from coexist.images.built import Images, build_images
 from coexist.net import connectivity
 from coexist.net.connectivity import http_get
+from coexist.pytest_plugin import setting
 from coexist.scenario import fixes
 from coexist.scenario import model as scenario
 
@@ -27,7 +28,7 @@ FAR_HOST = "198.51.100.1"
 @pytest.fixture(scope="module")
 def seed(request: pytest.FixtureRequest) -> scenario.Scenario:
     loaded = scenario.load(SEED)
-    release = request.config.getoption("--release")
+    release = setting(request.config, "release")
     if release and release != loaded.host.release:
         pytest.skip(f"the seed runs on {loaded.host.release}; test_releases.py covers {release}")
     return loaded

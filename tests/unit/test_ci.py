@@ -64,10 +64,10 @@ def test_steps_enable_kvm_set_up_test_and_upload_artifacts_on_failure(
     assert "udevadm trigger --name-match=kvm" in kvm["run"]
     setup = step_running(steps, r"^sudo ci/setup$")
     test = step_running(steps, r"^sudo ci/test ")
-    assert '--release "${{ matrix.release }}"' in test["run"]
+    assert '--coexist-release "${{ matrix.release }}"' in test["run"]
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
     assert upload["if"] == "failure()"
-    assert upload["with"]["path"] == "artifacts/"  # tests/conftest.py's --artifacts-dir default
+    assert upload["with"]["path"] == "artifacts/"  # the plugin's coexist_artifacts default
     assert "${{ matrix.release }}" in upload["with"]["name"]  # one upload per job, no clash
     assert steps.index(kvm) < steps.index(setup) < steps.index(test) < steps.index(upload)
 

@@ -24,7 +24,9 @@ def test_the_readme_example_is_the_tested_file() -> None:
 
 def test_the_plugin_is_registered_by_its_entry_point(pytestconfig: pytest.Config) -> None:
     assert pytestconfig.pluginmanager.has_plugin("coexist")
-    assert pytestconfig.getoption("--accel") in ("auto", "kvm", "tcg")
+    from coexist.pytest_plugin import setting
+
+    assert setting(pytestconfig, "accel") in ("auto", "kvm", "tcg")
 
 
 def test_a_bad_marker_fails_the_test_in_one_line(pytester: pytest.Pytester) -> None:
@@ -62,27 +64,94 @@ def test_release_option_overrides_the_marker(pytester: pytest.Pytester) -> None:
         def test_it(coexist_scenario):
             assert coexist_scenario.host.release == "forky"
     """)
-    pytester.runpytest("--release", "forky").assert_outcomes(passed=1)
+    pytester.runpytest("--coexist-release", "forky").assert_outcomes(passed=1)
+
+
+SCENARIOS_INI = "[pytest]\ncoexist_scenarios = scenarios/*.toml\n"
 
 
 def test_scenario_files_are_items_one_per_variant(pytester: pytest.Pytester) -> None:
+    pytester.makeini(SCENARIOS_INI)
     folder = pytester.mkdir("scenarios")
     shutil.copy(ROOT / "scenarios" / "seed-firewalld-direct.toml", folder)
-    result = pytester.runpytest("--collect-only", "-q", "--axis", "release=bookworm,trixie",
-                                "--axis", "start_order=firewalld+dockerd+libvirt,dockerd+libvirt+firewalld")
+    result = pytester.runpytest("--collect-only", "-q", "--coexist-axis", "release=bookworm,trixie",
+                                "--coexist-axis", "start_order=firewalld+dockerd+libvirt,dockerd+libvirt+firewalld")
     result.stdout.fnmatch_lines([
         "scenarios/seed-firewalld-direct.toml::seed-firewalld-direct[[]bookworm libvirt:nftables "
         "order:firewalld>dockerd>libvirt[]]",
         "*4 tests collected*"])
 
 
-def test_a_toml_outside_a_scenarios_folder_is_not_an_item_unless_named(pytester: pytest.Pytester) -> None:
-    shutil.copy(ROOT / "scenarios" / "control-no-docker.toml", pytester.path / "mine.toml")
+def test_a_scenario_file_is_an_item_only_when_asked(pytester: pytest.Pytester) -> None:
+    folder = pytester.mkdir("scenarios")
+    shutil.copy(ROOT / "scenarios" / "control-no-docker.toml", folder / "mine.toml")
+    shutil.copy(ROOT / "scenarios" / "control-no-docker.toml", pytester.path / "other.toml")
     pytester.runpytest("--collect-only", "-q").stdout.fnmatch_lines(["*no tests collected*"])
-    pytester.runpytest("--collect-only", "-q", "mine.toml").stdout.fnmatch_lines(["*1 test collected*"])
+    pytester.runpytest("--collect-only", "-q", "other.toml").stdout.fnmatch_lines(["*1 test collected*"])
+    pytester.makeini(SCENARIOS_INI)   # the patterns name scenarios/*.toml, not other.toml
+    pytester.runpytest("--collect-only", "-q").stdout.fnmatch_lines(
+        ["scenarios/mine.toml::control-no-docker*", "*1 test collected*"])
+
+
+def test_an_unrelated_project_with_scenarios_and_its_own_release_option_is_untouched(
+        pytester: pytest.Pytester) -> None:
+    # a project of its own: a `scenarios/` folder of load-test TOML and a --release option
+    folder = pytester.mkdir("scenarios")
+    (folder / "load.toml").write_text('[tool]\nusers = 100\n')
+    pytester.makeconftest("""
+        def pytest_addoption(parser):
+            parser.addoption("--release", default="1.0")
+    """)
+    pytester.makepyfile(test_app="""
+        def test_release(pytestconfig):
+            assert pytestconfig.getoption("--release") == "2.5"
+    """)
+    result = pytester.runpytest("--release", "2.5", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert sorted(p.name for p in pytester.path.iterdir()) == ["conftest.py", "scenarios", "test_app.py"]
+    assert pytester.runpytest("-p", "no:cacheprovider", "scenarios").ret == pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def test_every_option_has_an_ini_setting_and_the_option_wins(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\ncoexist_release = bookworm\ncoexist_artifacts = evidence\n")
+    pytester.makepyfile("""
+        import pytest
+        from coexist.pytest_plugin import setting
+
+        @pytest.mark.coexist(release="trixie")
+        def test_it(coexist_scenario, pytestconfig):
+            assert coexist_scenario.host.release == (pytestconfig.getoption("coexist_release") or "bookworm")
+            assert setting(pytestconfig, "artifacts") == "evidence"
+            assert setting(pytestconfig, "accel") == "auto"
+    """)
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    pytester.runpytest("-p", "no:cacheprovider", "--coexist-release", "forky").assert_outcomes(passed=1)
+    pytester.makeini("[pytest]\ncoexist_accel = fast\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.stderr.fnmatch_lines(["*coexist_accel = 'fast': one of auto, kvm, tcg*"])
+
+
+def test_a_machine_that_cannot_run_a_lab_ends_the_session_in_one_line(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest("""
+        import coexist.preflight
+
+        coexist.preflight.before_labs = lambda **_: ["no /dev/net/tun: modprobe tun", "not enough space"]
+    """)
+    pytester.makepyfile("""
+        def test_one(coexist_lab):
+            pass
+
+        def test_two(coexist_lab):
+            pass
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(["*coexist preflight: no /dev/net/tun: modprobe tun; not enough space*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
 def test_a_broken_scenario_file_is_one_collection_error_line(pytester: pytest.Pytester) -> None:
+    pytester.makeini(SCENARIOS_INI)
     folder = pytester.mkdir("scenarios")
     (folder / "bad.toml").write_text('[scenario]\nname = "../x"\nsummary = "s"\n')
     result = pytester.runpytest("--collect-only", "-q")
@@ -102,6 +171,7 @@ def test_axis_values_as_cross_takes_them() -> None:
 
 
 FAKE_RUN = """
+from coexist import preflight
 from coexist.guest.accel import AccelDecision
 from coexist.images import built
 from coexist.net.connectivity import Connectivity, Probe
@@ -124,6 +194,7 @@ def run_scenario(scenario, *, artifacts, images):
 
 built.build_images = lambda release: None
 runner.run_scenario = run_scenario
+preflight.before_labs = lambda **_: []
 """
 
 
@@ -135,6 +206,7 @@ def test_xdist_workers_hand_their_rows_to_the_controllers_matrix(
     fail; on bookworm both variants are not applicable.)"""
     import json
 
+    pytester.makeini(SCENARIOS_INI)
     folder = pytester.mkdir("scenarios")
     shutil.copy(ROOT / "scenarios" / "seed-firewalld-direct.toml", folder)
     pytester.makeconftest(FAKE_RUN)
@@ -142,9 +214,9 @@ def test_xdist_workers_hand_their_rows_to_the_controllers_matrix(
     for workers in ("0", "2"):
         out = pytester.path / f"artifacts-{workers}"
         result = pytester.runpytest_subprocess(
-            "-p", "no:cacheprovider", "-n", workers, f"--axis=release={release}",
-            "--axis", "start_order=firewalld+dockerd+libvirt,dockerd+libvirt+firewalld",
-            "--artifacts-dir", str(out))
+            "-p", "no:cacheprovider", "-n", workers, f"--coexist-axis=release={release}",
+            "--coexist-axis", "start_order=firewalld+dockerd+libvirt,dockerd+libvirt+firewalld",
+            "--coexist-artifacts", str(out))
         result.assert_outcomes(**{outcome: 2})
         matrix = out / "matrix"
         assert sorted(p.name for p in matrix.iterdir()) == ["matrix.html", "matrix.json", "matrix.md"]

@@ -170,15 +170,15 @@ def end(pids: set[int], *, grace: float = 3.0, gently: bool = True) -> None:
     if inside:
         kill_all(inside, grace=grace, signals=signals)
         deadline = time.monotonic() + 1.0
-        while any(_unread(pid, outside) for pid in inside) and time.monotonic() < deadline:
+        while any(_pending(pid, outside) for pid in inside) and time.monotonic() < deadline:
             time.sleep(0.01)
     kill_all(outside, grace=grace, signals=signals)
 
 
-def _unread(pid: int, parents: set[int]) -> bool:
-    """Has `pid` ended with its exit still to be read by one of `parents`?"""
+def _pending(pid: int, parents: set[int]) -> bool:
+    """Is `pid` still running, or ended with its exit still to be read by one of `parents`?"""
     fields = _stat(pid)
-    return fields is not None and fields[0] in _ENDED and int(fields[1]) in parents
+    return fields is not None and (fields[0] not in _ENDED or int(fields[1]) in parents)
 
 
 def kill_all(pids: set[int], *, grace: float = 3.0,

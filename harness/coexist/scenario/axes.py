@@ -1,7 +1,7 @@
 """The axes a scenario varies along: one table (name, kind, values, default, help, flag, label),
 from which everything that names an axis is derived: a scenario's [host] and [events] keys and
 their validation, `[[case]]` matching, `Scenario.axes()`, `variant()` and `label()`,
-`coexist matrix`'s flags and the pytest plugin's `--axis`.
+`coexist matrix`'s flags and the pytest plugin's `--coexist-axis`.
 
 A new axis is one entry in AXES, plus what it means: a host axis is the Host field of its name
 (coexist.scenario.host) and what the host does with it (Host.settings); an event axis is where
