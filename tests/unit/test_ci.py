@@ -139,3 +139,39 @@ def test_ci_setup_treats_an_ubuntu_derivative_as_ubuntu(tmp_path: Path, no_apt: 
 def test_ci_setup_refuses_other_distributions(tmp_path: Path, no_apt: dict[str, str]) -> None:
     code, output = list_packages(tmp_path, no_apt, FEDORA)
     assert code == 2 and "Debian or Ubuntu only" in output and "ID=fedora" in output
+
+
+def _setup_with(tmp_path: Path, stubs: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """ci/setup as root on a Debian whose packages are all there (dpkg-query says so), with these
+    tools stubbed; its log in tmp_path."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool, script in {"dpkg-query": "echo 'install ok installed'", **stubs}.items():
+        (bin_dir / tool).write_text(f"#!/bin/sh\n{script}\n")
+        (bin_dir / tool).chmod(0o755)
+    fake = tmp_path / "os-release"
+    fake.write_text('ID=debian\nVERSION_ID="12"\n')
+    return subprocess.run([str(ROOT / "ci" / "setup")], capture_output=True, text=True,
+                          env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
+                               "COEXIST_OS_RELEASE": str(fake), "COEXIST_SETUP_LOG": str(tmp_path / "log")})
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="ci/setup runs as root")
+def test_setup_refuses_an_old_python_before_pip_in_one_line(tmp_path: Path) -> None:
+    old = "case \"$*\" in *version_info*) exit 1;; *python_version*) echo 3.9.2;; esac"
+    result = _setup_with(tmp_path, {"python3": old})
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("ci/setup: coexist needs Python 3.11 or newer; this machine's "
+                                      "python3 is 3.9.2 (Debian 12 and Ubuntu 24.04 have 3.11 and 3.12)")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="ci/setup runs as root")
+def test_setup_prints_a_line_per_phase_and_the_log_tail_when_one_fails(tmp_path: Path) -> None:
+    # no apt lists: an update is due, and it fails after printing a lot
+    result = _setup_with(tmp_path, {"apt-get": "seq 1 500; echo 'E: the mirror is gone'; exit 100",
+                                    "ls": "true"})
+    assert result.returncode == 100
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"ci/setup: apt-get update failed (exit 100); the end of {tmp_path / 'log'}:"
+    assert lines[-1] == "E: the mirror is gone" and len(lines) == 31
