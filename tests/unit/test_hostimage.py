@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -161,3 +162,66 @@ def test_debootstrap_checks_against_debians_keyring_when_the_machine_has_it(tmp_
     absent = hostimage.debootstrap_argv(forky, tmp_path / "root", tmp_path / "absent.gpg")
     assert not any(arg.startswith("--keyring") for arg in absent)
     assert hostimage.DEBIAN_KEYRING == Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+
+
+def _logged(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    said: list[str] = []
+    monkeypatch.setattr(hostimage.log, "info", said.append)
+    return said
+
+
+DEBOOTSTRAP = """I: Retrieving InRelease
+I: Checking Release signature
+I: Valid Release signature (key id 4D64FEC119C2029067D6E791F8D2585B8783D481)
+I: Retrieving Packages
+I: Validating Packages
+I: Resolving dependencies of required packages...
+I: Checking component main on http://deb.debian.org/debian...
+I: Retrieving libacl1 2.3.1-3
+I: Validating libacl1 2.3.1-3
+I: Retrieving adduser 3.134
+I: Validating adduser 3.134
+I: Extracting libacl1...
+I: Extracting adduser...
+I: Installing core packages...
+I: Unpacking required packages...
+I: Unpacking libacl1:amd64...
+I: Configuring required packages...
+I: Configuring libacl1:amd64...
+I: Base system installed successfully."""
+
+
+def test_debootstrap_says_each_stage_once_not_each_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    said = _logged(monkeypatch)
+    stages = hostimage._Stages()
+    for line in DEBOOTSTRAP.splitlines():
+        stages(line)
+    assert [re.sub(r"\(\d+ s\)", "(s)", line) for line in said] == [
+        "debootstrap: 4 retrieved (s)",   # InRelease, Packages and two packages
+        "debootstrap: 2 extracted (s)",
+        "debootstrap: 1 unpacked (s)",
+        "debootstrap: 1 configured (s)"]
+
+
+def test_apt_install_counts_the_packages_set_up_by_quarters(monkeypatch: pytest.MonkeyPatch) -> None:
+    said = _logged(monkeypatch)
+    progress = hostimage._PackagesSetUp()
+    progress("0 upgraded, 8 newly installed, 0 to remove and 0 not upgraded.")
+    for n in range(8):
+        progress(f"Setting up package{n} (1.0) ...")
+    assert said == ["8 packages to install", "2/8 packages set up", "4/8 packages set up",
+                    "6/8 packages set up", "8/8 packages set up"]
+
+
+def test_a_failed_build_command_shows_its_last_lines_and_where_the_rest_is(tmp_path: Path) -> None:
+    from coexist.base.commands import CommandFailed
+
+    build_log = tmp_path / "host-trixie-x.build.log"
+    with open(build_log, "w") as sink, pytest.raises(CommandFailed) as failed:
+        hostimage._stream(["sh", "-c", "seq 1 100; echo 'E: Unable to locate package docker-cli'; exit 100"],
+                          shown="apt-get install docker-cli", sink=sink)
+    output = str(failed.value)
+    assert "E: Unable to locate package docker-cli" in output and "\n62\n" in output and "\n61\n" not in output
+    assert f"(its last 40 lines; all of it: {build_log})" in output
+    kept = build_log.read_text().splitlines()
+    assert kept[0] == "$ apt-get install docker-cli" and kept[1] == "1" and len(kept) == 102

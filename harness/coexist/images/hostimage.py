@@ -18,15 +18,16 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from coexist.base import log
 from coexist.base.commands import CommandFailed, run
@@ -65,14 +66,7 @@ _FIELDS = {"suite", "script", "mirror", "check_valid_until", "packages"}
 _PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 _OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
 
-# Output lines too repetitive to be worth a log line each; everything is kept for errors.
-_NOISE = (
-    "(Reading database",
-    "Selecting previously unselected package",
-    "Preparing to unpack",
-    "I: Validating ",
-    "I: Checking component",
-)
+_TAIL = 40   # lines of a failed build command's output shown; all of it is in the build's log
 
 # Entered as `sh -c _ENTER_ROOT enter-root <root> <command...>` inside `unshare --mount
 # --propagation private`: every mount below vanishes with that namespace, whatever happens.
@@ -158,14 +152,16 @@ def build_host_image(release: str = "trixie") -> HostImage:
         if (final / COMPLETE_MARKER).is_file():  # another worker built it while we waited
             return _reuse(recipe, final)
         _discard_leftovers(final)
-        with log.step(f"build host image {release} into {final}"):
+        build_log = final.parent / f"{final.name}.build.log"
+        with log.step(f"build host image {release} into {final} (output: {build_log})"), \
+                open(build_log, "w") as sink:
             staging = Path(
                 tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
             )
             try:
                 staging.chmod(0o755)  # it becomes `/`: daemons' users must traverse it
-                _bootstrap(recipe, staging)
-                _install_packages(recipe, staging)
+                _bootstrap(recipe, staging, sink)
+                _install_packages(recipe, staging, sink)
                 _add_lab_tweaks(staging)
                 _shrink(staging)
                 manifest = _write_manifest(recipe, staging)
@@ -267,15 +263,65 @@ def debootstrap_argv(recipe: HostRecipe, root: Path, keyring: Path | None = DEBI
     return argv
 
 
-def _bootstrap(recipe: HostRecipe, root: Path) -> None:
+def _bootstrap(recipe: HostRecipe, root: Path, sink: IO[str]) -> None:
     argv = debootstrap_argv(recipe, root)
     with log.step(f"debootstrap {recipe.suite} (minbase)"):
         # debootstrap mounts proc and sys in the target itself: keep those mounts private too.
-        _stream([*_PRIVATE_MOUNTS, *argv], shown=shlex.join(argv))
+        _stream([*_PRIVATE_MOUNTS, *argv], shown=shlex.join(argv), sink=sink, progress=_Stages())
         _ensure_unmounted(root)
 
 
-def _install_packages(recipe: HostRecipe, root: Path) -> None:
+class _Stages:
+    """debootstrap's progress: a line per stage (retrieving, extracting, unpacking, configuring
+    the packages) with how many packages and seconds it took, instead of a line per package."""
+
+    _STAGES = {"Retrieving": "retrieved", "Validating": "retrieved", "Extracting": "extracted",
+               "Unpacking": "unpacked", "Configuring": "configured"}
+
+    def __init__(self) -> None:
+        self.stage: str | None = None
+        self.packages = 0
+        self.started = time.monotonic()
+
+    def __call__(self, line: str) -> None:
+        words = line.split()
+        stage = self._STAGES.get(words[1]) if len(words) > 2 and words[0] == "I:" else None
+        if stage is not None and stage != self.stage:
+            self.done()
+            self.stage, self.packages, self.started = stage, 0, time.monotonic()
+        if stage is not None and words[1] != "Validating" and not line.endswith(" packages..."):
+            self.packages += 1
+        if line.startswith("I: Base system installed"):
+            self.done()
+
+    def done(self) -> None:
+        if self.stage is not None:
+            log.info(f"debootstrap: {self.packages} {self.stage} "
+                     f"({time.monotonic() - self.started:.0f} s)")
+        self.stage = None
+
+
+class _PackagesSetUp:
+    """apt-get install's progress: `Setting up` lines counted against the number of packages apt
+    announced (`N newly installed`), a line at each quarter."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.done = 0
+        self.shown = 0
+
+    def __call__(self, line: str) -> None:
+        if found := re.match(r"\d+ upgraded, (\d+) newly installed", line):
+            self.total = int(found[1])
+            log.info(f"{self.total} packages to install")
+        elif line.startswith("Setting up ") and self.total:
+            self.done += 1
+            if (quarter := self.done * 4 // self.total) > self.shown:
+                self.shown = quarter
+                log.info(f"{self.done}/{self.total} packages set up")
+
+
+def _install_packages(recipe: HostRecipe, root: Path, sink: IO[str]) -> None:
     policy = root / "usr/sbin/policy-rc.d"  # debootstrap removed its own
     policy.write_text("#!/bin/sh\n# coexist: the lab starts every daemon itself.\nexit 101\n")
     policy.chmod(0o755)
@@ -286,14 +332,14 @@ def _install_packages(recipe: HostRecipe, root: Path) -> None:
     apt = ["apt-get", "-o", "Dpkg::Use-Pty=0"]
     try:
         with log.step("apt-get update (in the root)"):
-            _in_root(root, [*apt, "update"])
+            _in_root(root, [*apt, "update"], sink=sink)
         with log.step(f"apt-get install {len(recipe.packages)} packages (in the root)"):
             _in_root(
                 root,
                 [*apt, "install", "-y", "--no-install-recommends", *recipe.packages],
-                timeout=3600,
+                timeout=3600, sink=sink, progress=_PackagesSetUp(),
             )
-        _in_root(root, [*apt, "clean"])
+        _in_root(root, [*apt, "clean"], sink=sink)
     finally:
         _ensure_unmounted(root)
 
@@ -341,16 +387,22 @@ def _write_manifest(recipe: HostRecipe, root: Path) -> dict[str, str]:
     return packages
 
 
-def _in_root(root: Path, argv: Sequence[str], *, timeout: float = 1800) -> str:
+def _in_root(root: Path, argv: Sequence[str], *, timeout: float = 1800, sink: IO[str],
+             progress: Callable[[str], None] | None = None) -> str:
     """Run `argv` chrooted in `root`, in a private mount namespace with proc and /dev mounted."""
     enter = [*_PRIVATE_MOUNTS, "sh", "-c", _ENTER_ROOT, "enter-root", str(root)]
-    return _stream([*enter, *argv], shown=f"chroot {root} {shlex.join(argv)}", timeout=timeout)
+    return _stream([*enter, *argv], shown=f"chroot {root} {shlex.join(argv)}", timeout=timeout,
+                   sink=sink, progress=progress)
 
 
-def _stream(argv: Sequence[str], *, shown: str, timeout: float = 1800) -> str:
-    """Run `argv`, logging its output line by line as it comes; raise CommandFailed on failure."""
+def _stream(argv: Sequence[str], *, shown: str, timeout: float = 1800, sink: IO[str],
+            progress: Callable[[str], None] | None = None) -> str:
+    """Run `argv`, its output line by line into `sink` (the build's log) and to `progress`; raise
+    CommandFailed on failure, with the output's last lines and where the rest is."""
     __tracebackhide__ = True
     lines: list[str] = []
+    sink.write(f"$ {shown}\n")
+    sink.flush()
     proc = subprocess.Popen(
         list(argv),
         stdout=subprocess.PIPE,
@@ -366,10 +418,11 @@ def _stream(argv: Sequence[str], *, shown: str, timeout: float = 1800) -> str:
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
+            sink.write(line)
             line = line.rstrip()
             lines.append(line)
-            if line and not line.startswith(_NOISE):
-                log.info(line)
+            if progress is not None:
+                progress(line)
         returncode = proc.wait()
     except BaseException:  # e.g. Ctrl-C: stop it before the caller removes its target
         _kill_group(proc.pid)
@@ -377,12 +430,15 @@ def _stream(argv: Sequence[str], *, shown: str, timeout: float = 1800) -> str:
         raise
     finally:
         killer.cancel()
+        sink.flush()
         if proc.stdout is not None:
             proc.stdout.close()
     if returncode != 0:
         if returncode == -signal.SIGKILL:
             lines.append(f"(killed after {timeout:.0f}s)")
-        raise CommandFailed("host image build", shown, returncode, "\n".join(lines))
+        tail = "\n".join(lines[-_TAIL:])
+        raise CommandFailed("host image build", shown, returncode,
+                            f"{tail}\n(its last {min(len(lines), _TAIL)} lines; all of it: {sink.name})")
     return "\n".join(lines)
 
 
