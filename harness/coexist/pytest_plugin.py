@@ -121,6 +121,7 @@ def setting(config: pytest.Config, name: str) -> Any:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_Progress(config), "coexist-progress")
     for name in ("release", "accel"):   # a bad ini value: one line at the start, as a bad option
         setting(config, name)
     config.stash[_kept] = []
@@ -343,6 +344,46 @@ def axes_from(options: Iterable[str]) -> dict[str, list[Any]]:
         return axis_options(options)
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
+
+
+class _Progress:
+    """One line per finished scenario item, on the controller: `[7/24] <label>: as expected (45 s)`
+    (a plugin object of the session: the hooks see its config)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.finished = 0
+        self.collected = 0
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        self.collected = sum(isinstance(item, ScenarioItem) for item in items)
+
+    @pytest.hookimpl(optionalhook=True)   # an xdist hook: the controller collects nothing itself
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        self.collected = sum(".toml::" in nodeid for nodeid in ids)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if _is_worker(self.config) or ".toml::" not in report.nodeid:
+            return
+        if not (report.when == "call" or report.when == "setup" and not report.passed):
+            return
+        self.finished += 1
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        if terminal is not None:
+            total = f"/{self.collected}" if self.collected else ""
+            label = report.nodeid.rsplit("[", 1)[-1].rstrip("]") if "[" in report.nodeid else report.nodeid
+            if terminal._tw.width_of_current_line:   # after pytest's progress letters
+                terminal._tw.line()
+            terminal.write_line(f"[{self.finished}{total}] {label}: {_said(report)} "
+                                f"({report.duration:.0f} s)")
+
+
+def _said(report: pytest.TestReport) -> str:
+    if report.passed:
+        return "as expected"
+    if report.skipped:
+        return "not applicable"
+    return "UNEXPECTED" if "UNEXPECTED" in str(report.longrepr) else "the run broke"
 
 
 class ScenarioMismatch(AssertionError):
