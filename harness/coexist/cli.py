@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
+import logging
 import re
 import secrets
 import sys
@@ -25,13 +27,15 @@ from coexist.scenario.axes import AXES, CROSSED, RELEASES, Axis, Kind
 
 def main(argv: list[str] | None = None) -> int:
     interrupt.install()
-    log.to_stderr()
     argv = sys.argv[1:] if argv is None else argv
     to_pytest: list[str] = []
     if argv[:1] == ["matrix"] and "--" in argv:   # the rest is pytest's: -k, -x, --lf, ...
         argv, to_pytest = argv[:argv.index("--")], argv[argv.index("--") + 1:]
     args = _parser().parse_args(argv)
     args.to_pytest = to_pytest
+    # the outline of what happens (-q: its top level only); -v: every line, however deep
+    log.to_stderr(logging.DEBUG if args.verbose else logging.INFO)
+    log.show_depth(None if args.verbose else 0 if args.quiet else 2)
     try:
         if args.command == "check":
             return _check(args.scenarios, as_json=args.json)
@@ -104,7 +108,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coexist", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"coexist {_version()}")
+    common = argparse.ArgumentParser(add_help=False)   # every subcommand's
+    detail = common.add_argument_group("output").add_mutually_exclusive_group()
+    detail.add_argument("-v", "--verbose", action="store_true",
+                        help="show every progress line, however deep (default: phases and steps)")
+    detail.add_argument("-q", "--quiet", action="store_true",
+                        help="show only the top-level progress lines, the verdict and errors")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser = functools.partial(sub.add_parser, parents=[common])  # type: ignore[method-assign]
     run = sub.add_parser(
         "run", help="run a scenario end to end and print the verdict",
         description="Build the scenario's host in a lab of its own with the real daemons, boot its "

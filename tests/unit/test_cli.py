@@ -124,6 +124,7 @@ def test_run_prints_the_verdict_as_text_or_as_json(
             return []
 
     monkeypatch.setattr(cli, "_preflight", lambda **_: None)
+    monkeypatch.setattr(cli, "_partial", [])
     monkeypatch.setattr(runner, "run_scenario", lambda *_, **__: Verdict())
     assert cli.main(["run", str(SEED), "--artifacts", str(tmp_path), *flag]) == 0
     assert capsys.readouterr().out.strip() == printed
@@ -184,3 +185,38 @@ def test_every_subcommand_has_a_description_an_example_and_help_on_every_argumen
             (parser.epilog or "").startswith("example: sudo coexist "), name
         for action in parser._actions:
             assert action.help, f"{name} {action.dest}"
+
+
+@pytest.mark.parametrize(("flags", "shown"), [
+    ([], ["- phase", "  - step", "    - part", "      (part: 0.0s)", "    (step: 0.0s)", "  (phase: 0.0s)"]),
+    (["-q"], ["- phase", "  (phase: 0.0s)"]),
+    (["-v"], ["- phase", "  - step", "    - part", "      - detail", "        a line", "        (detail: 0.0s)",
+              "      (part: 0.0s)", "    (step: 0.0s)", "  (phase: 0.0s)"]),
+])
+def test_progress_shows_the_outline_unless_asked_for_more_or_less(
+        flags: list[str], shown: list[str], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from coexist.base import log
+
+    def run(_args: object) -> int:
+        with log.step("phase"), log.step("step"), log.step("part"), log.step("detail"):
+            log.info("a line")
+        return 0
+
+    monkeypatch.setattr(cli, "_run", run)
+    assert cli.main(["run", *flags, str(SEED)]) == 0
+    assert capsys.readouterr().err.splitlines() == shown
+
+
+def test_a_failure_is_shown_however_deep(monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from coexist.base import log
+
+    def run(_args: object) -> int:
+        with log.step("phase"), log.step("step"), log.step("part"), log.step("detail"):
+            raise cli.UserError("no")
+
+    monkeypatch.setattr(cli, "_run", run)
+    assert cli.main(["run", "-q", str(SEED)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "        ! detail: failed after 0.0s (UserError)" in err and "coexist: no" in err

@@ -66,9 +66,21 @@ class _NestedAt:
         _nesting.base, _nesting.steps = self._saved
 
 
-def info(message: str) -> None:
-    """Log one line at this thread's nesting depth."""
-    LOGGER.info("%s%s", "  " * depth(), message)
+_shown: list[int | None] = [None]   # the deepest nesting logged at INFO (None: every depth)
+
+
+def show_depth(deepest: int | None) -> None:
+    """Log lines nested deeper than `deepest` at DEBUG: a terminal shows the outline (the CLI: 2,
+    `-q` 0), `-v` (a DEBUG handler) everything; None: every line at INFO (the default)."""
+    _shown[0] = deepest
+
+
+def info(message: str, *, always: bool = False) -> None:
+    """Log one line at this thread's nesting depth (at DEBUG if deeper than show_depth's, unless
+    `always`: a failure is shown at any depth)."""
+    deepest, nested = _shown[0], depth()
+    level = logging.INFO if always or deepest is None or nested <= deepest else logging.DEBUG
+    LOGGER.log(level, "%s%s", "  " * nested, message)
 
 
 def debug(message: str) -> None:
@@ -89,14 +101,18 @@ class _Stderr(logging.StreamHandler[TextIO]):
 
 
 def to_stderr(level: int = logging.INFO) -> None:
-    """Print the lines on stderr as they come, as they are (the CLI, the benches)."""
-    if not any(getattr(h, "coexist", False) for h in LOGGER.handlers):
-        handler = _Stderr()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        handler.setLevel(level)
-        handler.coexist = True  # type: ignore[attr-defined]
-        LOGGER.addHandler(handler)
-        LOGGER.propagate = False
+    """Print the lines on stderr as they come, as they are (the CLI, the benches); called again,
+    only the level changes."""
+    for existing in LOGGER.handlers:
+        if getattr(existing, "coexist", False):
+            existing.setLevel(level)
+            return
+    handler = _Stderr()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setLevel(level)
+    handler.coexist = True  # type: ignore[attr-defined]
+    LOGGER.addHandler(handler)
+    LOGGER.propagate = False
 
 
 class Step:
@@ -139,7 +155,7 @@ class Step:
         if kind is None:
             info(f"  ({self.message}: {seconds:.1f}s)")
         else:
-            info(f"  ! {self.message}: failed after {seconds:.1f}s ({kind.__name__})")
+            info(f"  ! {self.message}: failed after {seconds:.1f}s ({kind.__name__})", always=True)
 
 
 def step(message: str) -> Step:
