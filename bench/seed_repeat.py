@@ -33,8 +33,8 @@ AFTER_FIX = "host# firewall-cmd --reload"
 
 
 def coexist(release: str, artifacts: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "coexist.cli", "run", str(SEED), "--release", release,
-                             "--artifacts", str(artifacts)], cwd=ROOT, text=True,
+    return subprocess.Popen([sys.executable, "-m", "coexist.cli", "run", "-v", str(SEED),
+                             "--release", release, "--artifacts", str(artifacts)], cwd=ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
 
 

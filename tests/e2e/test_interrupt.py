@@ -24,7 +24,7 @@ from coexist.sandbox.leftovers import WORK_ROOT
 pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "scenarios" / "seed-firewalld-direct.toml"
-# the log line that marks each moment (coexist.base.log's step lines)
+# the log line that marks each moment (coexist.base.log's step lines, every one of them with -v)
 MOMENTS = {
     "daemons-starting": "- start dockerd",
     "guest-booting": "- boot guest",
@@ -135,7 +135,7 @@ class CoexistRun:
         self.artifacts = artifacts
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "coexist.cli", "run", str(SEED), "--artifacts", str(artifacts)],
+            [sys.executable, "-m", "coexist.cli", "run", "-v", str(SEED), "--artifacts", str(artifacts)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
             cwd=ROOT)
         self.owner = processes.owner_token(self.proc.pid)

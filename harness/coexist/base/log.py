@@ -131,9 +131,15 @@ class Step:
         self._start = 0.0
         self._steps: list[Step] = []
         self._index = 0
+        self._leaf = False
 
     def __enter__(self) -> None:
-        info(f"- {self.message}")
+        # a step at the deepest depth shown says itself once, when it ends, with its time
+        self._leaf = _shown[0] is not None and depth() == _shown[0]
+        if self._leaf:
+            LOGGER.debug("%s- %s", "  " * depth(), self.message)
+        else:
+            info(f"- {self.message}")
         self._start = time.monotonic()
         self._steps = _nesting.steps
         self._index = len(self._steps)
@@ -152,7 +158,9 @@ class Step:
         if index < len(steps) and steps[index] is self:
             del steps[index:]   # this step, and any entered inside it that never got to exit
         seconds = time.monotonic() - self._start
-        if kind is None:
+        if kind is None and self._leaf:
+            info(f"- {self.message} ({seconds:.1f}s)")
+        elif kind is None:
             info(f"  ({self.message}: {seconds:.1f}s)")
         else:
             info(f"  ! {self.message}: failed after {seconds:.1f}s ({kind.__name__})", always=True)
