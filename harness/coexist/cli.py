@@ -141,6 +141,9 @@ def _parser() -> argparse.ArgumentParser:
                           "start_order=dockerd+libvirt+firewalld --axis after_fix=firewalld-reload")
     run.add_argument("--json", action="store_true",
                      help="print the verdict as JSON (as verdict.json in the artifacts) instead of text")
+    run.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
+                     help="guest accelerator: auto (KVM if a guest really boots under it here, else "
+                          "TCG), or forced; as pytest's --coexist-accel (default: auto)")
     check = sub.add_parser(
         "check", help="validate scenario files without running anything",
         description="Load each scenario file as `run` would and say whether it is valid (one line "
@@ -331,7 +334,7 @@ def _run(args: argparse.Namespace) -> int:
     folder = run_folder(args.artifacts, scenario.name)
     _partial.append(folder)
     try:
-        verdict = run_scenario(scenario, artifacts=folder)
+        verdict = run_scenario(scenario, artifacts=folder, accel=args.accel)
     except NotApplicable as error:
         raise UserError(f"not applicable on {scenario.host.release}: {error}") from None
     print(verdict.dumps() if args.json else painted(verdict.render(), sys.stdout))

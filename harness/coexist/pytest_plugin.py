@@ -430,7 +430,8 @@ class ScenarioItem(pytest.Item):
             ready(self.config, self.variant.host.release)
             shutil.rmtree(folder, ignore_errors=True)
             row.verdict = run_scenario(self.variant, artifacts=folder,
-                                       images=build_images(self.variant.host.release))
+                                       images=build_images(self.variant.host.release),
+                                       accel=setting(self.config, "accel"))
         except NotApplicable as error:
             row.unsupported = str(error)
             pytest.skip(f"not applicable on {self.variant.host.release}: {error}")

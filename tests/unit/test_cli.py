@@ -125,9 +125,18 @@ def test_run_prints_the_verdict_as_text_or_as_json(
 
     monkeypatch.setattr(cli, "_preflight", lambda **_: None)
     monkeypatch.setattr(cli, "_partial", [])
-    monkeypatch.setattr(runner, "run_scenario", lambda *_, **__: Verdict())
+    asked: dict[str, object] = {}
+
+    def run_scenario(*_: object, **given: object) -> Verdict:
+        asked.update(given)
+        return Verdict()
+
+    monkeypatch.setattr(runner, "run_scenario", run_scenario)
     assert cli.main(["run", str(SEED), "--artifacts", str(tmp_path), *flag]) == 0
     assert capsys.readouterr().out.strip() == printed
+    assert asked["accel"] == "auto"
+    assert cli.main(["run", str(SEED), "--artifacts", str(tmp_path), "--accel", "tcg"]) == 0
+    assert asked["accel"] == "tcg"
 
 
 class _Terminal:

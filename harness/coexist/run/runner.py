@@ -33,8 +33,10 @@ PORT_TIMEOUT = 5.0   # how long the published port may take to answer from outsi
 class Run:
     """A scenario running in its lab: the guests, the workload, and the steps as they happen."""
 
-    def __init__(self, scenario: Scenario, bed: Testbed, artifacts: Path, stack: ExitStack) -> None:
+    def __init__(self, scenario: Scenario, bed: Testbed, artifacts: Path, stack: ExitStack, *,
+                 accel: str = "auto") -> None:
         self.scenario, self.bed, self.lab, self.artifacts = scenario, bed, bed.lab, artifacts
+        self.accel = accel   # auto: KVM if a guest really boots under it here, else TCG; or forced
         self.images = bed.images
         self.stack = stack
         self.networks = scenario.guest_networks()
@@ -51,7 +53,8 @@ class Run:
         self.bed.boot()
         self.timings["daemons"] = time.monotonic() - phase
         problems = self._start_workload()
-        self.decision = accel_for(self.lab, self.images.guest)
+        self.decision = accel_for(self.lab, self.images.guest) if self.accel == "auto" \
+            else AccelDecision(self.accel, f"forced ({self.accel})")  # type: ignore[arg-type]
         self.snapshot("00-baseline")
         phase = time.monotonic()
         for index, (name, network) in enumerate(self.networks.items()):
@@ -169,7 +172,8 @@ class Run:
         self.snapshots.append(self.bed.snapshot(phase))
 
 
-def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None = None) -> Verdict:
+def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None = None,
+                 accel: str = "auto") -> Verdict:
     """Run `scenario` for real and return the verdict (it does not raise on unexpected outcomes).
     NotApplicable: the release cannot do what the scenario asks (before or while it runs)."""
     why = scenario.not_applicable()
@@ -183,7 +187,7 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
     with log.step(f"scenario {scenario.name} on {scenario.host.release}"), ExitStack() as stack:
         bed = stack.enter_context(Testbed(scenario.host_plan(), images, artifacts=artifacts))
         lab = bed.lab
-        run = Run(scenario, bed, artifacts, stack)
+        run = Run(scenario, bed, artifacts, stack, accel=accel)
         # durations, each phase on its own ("daemons" and "guests boot to SSH" are inside "steps")
         run.timings["images"] = built - started
         run.timings["lab"] = time.monotonic() - built
