@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from coexist.base import interrupt, log
+from coexist.base import about, interrupt, log
 from coexist.scenario.axes import AXES, CROSSED, RELEASES, Axis, Kind
 
 
@@ -35,7 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     args.to_pytest = to_pytest
     # the outline of what happens (-q: its top level only); -v: every line, however deep
     log.to_stderr(logging.DEBUG if args.verbose else logging.INFO)
-    log.show_depth(None if args.verbose else 0 if args.quiet else 2)
+    with log.showing(None if args.verbose else 0 if args.quiet else 2):
+        return _command(args)
+
+
+def _command(args: argparse.Namespace) -> int:
     try:
         if args.command == "check":
             return _check(args.scenarios, as_json=args.json)
@@ -107,7 +111,7 @@ def _interrupted(stop: interrupt.Interrupted) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coexist", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"coexist {_version()}")
+    parser.add_argument("--version", action="version", version=f"coexist {about.version()}")
     common = argparse.ArgumentParser(add_help=False)   # every subcommand's
     detail = common.add_argument_group("output").add_mutually_exclusive_group()
     detail.add_argument("-v", "--verbose", action="store_true",
@@ -188,15 +192,6 @@ def _parser() -> argparse.ArgumentParser:
     images.add_argument("--release", choices=RELEASES, default="trixie",
                         help="the Debian release of the host image (default: trixie)")
     return parser
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("coexist")
-    except PackageNotFoundError:   # run from a checkout that was never installed
-        return "unknown (not installed)"
 
 
 def _workers(text: str) -> int:

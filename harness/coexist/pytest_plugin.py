@@ -423,6 +423,7 @@ class ScenarioItem(pytest.Item):
         folder = (Path(setting(self.config, "artifacts")).resolve() / "scenarios"
                   / evidence_folder(self.variant))
         row.artifacts = str(folder)
+        self.user_properties += [("release", self.variant.host.release), ("artifacts", str(folder))]
         started = time.monotonic()
         try:
             if (why := self.variant.not_applicable()) is not None:
@@ -440,6 +441,7 @@ class ScenarioItem(pytest.Item):
             raise
         finally:
             row.seconds = time.monotonic() - started
+        self.user_properties.append(("accelerator", row.verdict.accel.accel))
         if row.verdict.mismatches():
             raise ScenarioMismatch(row.verdict.render())
 

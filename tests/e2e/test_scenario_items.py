@@ -36,7 +36,11 @@ def test_scenario_items_pass_fail_with_their_verdict_and_make_the_matrix(tmp_pat
     report = (tmp_path / "artifacts" / "matrix" / "matrix.md").read_text()
     assert "2/2 runs: 1 as expected, 1 unexpected" in report, report
     assert (tmp_path / "artifacts" / "matrix" / "matrix.html").is_file()
-    cases = ET.parse(tmp_path / "junit.xml").getroot().iter("testcase")
+    cases = list(ET.parse(tmp_path / "junit.xml").getroot().iter("testcase"))
     upstream = {c.get("name"): [p.get("value") for p in c.iter("property") if p.get("name") == "upstream"]
                 for c in cases}
     assert upstream == {name: ["control for seed-firewalld-direct"] for name in upstream}, upstream
+    for case in cases:   # where its evidence is, and what it ran on
+        properties = {p.get("name"): p.get("value") for p in case.iter("property")}
+        assert properties["release"] == "trixie" and properties["accelerator"] in ("kvm", "tcg"), properties
+        assert Path(properties["artifacts"], "verdict.txt").is_file(), properties

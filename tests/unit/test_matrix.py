@@ -165,3 +165,39 @@ def test_every_variant_of_a_five_axis_cross_has_an_evidence_folder_of_its_own() 
     assert all(len(f) <= 81 and f.startswith("seed-firewalld-direct-") for f in folders)
     assert folders == [evidence_folder(variant) for variant in variants]   # the same variant, the same folder
     assert len({slug(variant.label()) for variant in variants}) < 32   # what the label cut at 80 did
+
+
+def test_reports_travel_with_their_folder_and_link_each_cell_to_its_evidence(tmp_path: Path) -> None:
+    import json
+    import re
+
+    from coexist.report.matrix import Row, write_reports
+    from coexist.scenario.model import load
+
+    seed = load(Path(__file__).parents[2] / "scenarios" / "seed-firewalld-direct.toml")
+    rows = []
+    for release in ("trixie", "forky"):
+        variant = seed.variant(release=release)
+        folder = tmp_path / "scenarios" / f"seed-{release}"
+        folder.mkdir(parents=True)
+        (folder / "verdict.txt").write_text("the verdict\n")
+        measured = verdict(variant, reach(True, False, False, True, False), reach(True, True, True, True, True),
+                           reach(True, True, True, False, False))
+        measured.artifacts = str(folder)
+        measured.versions = {"docker.io": "26.1.5"}
+        rows.append(Row(variant, measured, seconds=40.0, artifacts=str(folder)))
+    rows.append(Row(seed.variant(release="bookworm"), error="RuntimeError: dockerd exited with 1",
+                    artifacts=str(tmp_path / "scenarios" / "seed-bookworm")))
+    write_reports(rows, tmp_path, total=3, seconds=90)
+    reports = {name: (tmp_path / name).read_text() for name in ("matrix.json", "matrix.md", "matrix.html")}
+    for name, text in reports.items():
+        assert str(tmp_path) not in text, f"{name} holds an absolute path of this machine"
+    data = json.loads(reports["matrix.json"])
+    assert [row["artifacts"] for row in data["rows"]] == ["scenarios/seed-trixie", "scenarios/seed-forky",
+                                                          "scenarios/seed-bookworm"]
+    assert data["environment"]["versions"]["trixie"] == {"docker.io": "26.1.5"}
+    links = re.findall(r'href="([^"]+)"', reports["matrix.html"])
+    assert links and all((tmp_path / link).is_file() for link in links if "bookworm" not in link)
+    assert "<h2>Environment</h2>" in reports["matrix.html"] and "coexist " in reports["matrix.html"]
+    assert "error: RuntimeError: dockerd exited with 1" in reports["matrix.html"]   # why it broke
+    assert "[scenarios/seed-trixie](scenarios/seed-trixie/verdict.txt)" in reports["matrix.md"]

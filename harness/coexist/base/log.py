@@ -75,6 +75,19 @@ def show_depth(deepest: int | None) -> None:
     _shown[0] = deepest
 
 
+class showing:   # a plain object, not a generator, like Step (see there)
+    """`with showing(deepest):` show_depth(deepest) for a while (a command's run), then as it was."""
+
+    def __init__(self, deepest: int | None) -> None:
+        self.deepest, self.before = deepest, _shown[0]
+
+    def __enter__(self) -> None:
+        show_depth(self.deepest)
+
+    def __exit__(self, *_exc: object) -> None:
+        show_depth(self.before)
+
+
 def info(message: str, *, always: bool = False) -> None:
     """Log one line at this thread's nesting depth (at DEBUG if deeper than show_depth's, unless
     `always`: a failure is shown at any depth)."""

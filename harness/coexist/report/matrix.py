@@ -8,16 +8,22 @@ matrix.json, plus each run's own artifacts folder.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import html
 import itertools
 import json
+import os
 import re
+import shlex
+import sys
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from coexist.base import about
 from coexist.report.results import StepResult
 from coexist.report.verdict import Verdict
 from coexist.scenario.axes import RELEASES
@@ -103,13 +109,48 @@ def cross(scenarios: Iterable[Scenario], axes: Mapping[str, Sequence[Any]]) -> l
 
 
 def write_reports(rows: list[Row], out: Path, *, total: int, seconds: float) -> None:
+    """matrix.json, .md and .html in `out`. Each run's evidence is named by its path relative to
+    `out` (the reports travel with their folder), and each cell links to its run's verdict."""
+    rows = [dataclasses.replace(row, artifacts=_relative(row.artifacts, out)) for row in rows]
     releases = sorted({r.scenario.host.release for r in rows}, key=RELEASES.index)
     table = _table(rows)
     summary = _summary(rows, total, seconds)
+    environment = _environment(rows)
     (out / "matrix.json").write_text(json.dumps(
-        {"summary": summary, "rows": [r.to_json() for r in rows]}, indent=2) + "\n")
-    (out / "matrix.md").write_text(_markdown(table, releases, summary, rows))
-    (out / "matrix.html").write_text(_html(table, releases, summary))
+        {"summary": summary, "environment": environment, "rows": [_travelling(r) for r in rows]},
+        indent=2) + "\n")
+    (out / "matrix.md").write_text(_markdown(table, releases, summary, rows, environment))
+    (out / "matrix.html").write_text(_html(table, releases, summary, rows, environment))
+
+
+def _relative(path: str, out: Path) -> str:
+    return os.path.relpath(path, out) if path else ""
+
+
+def _travelling(row: Row) -> dict[str, Any]:
+    data = row.to_json()
+    if data["verdict"] is not None:
+        data["verdict"]["artifacts"] = row.artifacts
+    return data
+
+
+def _environment(rows: list[Row]) -> dict[str, Any]:
+    """What the report was made with: coexist's version, the date, the command, the accelerator
+    and the package versions of each release's host image."""
+    versions: dict[str, dict[str, str]] = {}
+    accels: set[str] = set()
+    for row in rows:
+        if row.verdict is not None:
+            versions.setdefault(row.scenario.host.release, dict(row.verdict.versions))
+            accels.add(f"{row.verdict.accel.accel} ({row.verdict.accel.reason})")
+    return {"coexist": about.version(), "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+            "command": shlex.join(["coexist" if sys.argv[0].endswith("coexist") else sys.argv[0],
+                                   *sys.argv[1:]]),
+            "accelerator": sorted(accels), "versions": versions}
+
+
+def _verdict_link(row: Row) -> str:
+    return f"{row.artifacts}/verdict.txt" if row.artifacts else ""
 
 
 def _table(rows: list[Row]) -> dict[str, dict[str, Row]]:
@@ -147,7 +188,7 @@ def _summary_line(summary: dict[str, Any]) -> str:
 
 
 def _markdown(table: dict[str, dict[str, Row]], releases: list[str], summary: dict[str, Any],
-              rows: list[Row]) -> str:
+              rows: list[Row], environment: dict[str, Any]) -> str:
     steps = _steps(table)
     head = ["scenario / axes"] + [f"{rel}: {step}" for rel in releases for step in steps]
     lines = ["# coexist matrix", "", _summary_line(summary), "",
@@ -169,10 +210,11 @@ def _markdown(table: dict[str, dict[str, Row]], releases: list[str], summary: di
               "anything. Rules before and after each step: the numbered folders in each run's artifacts.", ""]
     for row in rows:
         if row.verdict is not None and (broken := contradictions(row.verdict)):
-            lines.append(f"- **{row.scenario.label()}**: {'; '.join(broken)} ({row.artifacts})")
+            lines.append(f"- **{row.scenario.label()}**: {'; '.join(broken)} "
+                         f"([verdict]({_verdict_link(row)}))")
     lines += ["", "## Evidence", ""]
     for row in rows:
-        lines.append(f"- **{row.scenario.label()}**: {row.artifacts}")
+        lines.append(f"- **{row.scenario.label()}**: [{row.artifacts}]({_verdict_link(row)})")
         if row.error:
             lines.append(f"  - error: `{row.error.splitlines()[0]}`")
         elif row.unsupported:
@@ -180,10 +222,16 @@ def _markdown(table: dict[str, dict[str, Row]], releases: list[str], summary: di
         elif row.verdict:
             lines += [f"  - {m}" for m in row.verdict.mismatches()]
             lines += [f"  - why: {w}" for w in row.verdict.explanation[:4]]
+    lines += ["", "## Environment", "", f"- coexist {environment['coexist']}, {environment['date']}",
+              f"- command: `{environment['command']}`",
+              f"- accelerator: {', '.join(environment['accelerator']) or 'none ran'}"]
+    lines += [f"- {release}: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
+              for release, versions in environment["versions"].items()]
     return "\n".join(lines) + "\n"
 
 
-def _html(table: dict[str, dict[str, Row]], releases: list[str], summary: dict[str, Any]) -> str:
+def _html(table: dict[str, dict[str, Row]], releases: list[str], summary: dict[str, Any],
+          rows: list[Row], environment: dict[str, Any]) -> str:
     steps = _steps(table)
     legend = "".join(f"<span class=key style='background:{COLOURS[k]}'>{html.escape(v)}</span>"
                      for k, v in LEGEND.items())
@@ -214,12 +262,38 @@ def _html(table: dict[str, dict[str, Row]], releases: list[str], summary: dict[s
                 short = cell.mismatch if len(cell.mismatch) <= 90 else cell.mismatch[:88] + "…"
                 miss = f"<br><b>UNEXPECTED</b>: {html.escape(short)}" if cell.mismatch else ""
                 title = html.escape(f"{cell.mismatch}\n{row.artifacts}".strip(), quote=True)
+                link = html.escape(_verdict_link(row), quote=True)
                 out.append(f"<td class='{'miss' if cell.mismatch else ''}' style='background:"
                            f"{COLOURS[cell.colour]}' title=\"{title}\">"
-                           f"{html.escape(cell.text)}{miss}</td>")
+                           f"<a href=\"{link}\">{html.escape(cell.text)}</a>{miss}</td>")
         out.append("</tr>")
     out.append("</table>")
+    out += _html_evidence(rows, environment)
     return "\n".join(out) + "\n"
+
+
+def _html_evidence(rows: list[Row], environment: dict[str, Any]) -> list[str]:
+    """What the table cannot say in a cell: no symptom to fix, what a fix breaks, why a run broke
+    or does not apply; then what the report was made with."""
+    items = []
+    for row in rows:
+        said = [f"error: {row.error.splitlines()[0]}"] if row.error else []
+        said += [f"not applicable: {row.unsupported}"] if row.unsupported else []
+        if row.verdict is not None:
+            said += contradictions(row.verdict) + row.verdict.mismatches()
+        if said:
+            link = html.escape(_verdict_link(row), quote=True)
+            items.append(f"<li><a href=\"{link}\">{html.escape(row.scenario.label())}</a><ul>"
+                         + "".join(f"<li>{html.escape(line)}</li>" for line in said) + "</ul></li>")
+    out = ["<h2>Notes on the runs</h2>", f"<ul>{''.join(items)}</ul>" if items else "<p>None.</p>",
+           "<h2>Environment</h2><ul>",
+           f"<li>coexist {html.escape(environment['coexist'])}, {html.escape(environment['date'])}</li>",
+           f"<li>command: <code>{html.escape(environment['command'])}</code></li>",
+           f"<li>accelerator: {html.escape(', '.join(environment['accelerator']) or 'none ran')}</li>"]
+    out += [f"<li>{html.escape(release)}: " + html.escape(", ".join(f"{k} {v}" for k, v in
+                                                                     sorted(versions.items()))) + "</li>"
+            for release, versions in environment["versions"].items()]
+    return [*out, "</ul>"]
 
 
 def contradictions(verdict: Verdict) -> list[str]:
