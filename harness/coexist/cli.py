@@ -429,7 +429,9 @@ def pytest_argv(files: list[Path], out: Path, options: list[str], labs: int,
     reports into `out`, `labs` xdist workers, then what the user passes on after `--`. pytest's
     cache stays off (no .pytest_cache where coexist runs) unless what is passed on uses it."""
     no_cache = [] if _CACHE_USERS & set(to_pytest) else ["-p", "no:cacheprovider"]
+    # coexist (its plugin) is imported before pytest starts: its asserts are not pytest's to rewrite
     return [*map(str, files), *no_cache, "-q", "-rfEs", "--tb=line",
+            "-W", "ignore::pytest.PytestAssertRewriteWarning",
             "--coexist-artifacts", str(out), "--coexist-matrix-dir", str(out),
             "--junitxml", str(out / "junit.xml"), *(f"--coexist-axis={o}" for o in options),
             *(["-n", str(labs)] if labs > 1 else []), *to_pytest]

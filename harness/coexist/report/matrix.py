@@ -52,6 +52,7 @@ class Row:
     unsupported: str | None = None   # the release cannot express these axes (not a failure)
     seconds: float = 0.0
     artifacts: str = ""
+    evidence: str = ""   # in a written report: the link to its evidence, relative to the report
 
     def cells(self) -> dict[str, Cell]:
         """step id -> what happened after it."""
@@ -112,6 +113,7 @@ def write_reports(rows: list[Row], out: Path, *, total: int, seconds: float) -> 
     """matrix.json, .md and .html in `out`. Each run's evidence is named by its path relative to
     `out` (the reports travel with their folder), and each cell links to its run's verdict."""
     rows = [dataclasses.replace(row, artifacts=_relative(row.artifacts, out)) for row in rows]
+    rows = [dataclasses.replace(row, evidence=_evidence(row, out)) for row in rows]
     releases = sorted({r.scenario.host.release for r in rows}, key=RELEASES.index)
     table = _table(rows)
     summary = _summary(rows, total, seconds)
@@ -149,8 +151,16 @@ def _environment(rows: list[Row]) -> dict[str, Any]:
             "accelerator": sorted(accels), "versions": versions}
 
 
-def _verdict_link(row: Row) -> str:
-    return f"{row.artifacts}/verdict.txt" if row.artifacts else ""
+def _evidence(row: Row, out: Path) -> str:
+    """The link to a run's evidence, relative to the report: its verdict, or (a run that broke
+    before it had one) its folder; none for a run that never happened (not applicable)."""
+    if row.artifacts and (out / row.artifacts / "verdict.txt").is_file():
+        link = f"{row.artifacts}/verdict.txt"
+    elif row.artifacts and (out / row.artifacts).is_dir():
+        link = f"{row.artifacts}/"
+    else:
+        link = ""
+    return link
 
 
 def _table(rows: list[Row]) -> dict[str, dict[str, Row]]:
@@ -211,10 +221,11 @@ def _markdown(table: dict[str, dict[str, Row]], releases: list[str], summary: di
     for row in rows:
         if row.verdict is not None and (broken := contradictions(row.verdict)):
             lines.append(f"- **{row.scenario.label()}**: {'; '.join(broken)} "
-                         f"([verdict]({_verdict_link(row)}))")
+                         f"([verdict]({row.evidence}))")
     lines += ["", "## Evidence", ""]
     for row in rows:
-        lines.append(f"- **{row.scenario.label()}**: [{row.artifacts}]({_verdict_link(row)})")
+        evidence = f"[{row.artifacts}]({row.evidence})" if row.evidence else "no run"
+        lines.append(f"- **{row.scenario.label()}**: {evidence}")
         if row.error:
             lines.append(f"  - error: `{row.error.splitlines()[0]}`")
         elif row.unsupported:
@@ -262,10 +273,11 @@ def _html(table: dict[str, dict[str, Row]], releases: list[str], summary: dict[s
                 short = cell.mismatch if len(cell.mismatch) <= 90 else cell.mismatch[:88] + "…"
                 miss = f"<br><b>UNEXPECTED</b>: {html.escape(short)}" if cell.mismatch else ""
                 title = html.escape(f"{cell.mismatch}\n{row.artifacts}".strip(), quote=True)
-                link = html.escape(_verdict_link(row), quote=True)
+                text = html.escape(cell.text)
+                if row.evidence:
+                    text = f"<a href=\"{html.escape(row.evidence, quote=True)}\">{text}</a>"
                 out.append(f"<td class='{'miss' if cell.mismatch else ''}' style='background:"
-                           f"{COLOURS[cell.colour]}' title=\"{title}\">"
-                           f"<a href=\"{link}\">{html.escape(cell.text)}</a>{miss}</td>")
+                           f"{COLOURS[cell.colour]}' title=\"{title}\">{text}{miss}</td>")
         out.append("</tr>")
     out.append("</table>")
     out += _html_evidence(rows, environment)
@@ -282,8 +294,10 @@ def _html_evidence(rows: list[Row], environment: dict[str, Any]) -> list[str]:
         if row.verdict is not None:
             said += contradictions(row.verdict) + row.verdict.mismatches()
         if said:
-            link = html.escape(_verdict_link(row), quote=True)
-            items.append(f"<li><a href=\"{link}\">{html.escape(row.scenario.label())}</a><ul>"
+            label = html.escape(row.scenario.label())
+            if row.evidence:
+                label = f"<a href=\"{html.escape(row.evidence, quote=True)}\">{label}</a>"
+            items.append(f"<li>{label}<ul>"
                          + "".join(f"<li>{html.escape(line)}</li>" for line in said) + "</ul></li>")
     out = ["<h2>Notes on the runs</h2>", f"<ul>{''.join(items)}</ul>" if items else "<p>None.</p>",
            "<h2>Environment</h2><ul>",
