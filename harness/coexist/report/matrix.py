@@ -119,7 +119,7 @@ def write_reports(rows: list[Row], out: Path, *, total: int, seconds: float) -> 
     summary = _summary(rows, total, seconds)
     environment = _environment(rows)
     (out / "matrix.json").write_text(json.dumps(
-        {"summary": summary, "environment": environment, "rows": [_travelling(r) for r in rows]},
+        {"summary": summary, "environment": environment, "rows": [_travelling(r, out) for r in rows]},
         indent=2) + "\n")
     (out / "matrix.md").write_text(_markdown(table, releases, summary, rows, environment))
     (out / "matrix.html").write_text(_html(table, releases, summary, rows, environment))
@@ -129,11 +129,26 @@ def _relative(path: str, out: Path) -> str:
     return os.path.relpath(path, out) if path else ""
 
 
-def _travelling(row: Row) -> dict[str, Any]:
+def _travelling(row: Row, out: Path) -> dict[str, Any]:
+    """A row as matrix.json keeps it: every path relative to the report's folder."""
     data = row.to_json()
+    data["path"] = os.path.relpath(row.scenario.path.resolve(), out.resolve())
     if data["verdict"] is not None:
         data["verdict"]["artifacts"] = row.artifacts
     return data
+
+
+def read_report(folder: Path) -> list[Row]:
+    """The rows of the matrix.json in `folder` (as write_reports wrote it: paths relative to it),
+    with their paths as this machine finds them: to make the report again, here or elsewhere."""
+    rows = []
+    for data in json.loads((folder / "matrix.json").read_text())["rows"]:
+        data = {**data, "path": str(folder / data["path"]),
+                "artifacts": str(folder / data["artifacts"]) if data["artifacts"] else ""}
+        if data["verdict"] is not None:
+            data["verdict"] = {**data["verdict"], "artifacts": data["artifacts"]}
+        rows.append(Row.from_json(data))
+    return rows
 
 
 def _environment(rows: list[Row]) -> dict[str, Any]:
@@ -276,8 +291,8 @@ def _html(table: dict[str, dict[str, Row]], releases: list[str], summary: dict[s
                 text = html.escape(cell.text)
                 if row.evidence:
                     text = f"<a href=\"{html.escape(row.evidence, quote=True)}\">{text}</a>"
-                out.append(f"<td class='{'miss' if cell.mismatch else ''}' style='background:"
-                           f"{COLOURS[cell.colour]}' title=\"{title}\">{text}{miss}</td>")
+                out.append(f"<td class='{'miss' if cell.mismatch else ''}' data-outcome={cell.colour} "
+                           f"style='background:{COLOURS[cell.colour]}' title=\"{title}\">{text}{miss}</td>")
         out.append("</tr>")
     out.append("</table>")
     out += _html_evidence(rows, environment)
