@@ -291,7 +291,7 @@ def test_variants_are_validated_like_files() -> None:
         scenario.variant(release="sid")
     with pytest.raises(ScenarioError, match="events.after_setup: 'reboot' is not allowed"):
         scenario.variant(after_setup=["reboot"])
-    with pytest.raises(ScenarioError, match="unknown axes"):
+    with pytest.raises(ScenarioError, match="variant.colour: unknown axis; allowed: release"):
         scenario.variant(colour="blue")
     with pytest.raises(ScenarioError, match="guest.network: 'vlan' is not allowed"):
         scenario.variant(network="vlan")

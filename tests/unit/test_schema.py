@@ -3,6 +3,8 @@ says once where it sits (`within`), the loader anchors it to the file once (`anc
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from coexist.base.schema import FieldError, ScenarioError, anchored, within
 from coexist.host.guestnet import parse_network
@@ -38,3 +40,20 @@ def test_every_validator_raises_the_one_field_error(validate: object, field: str
     with pytest.raises(FieldError) as caught:
         validate()  # type: ignore[operator]
     assert caught.value.field == field and not isinstance(caught.value, ScenarioError)
+
+
+@pytest.mark.parametrize(("toml", "said"), [
+    ('[host]\nrelease = "trixy"\n', "host.release: 'trixy' is not allowed; did you mean 'trixie'? allowed: "),
+    ('[hots]\nrelease = "trixie"\n', "[hots]: unknown table; did you mean 'host'? allowed: "),
+    ('[[step]]\ndo = "boot"\nexepct = { symptom = true }\n', "step[0].exepct: unknown key; did you mean 'expect'?"),
+    ('[[step]]\ndo = "boot"\nexpect = { symtpom = true }\n', "symtpom: unknown key; did you mean 'symptom'?"),
+    ('[host]\nrelease = "ubuntu"\n', "host.release: 'ubuntu' is not allowed; allowed: "),   # nothing near
+])
+def test_a_misspelt_key_or_value_gets_a_suggestion(tmp_path: Path, toml: str, said: str) -> None:
+    from coexist.scenario.model import load
+
+    file = tmp_path / "report.toml"
+    file.write_text('[scenario]\nname = "report"\nsummary = "s"\n\n' + toml)
+    with pytest.raises(ScenarioError) as error:
+        load(file)
+    assert said in str(error.value)

@@ -9,7 +9,8 @@ re-raises by hand.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import difflib
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -59,10 +60,30 @@ def anchored(path: Path | str) -> Iterator[None]:
         raise ScenarioError(path, error.field, error.problem) from None
 
 
+def suggest(given: Any, allowed: Iterable[str]) -> str:
+    """` did you mean 'x'?` when `given` is a likely misspelling of one of `allowed`, else ''."""
+    if not isinstance(given, str):
+        return ""
+    near = difflib.get_close_matches(given, list(allowed), n=1, cutoff=0.7)
+    return f" did you mean {near[0]!r}?" if near else ""
+
+
+def unknown(what: str, given: Any, allowed: Iterable[str]) -> str:
+    """The problem of an unknown key (table, axis, ...): a suggestion, then what is allowed."""
+    names = list(allowed)
+    return f"unknown {what};{suggest(given, names)} allowed: {', '.join(names)}"
+
+
+def not_allowed(value: Any, allowed: Iterable[str]) -> str:
+    """The problem of a value that is not one of `allowed`: a suggestion, then what is allowed."""
+    names = list(allowed)
+    return f"{value!r} is not allowed;{suggest(value, names)} allowed: {', '.join(names)}"
+
+
 def check_types(table: str, values: dict[str, Any], allowed: dict[str, type | tuple[type, ...]]) -> None:
     for key, item in values.items():
         if key not in allowed:
-            raise FieldError(f"{table}.{key}", f"unknown key; allowed: {', '.join(allowed)}")
+            raise FieldError(f"{table}.{key}", unknown("key", key, allowed))
         expected = allowed[key]
         if isinstance(item, bool) and expected in (int, (int, float)) or not isinstance(item, expected):
             kinds = (expected,) if isinstance(expected, type) else expected
@@ -83,7 +104,7 @@ def shown(value: Any, limit: int = 40) -> str:
 
 def choice(where: str, value: Any, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
-        raise FieldError(where, f"{value!r} is not allowed; allowed: {', '.join(allowed)}")
+        raise FieldError(where, not_allowed(value, allowed))
     return str(value)
 
 

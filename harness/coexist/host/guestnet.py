@@ -30,7 +30,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from coexist.base import log
-from coexist.base.schema import FieldError
+from coexist.base.schema import FieldError, not_allowed, unknown
 from coexist.net.wan import LAB_UPLINK, LAB_UPLINK6, ROUTER, ROUTER6, WAN_SUBNETS
 
 if TYPE_CHECKING:
@@ -179,12 +179,12 @@ def parse_network(name: str, data: dict[str, Any]) -> NetworkSpec:
         raise FieldError("name", f"{name!r}: letters, digits, '_', '.', '-', at most 40")
     for key, value in data.items():
         if key not in _FIELDS and key != "name":
-            raise FieldError(key, f"unknown key; allowed: name, {', '.join(_FIELDS)}")
+            raise FieldError(key, unknown("key", key, ["name", *_FIELDS]))
         if key != "name" and not isinstance(value, _FIELDS[key]):
             raise FieldError(key, f"must be a string, got {value!r}")
     forward = data.get("forward", "nat")
     if forward not in FORWARD_MODES:
-        raise FieldError("forward", f"{forward!r} is not allowed; allowed: {', '.join(FORWARD_MODES)}")
+        raise FieldError("forward", not_allowed(forward, FORWARD_MODES))
     if "bridge" not in data:
         raise FieldError("bridge", "is required (the host bridge, e.g. virbr5)")
     bridge = data["bridge"]

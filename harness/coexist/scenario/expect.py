@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from coexist.base.schema import FieldError
+from coexist.base.schema import FieldError, not_allowed, unknown
 from coexist.scenario.keys import GUEST_KEYS, KEYS, Key, Source
 
 
@@ -67,11 +67,11 @@ def parse_expect(data: Any, guests: tuple[str, ...]) -> Expect:
                 raise FieldError(name, f"a guest's own expectations are a table: {name} = {{ ping = true }}")
             for sub, item in value.items():
                 if sub not in GUEST_KEYS:
-                    raise FieldError(f"{name}.{sub}", f"unknown guest key; allowed: {', '.join(GUEST_KEYS)}")
+                    raise FieldError(f"{name}.{sub}", unknown("guest key", sub, GUEST_KEYS))
                 per_guest.setdefault(name, {})[sub] = _value(f"{name}.{sub}", item, KEYS[sub])
         else:
-            raise FieldError(name, f"unknown key; allowed: {', '.join(KEYS)}"
-                                   f"{', or a guest name: ' + ', '.join(guests) if guests else ''}")
+            raise FieldError(name, unknown("key", name, KEYS)
+                             + (f", or a guest name: {', '.join(guests)}" if guests else ""))
     return Expect(host, guest, per_guest)
 
 
@@ -79,5 +79,5 @@ def _value(where: str, value: Any, key: Key) -> Any:
     if not isinstance(value, key.type) or (key.type is str and isinstance(value, bool)):
         raise FieldError(where, f"must be a {'boolean' if key.type is bool else 'string'}, got {value!r}")
     if key.allowed is not None and value not in key.allowed:
-        raise FieldError(where, f"{value!r} is not allowed; allowed: {', '.join(key.allowed)}")
+        raise FieldError(where, not_allowed(value, key.allowed))
     return value

@@ -16,7 +16,7 @@ from importlib import resources
 from typing import Any
 
 from coexist.base.commands import Machine
-from coexist.base.schema import FieldError
+from coexist.base.schema import FieldError, not_allowed, unknown
 from coexist.host.daemons import Service
 
 _PARAM_VALUE = re.compile(r"^[A-Za-z0-9_.+:-]{1,40}$")
@@ -112,7 +112,7 @@ def parse_fix(name: str, data: Any) -> Fix:
         raise FieldError("", "must be a table")
     for key, value in data.items():
         if key not in _FIELDS:
-            raise FieldError(key, f"unknown key; allowed: {', '.join(_FIELDS)}")
+            raise FieldError(key, unknown("key", key, _FIELDS))
         if not isinstance(value, _FIELDS[key]):
             raise FieldError(key, f"must be a {_FIELDS[key].__name__}, got {value!r}")
     for key in ("summary", "commands"):
@@ -124,7 +124,7 @@ def parse_fix(name: str, data: Any) -> Fix:
     needs = _strings(data.get("needs", []), "needs")
     for service in needs:
         if service not in Service.names():
-            raise FieldError("needs", f"{service!r} is not allowed; allowed: {', '.join(Service.names())}")
+            raise FieldError("needs", not_allowed(service, Service.names()))
     params = data.get("params", {})
     for key, value in params.items():
         if not re.fullmatch(r"[a-z_]{1,20}", key) or not isinstance(value, str):
@@ -148,7 +148,7 @@ def _check(index: int, data: Any) -> HostCheck:
         raise FieldError(where, "must be a table ([[<fix>.check]])")
     for key, value in data.items():
         if key not in _CHECK_FIELDS:
-            raise FieldError(f"{where}.{key}", f"unknown key; allowed: {', '.join(_CHECK_FIELDS)}")
+            raise FieldError(f"{where}.{key}", unknown("key", key, _CHECK_FIELDS))
         if not isinstance(value, str):
             raise FieldError(f"{where}.{key}", f"must be a string, got {value!r}")
     for key in ("id", "run"):

@@ -26,6 +26,7 @@ from coexist.base.schema import (
     choice,
     shown,
     strings,
+    unknown,
     within,
 )
 from coexist.host import guestnet
@@ -109,9 +110,9 @@ class Scenario:
     def variant(self, **axes: Any) -> Scenario:
         """The same scenario with other axis values (validated like a file)."""
         data = {k: v for k, v in self.axes().items() if AXES[k].home is not Home.DERIVED}
-        unknown = sorted(set(axes) - set(data))
-        if unknown:
-            raise ScenarioError(self.path, "variant", f"unknown axes {unknown}; allowed: {', '.join(data)}")
+        extra = sorted(set(axes) - set(data))
+        if extra:
+            raise ScenarioError(self.path, f"variant.{extra[0]}", unknown("axis", extra[0], data))
         data.update(axes)
         with anchored(f"{self.path} (variant {axes})"):
             host = parse_host({**self.host.data(), **{a.name: data[a.name] for a in HOST_AXES}})
@@ -262,7 +263,7 @@ def parse(data: dict[str, Any], path: Path | str = "<scenario>") -> Scenario:
 def _parse(data: dict[str, Any], path: Path) -> Scenario:
     for table, value in data.items():
         if table not in _TABLES:
-            raise FieldError(f"[{table}]", f"unknown table; allowed: {', '.join(_TABLES)}"
+            raise FieldError(f"[{table}]", unknown("table", table, _TABLES)
                              + (" ([expect] became per-step `expect` tables and [[case]])"
                                 if table == "expect" else ""))
         if table in _ARRAYS:
@@ -362,10 +363,10 @@ def _case(index: int, data: Any, scenario: Scenario) -> Case:
     if not isinstance(data, dict):
         raise FieldError(where, "must be a table ([[case]])")
     match = {k: v for k, v in data.items() if k in _CASE_MATCH}
-    unknown = set(data) - set(match) - {"expect", "note"}
-    if unknown:
-        raise FieldError(f"{where}.{sorted(unknown)[0]}",
-                         f"unknown key; allowed: {', '.join(_CASE_MATCH)}, expect, note")
+    extra = set(data) - set(match) - {"expect", "note"}
+    if extra:
+        first = sorted(extra)[0]
+        raise FieldError(f"{where}.{first}", unknown("key", first, [*_CASE_MATCH, "expect", "note"]))
     check_types(where, data, {**_CASE_MATCH, "expect": dict, "note": str})
     if not match:
         raise FieldError(where, f"matches nothing: give one of {', '.join(_CASE_MATCH)}")
