@@ -312,17 +312,16 @@ def _run(args: argparse.Namespace) -> int:
     from coexist.run.runner import run_scenario
 
     scenario = _load(args.scenario)
-    try:
-        if args.release:
-            scenario = scenario.variant(release=args.release)
-        if args.network:
-            scenario = scenario.variant(network=args.network)
-        if args.ipv6:
-            scenario = scenario.variant(ipv6=True)
-        if args.axis:
-            scenario = scenario.variant(**_one_value_each(args.axis))
-    except ScenarioError as error:
-        raise UserError(f"invalid scenario: {error}") from None
+    _one_value_each(args.axis)   # all of them valid, one value per axis, before any is applied
+    asked = [(f"--release {args.release}", {"release": args.release}) if args.release else None,
+             (f"--network {args.network}", {"network": args.network}) if args.network else None,
+             ("--ipv6", {"ipv6": True}) if args.ipv6 else None,
+             *((f"--axis {option}", _one_value_each([option])) for option in args.axis)]
+    for flag, axes in filter(None, asked):
+        try:
+            scenario = scenario.variant(**axes)
+        except ScenarioError as error:   # blamed on the flag: the file alone was valid
+            raise UserError(f"{flag}: {error.where}: {error.problem} (with {args.scenario})") from None
     if (why := scenario.not_applicable()) is not None:
         raise UserError(f"not applicable on {scenario.host.release}: {why}")
     _preflight(artifacts_root=args.artifacts, releases=[scenario.host.release])

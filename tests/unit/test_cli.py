@@ -230,3 +230,15 @@ def test_a_failure_is_shown_however_deep(monkeypatch: pytest.MonkeyPatch,
     assert cli.main(["run", "-q", str(SEED)]) == 2
     err = capsys.readouterr().err.splitlines()
     assert "        ! detail: failed after 0.0s (UserError)" in err and "coexist: no" in err
+
+
+@pytest.mark.parametrize(("flags", "said"), [
+    (["--network", "wifi"], "coexist: --network wifi: guest.network: 'wifi' is not allowed; allowed: default, "),
+    (["--axis", "docker_iptables=nfts"],
+     "coexist: --axis docker_iptables=nfts: host.docker_iptables: 'nfts' is not allowed; did you mean 'nft'?"),
+])
+def test_an_error_a_flag_caused_is_blamed_on_the_flag_not_the_file(
+        flags: list[str], said: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["run", str(SEED), *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(said) and err.endswith(f"(with {SEED})") and "{" not in err, err
