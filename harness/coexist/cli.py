@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from coexist.base import about, interrupt, log
+from coexist.guest.accel import ACCELS
 from coexist.scenario.axes import AXES, CROSSED, RELEASES, Axis, Kind
 
 
@@ -145,7 +146,7 @@ def _parser() -> argparse.ArgumentParser:
                           "start_order=dockerd+libvirt+firewalld --axis after_fix=firewalld-reload")
     run.add_argument("--json", action="store_true",
                      help="print the verdict as JSON (as verdict.json in the artifacts) instead of text")
-    run.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
+    run.add_argument("--accel", choices=ACCELS, default="auto",
                      help="guest accelerator: auto (KVM if a guest really boots under it here, else "
                           "TCG), or forced; as pytest's --coexist-accel (default: auto)")
     check = sub.add_parser(

@@ -67,6 +67,7 @@ ROWS_OUTPUT = "coexist_rows"   # an xdist worker's rows in its workeroutput, as 
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Every option is `--coexist-*`, each with an ini setting of the same name (`coexist_*`) for
     CI: the option wins when both are given."""
+    from coexist.guest.accel import ACCELS
     from coexist.scenario.axes import RELEASES
 
     group = parser.getgroup("coexist", "coexist labs (libvirt + Docker on one host, for real)")
@@ -98,25 +99,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   "command line always are)", type="linelist", default=[])
 
 
-ACCELS = ("auto", "kvm", "tcg")
-
-
 def setting(config: pytest.Config, name: str) -> Any:
     """The value of the coexist setting `name` (`release`, `accel`, ...): its --coexist-* option
-    if given, else its coexist_* ini setting."""
+    if given, else its coexist_* ini setting (checked against the option's choices)."""
+    from coexist.guest.accel import ACCELS
+    from coexist.scenario.axes import RELEASES
+
     given = config.getoption(f"coexist_{name}")
     if given not in (None, []):
         return given
     value = config.getini(f"coexist_{name}")
-    if name == "accel" and value not in ACCELS:
-        raise pytest.UsageError(f"coexist_accel = {value!r}: one of {', '.join(ACCELS)}")
-    if name == "release" and value:
-        from coexist.scenario.axes import RELEASES
-
-        if value not in RELEASES:
-            raise pytest.UsageError(f"coexist_release = {value!r}: one of {', '.join(RELEASES)}")
-    if name in ("release", "matrix_dir"):
-        return value or None   # an empty ini value: not set
+    if name in ("release", "matrix_dir") and not value:
+        return None   # an empty ini value: not set
+    choices = {"release": RELEASES, "accel": ACCELS}.get(name)
+    if choices is not None and value not in choices:
+        raise pytest.UsageError(f"coexist_{name} = {value!r}: one of {', '.join(choices)}")
     return value
 
 
@@ -225,12 +222,9 @@ def coexist_lab(request: pytest.FixtureRequest, coexist_scenario: Scenario, coex
 def coexist_guest(request: pytest.FixtureRequest, coexist_scenario: Scenario, coexist_lab: Lab,
                   coexist_images: Images, coexist_artifacts: Path) -> Iterator[Guest]:
     """The scenario's first guest, booted on its network and reachable over SSH."""
-    from coexist.guest import accel
     from coexist.guest.guest import accel_for, guest_for
 
-    forced = setting(request.config, "accel")
-    decision = (accel_for(coexist_lab, coexist_images.guest) if forced == "auto"
-                else accel.AccelDecision(forced, "forced by --coexist-accel"))
+    decision = accel_for(coexist_lab, coexist_images.guest, asked=setting(request.config, "accel"))
     name, network = next(iter(coexist_scenario.guest_networks().items()))
     with ExitStack() as stack:
         guest = stack.enter_context(guest_for(coexist_lab, coexist_images.guest, network=network,

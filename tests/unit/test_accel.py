@@ -1,5 +1,6 @@
 """The TCG guest's clock argument, from recorded /proc/cpuinfo text."""
 
+import pytest
 from coexist.guest.accel import tcg_clock_args
 
 VM = """processor\t: 0
@@ -19,3 +20,13 @@ def test_aperfmperf_makes_cpu_mhz_the_current_frequency_so_nothing_is_passed() -
 def test_no_constant_tsc_or_no_cpu_mhz_passes_nothing() -> None:
     assert tcg_clock_args(VM.replace(" constant_tsc", "")) == ()
     assert tcg_clock_args("flags\t\t: constant_tsc\n") == ()
+
+
+@pytest.mark.parametrize("asked", ["kvm", "tcg"])
+def test_a_runs_option_forces_the_accelerator_before_the_environment_and_the_probe(
+        asked: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from coexist.guest import accel
+
+    monkeypatch.setenv("COEXIST_ACCEL", "kvm" if asked == "tcg" else "tcg")
+    decision = accel.decide(None, "vmlinux", "initrd", asked=asked)  # type: ignore[arg-type]  # no probe
+    assert decision == accel.AccelDecision(asked, f"forced by the run's option ({asked})")  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 from coexist.base import log
 from coexist.base.retry import DeadlineExceeded, retry
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from coexist.host.lab import Lab
 
 Accel = Literal["kvm", "tcg"]
+ACCELS = ("auto", "kvm", "tcg")   # what a run may ask for: auto probes (decide), kvm or tcg forces it
 PROBE_MARK = "Run /init as init process"   # the kernel printed it: it booted to userspace
 PROBE_TIMEOUT = 15.0
 _CACHE = Path("/run/coexist/accel-probe.json")
@@ -53,15 +54,19 @@ class AccelDecision:
     reason: str
 
 
-def decide(lab: Lab, kernel: str, initrd: str) -> AccelDecision:
+def decide(lab: Lab, kernel: str, initrd: str, *, asked: str = "auto") -> AccelDecision:
     """Use KVM only if the guest kernel really boots under it here; remember the answer per boot.
 
     On some hosts /dev/kvm exists but cannot run a stock kernel (nested PVM flavours): the
-    capabilities still advertise kvm. COEXIST_ACCEL=tcg|kvm overrides the probe (and says so).
+    capabilities still advertise kvm. `asked` (one of ACCELS: a run's option, `coexist run
+    --accel` or pytest's `--coexist-accel`) other than auto forces it, and so, without it, does
+    COEXIST_ACCEL=tcg|kvm (each says so).
     """
+    if asked != "auto":
+        return AccelDecision(cast(Accel, asked), f"forced by the run's option ({asked})")
     forced = os.environ.get("COEXIST_ACCEL")
     if forced in ("kvm", "tcg"):
-        return AccelDecision(forced, f"forced by COEXIST_ACCEL={forced}")  # type: ignore[arg-type]
+        return AccelDecision(cast(Accel, forced), f"forced by COEXIST_ACCEL={forced}")
     if forced:
         raise ValueError(f"COEXIST_ACCEL={forced!r}: allowed values are kvm and tcg")
     if not Path("/dev/kvm").exists():

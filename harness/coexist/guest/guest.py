@@ -305,10 +305,11 @@ class Guest(Verbs):
         return Result(rc, b"".join(chunks).decode(errors="replace"))
 
 
-def accel_for(lab: Lab, image: GuestImage) -> AccelDecision:
-    """KVM or TCG for this guest image (probed once per machine boot, see coexist.guest.accel)."""
+def accel_for(lab: Lab, image: GuestImage, *, asked: str = "auto") -> AccelDecision:
+    """KVM or TCG for this guest image: as `asked` (accel.ACCELS), auto probing once per machine
+    boot (see coexist.guest.accel)."""
     return accel.decide(lab, f"{GUEST_IMAGE_DIR}/{image.kernel.name}",
-                        f"{GUEST_IMAGE_DIR}/{image.initrd.name}")
+                        f"{GUEST_IMAGE_DIR}/{image.initrd.name}", asked=asked)
 
 
 def guest_for(lab: Lab, image: GuestImage, *, network: GuestNetwork | None = None,

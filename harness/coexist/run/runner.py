@@ -53,8 +53,7 @@ class Run:
         self.bed.boot()
         self.timings["daemons"] = time.monotonic() - phase
         problems = self._start_workload()
-        self.decision = accel_for(self.lab, self.images.guest) if self.accel == "auto" \
-            else AccelDecision(self.accel, f"forced ({self.accel})")  # type: ignore[arg-type]
+        self.decision = accel_for(self.lab, self.images.guest, asked=self.accel)
         self.snapshot("00-baseline")
         phase = time.monotonic()
         for index, (name, network) in enumerate(self.networks.items()):
