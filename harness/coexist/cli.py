@@ -9,7 +9,6 @@ run itself broke (its artifacts say why; for `matrix`, at least one), 128+N stop
 from __future__ import annotations
 
 import argparse
-import difflib
 import functools
 import logging
 import re
@@ -313,11 +312,12 @@ def _run(args: argparse.Namespace) -> int:
     from coexist.run.runner import run_scenario
 
     scenario = _load(args.scenario)
-    _one_value_each(args.axis)   # all of them valid, one value per axis, before any is applied
+    chosen = _one_value_each(args.axis)   # all of them valid, one value per axis, before any is applied
+    options = {option.partition("=")[0]: option for option in args.axis}
     asked = [(f"--release {args.release}", {"release": args.release}) if args.release else None,
              (f"--network {args.network}", {"network": args.network}) if args.network else None,
              ("--ipv6", {"ipv6": True}) if args.ipv6 else None,
-             *((f"--axis {option}", _one_value_each([option])) for option in args.axis)]
+             *((f"--axis {options[name]}", {name: value}) for name, value in chosen.items())]
     for flag, axes in filter(None, asked):
         try:
             scenario = scenario.variant(**axes)
@@ -351,6 +351,7 @@ def painted(text: str, stream: Any) -> str:
 
 def _one_value_each(options: list[str]) -> dict[str, Any]:
     """`run --axis` options: one value per axis (a run is one variant; the matrix crosses more)."""
+    from coexist.base.schema import unknown
     from coexist.scenario.axes import axis_options
 
     try:
@@ -359,9 +360,7 @@ def _one_value_each(options: list[str]) -> dict[str, Any]:
         raise UserError(str(error)) from None
     for name, values in axes.items():
         if name not in AXES:
-            near = difflib.get_close_matches(name, AXES, n=1)
-            hint = f"did you mean {near[0]}? " if near else ""
-            raise UserError(f"--axis {name}: no such axis; {hint}axes: {', '.join(AXES)}")
+            raise UserError(f"--axis {name}: {unknown('axis', name, AXES)}")
         if len(values) != 1:
             raise UserError(f"--axis {name}: one value for a run ({len(values)} given); "
                             "`coexist matrix` crosses several")

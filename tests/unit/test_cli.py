@@ -52,7 +52,7 @@ SEED = Path(__file__).resolve().parents[2] / "scenarios" / "seed-firewalld-direc
 
 
 @pytest.mark.parametrize(("axis", "said"), [
-    ("relase=bookworm", "coexist: --axis relase: no such axis; did you mean release? axes: release, "),
+    ("relase=bookworm", "coexist: --axis relase: unknown axis; did you mean 'release'? allowed: release, "),
     ("release=bookworm,forky", "coexist: --axis release: one value for a run (2 given); `coexist matrix` "
                                "crosses several"),
     ("ipv6=maybe", "coexist: --axis 'ipv6=maybe': ipv6 is no or yes"),
