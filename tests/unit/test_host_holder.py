@@ -51,10 +51,12 @@ def _marked(marker: str) -> set[int]:
 
 
 def _pid_ns(pid: int) -> str | None:
-    try:
-        return os.readlink(f"/proc/{pid}/ns/pid")
-    except OSError:   # gone, or not ours to look at (this machine's PID 1)
-        return None
+    return processes.namespace(pid, "pid")
+
+
+def _in(ns: str | None) -> set[int]:
+    """Every process, seen from the machine, in the PID namespace `ns` (zombies included)."""
+    return {pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if _pid_ns(pid) == ns}
 
 
 def test_a_host_sees_only_its_own_processes(hosts: tuple[namespaces.Executor, ...]) -> None:
@@ -64,8 +66,7 @@ def test_a_host_sees_only_its_own_processes(hosts: tuple[namespaces.Executor, ..
     seen = {int(pid) for pid, comm in table if int(pid) != shell and comm != "ps"}
     # the same processes, found from the machine by their PID namespace, named by their PID there
     ns = _pid_ns(first.holder.pid)
-    members = {pid for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
-               if processes.running(pid) and _pid_ns(pid) == ns}
+    members = {pid for pid in _in(ns) if processes.running(pid)}
     inner = {int(Path(f"/proc/{pid}/status").read_text().split("NSpid:")[1].split("\n")[0].split()[-1])
              for pid in members}
     assert seen == inner == {1, 2}, table   # its init and the process that holds it, nothing else
@@ -163,8 +164,7 @@ def test_a_stopped_host_leaves_no_process_in_its_namespace_not_even_a_zombie(tmp
     ns = _pid_ns(holder.pid)
     retry(lambda _: processes.children(daemon.pid), timeout=10, what="the daemon forked into the host")
     holder.stop()   # its init first: the nsenter outside reads its child's exit at once
-    left = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if _pid_ns(pid) == ns]
-    assert left == [], "a process (perhaps a zombie left to the machine's PID 1) keeps the namespace"
+    assert _in(ns) == set(), "a process (perhaps a zombie left to the machine's PID 1) keeps the namespace"
     daemon.wait(timeout=10)
     assert holder.cgroup is not None
     holder.cgroup.remove()
@@ -208,16 +208,13 @@ def test_a_killed_runs_host_is_gone_at_once_not_when_the_machines_pid_1_gets_rou
     ns = _pid_ns(int(holder))
     init = processes.parent(int(holder))
     try:
-        def in_ns() -> set[int]:
-            return {p for p in map(int, filter(str.isdigit, os.listdir("/proc"))) if _pid_ns(p) == ns}
-
-        retry(lambda _: len(in_ns()) == 3, timeout=10, what="init, holder and daemon in the host")
+        retry(lambda _: len(_in(ns)) == 3, timeout=10, what="init, holder and daemon in the host")
         run.kill()
         run.wait()
         deadline = time.monotonic() + 1.0
-        while in_ns() - {init} and time.monotonic() < deadline:
+        while _in(ns) - {init} and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert in_ns() - {init} == set(), "a process of the host outlived its run by a second"
+        assert _in(ns) - {init} == set(), "a process of the host outlived its run by a second"
         assert not processes.running(init)
     finally:
         run.kill()

@@ -100,43 +100,26 @@ def _owner_of(pid: int) -> str | None:
     return None
 
 
-def pid_namespace(pid: int) -> str | None:
-    """The PID namespace `pid` lives in (None if it is gone or not ours to look at)."""
+def namespace(pid: int, kind: str) -> str | None:
+    """The `kind` namespace ("net", "mnt", "pid", ...) `pid` lives in, as /proc/<pid>/ns names it
+    (None if it is gone or not ours to look at)."""
     try:
-        return os.readlink(f"/proc/{pid}/ns/pid")
+        return os.readlink(f"/proc/{pid}/ns/{kind}")
     except OSError:
         return None
-
-
-def _netns(pid: int) -> str | None:
-    try:
-        return os.readlink(f"/proc/{pid}/ns/net")
-    except OSError:
-        return None
-
-
-def _own_netns() -> str:
-    return os.readlink("/proc/self/ns/net")
 
 
 def netns_members(pid: int) -> set[int]:
     """Every process in the network namespace of `pid`, `pid` itself excluded."""
-    inode = _netns(pid)
-    if inode is None or inode == _own_netns():
+    inode = namespace(pid, "net")
+    if inode is None or inode == namespace(os.getpid(), "net"):
         return set()
-    return {p for p in _pids() if p != pid and _netns(p) == inode}
+    return {p for p in _pids() if p != pid and namespace(p, "net") == inode}
 
 
 def stale_owners() -> set[str]:
     """Owner tokens of marked processes whose run is gone."""
     return {o for pid in _pids() if (o := _owner_of(pid)) and not owner_alive(o)}
-
-
-def _mntns(pid: int) -> str | None:
-    try:
-        return os.readlink(f"/proc/{pid}/ns/mnt")
-    except OSError:
-        return None
 
 
 def leftovers(owners: set[str]) -> set[int]:
@@ -145,11 +128,12 @@ def leftovers(owners: set[str]) -> set[int]:
     if not owners:
         return set()
     marked = {pid for pid in _pids() if _owner_of(pid) in owners}
-    own = {_own_netns(), os.readlink("/proc/self/ns/mnt")}
-    namespaces = {ns for pid in marked for ns in (_netns(pid), _mntns(pid)) if ns and ns not in own}
+    kinds = ("net", "mnt")
+    own = {namespace(os.getpid(), kind) for kind in kinds}
+    namespaces = {ns for pid in marked for kind in kinds if (ns := namespace(pid, kind)) and ns not in own}
     found = set(marked)
     for pid in _pids():
-        if _netns(pid) in namespaces or _mntns(pid) in namespaces:
+        if any(namespace(pid, kind) in namespaces for kind in kinds):
             found.add(pid)
     found.discard(os.getpid())
     return found
@@ -163,8 +147,8 @@ def end(pids: set[int], *, grace: float = 3.0, gently: bool = True) -> None:
     Killed together, the command's exit goes to the machine's PID 1, which may read it late
     (1.6-1.8 s here), and the lab's PID namespace lives until it does; killed first, its nsenter
     reads it at once."""
-    machine = pid_namespace(os.getpid())
-    inside = {pid for pid in pids if pid_namespace(pid) not in (None, machine)}
+    machine = namespace(os.getpid(), "pid")
+    inside = {pid for pid in pids if namespace(pid, "pid") not in (None, machine)}
     outside = pids - inside
     signals = (signal.SIGTERM, signal.SIGKILL) if gently else (signal.SIGKILL,)
     if inside:
