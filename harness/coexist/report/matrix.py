@@ -112,8 +112,8 @@ def cross(scenarios: Iterable[Scenario], axes: Mapping[str, Sequence[Any]]) -> l
 def write_reports(rows: list[Row], out: Path, *, total: int, seconds: float) -> None:
     """matrix.json, .md and .html in `out`. Each run's evidence is named by its path relative to
     `out` (the reports travel with their folder), and each cell links to its run's verdict."""
-    rows = [dataclasses.replace(row, artifacts=_relative(row.artifacts, out)) for row in rows]
-    rows = [dataclasses.replace(row, evidence=_evidence(row, out)) for row in rows]
+    rows = [dataclasses.replace(row, artifacts=(where := _relative(row.artifacts, out)),
+                                evidence=_evidence(where, out)) for row in rows]
     releases = sorted({r.scenario.host.release for r in rows}, key=RELEASES.index)
     table = _table(rows)
     summary = _summary(rows, total, seconds)
@@ -166,16 +166,14 @@ def _environment(rows: list[Row]) -> dict[str, Any]:
             "accelerator": sorted(accels), "versions": versions}
 
 
-def _evidence(row: Row, out: Path) -> str:
-    """The link to a run's evidence, relative to the report: its verdict, or (a run that broke
-    before it had one) its folder; none for a run that never happened (not applicable)."""
-    if row.artifacts and (out / row.artifacts / "verdict.txt").is_file():
-        link = f"{row.artifacts}/verdict.txt"
-    elif row.artifacts and (out / row.artifacts).is_dir():
-        link = f"{row.artifacts}/"
-    else:
-        link = ""
-    return link
+def _evidence(artifacts: str, out: Path) -> str:
+    """The link to a run's evidence (`artifacts`, relative to the report): its verdict, or (a run
+    that broke before it had one) its folder; none for a run that never happened (not applicable)."""
+    if artifacts and (out / artifacts / "verdict.txt").is_file():
+        return f"{artifacts}/verdict.txt"
+    if artifacts and (out / artifacts).is_dir():
+        return f"{artifacts}/"
+    return ""
 
 
 def _table(rows: list[Row]) -> dict[str, dict[str, Row]]:
