@@ -271,7 +271,7 @@ def _check(paths: list[Path], *, as_json: bool = False) -> int:
             steps = ", ".join(step.id for step in scenario.steps)
             print(f"{path}: ok ({scenario.name}, {scenario.host.release}; steps: {steps})")
             for line in warnings:
-                print(f"{path}: warning: {line} (README: \"What a lab isolates\")")
+                print(f"{path}: warning: {line} (docs/design.md: \"What a lab isolates\")")
     if as_json:
         print(json.dumps({"files": records}, indent=2))
     return 2 if bad else 0

@@ -17,7 +17,9 @@ from coexist.scenario.axes import AXES, CROSSED, HOST_AXES, Home, Kind
 from coexist.scenario.host import Host
 from coexist.scenario.model import Scenario, parse
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+REFERENCE = (ROOT / "docs" / "reference.md").read_text()   # the scenario file's tables
 BASE = parse({"scenario": {"name": "s", "summary": "s"},
               "step": [{"do": "boot"}, {"axis": "after_setup"}, {"axis": "after_fix"}]})
 # an axis value other than the default, as a flag writes it and as the scenario keeps it
@@ -77,8 +79,8 @@ def test_every_host_axis_is_a_field_of_the_host() -> None:
     assert [axis.name for axis in HOST_AXES] == fields[:len(HOST_AXES)]
 
 
-def test_the_readme_names_every_axis_and_every_flag() -> None:
-    case_row = next(line for line in README.splitlines() if line.startswith("| `[[case]]` |"))
+def test_the_docs_name_every_axis_and_every_flag() -> None:
+    case_row = next(line for line in REFERENCE.splitlines() if line.startswith("| `[[case]]` |"))
     matrix = README.split("## The distro-upgrade matrix", 1)[1].split("\n## ", 1)[0]
     assert [name for name in AXES if f"`{name}`" not in case_row] == []
     assert [a.flag for a in CROSSED if f"--{a.flag} " not in matrix] == []
