@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from coexist.base import about, interrupt, log
+from coexist.base.schema import suggest
 from coexist.guest.accel import ACCELS
-from coexist.scenario.axes import AXES, CROSSED, RELEASES, Axis, Kind
+from coexist.scenario.axes import AXES, CROSSED, RELEASES, Axis, Home, Kind
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,12 +134,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="artifacts root: the run writes logs, rulesets and the verdict into a "
                           "folder of its own inside it, <name>-<time>-<run id> (default: ./artifacts)")
     variant = run.add_argument_group("variant", "run the scenario with other axis values")
-    variant.add_argument("--release", choices=RELEASES, default=None,
-                     help="run on this Debian release instead of the scenario's own")
-    variant.add_argument("--network", default=None,
-                     help=f"put the first guest on this network instead of the scenario's own "
-                          f"({', '.join(AXES['network'].values)}, or one the scenario defines)")
-    variant.add_argument("--ipv6", action="store_true", help="add IPv6 to the guest's libvirt network")
+    for axis in CROSSED:
+        _add_axis(variant, axis, one=True)
     variant.add_argument("--axis", action="append", default=[], metavar="NAME=VALUE",
                      help="run the variant with this axis value, as pytest's --coexist-axis and the matrix "
                           "write it (repeatable; one value each), e.g. --axis "
@@ -205,40 +202,44 @@ def _workers(text: str) -> int:
     return int(text)
 
 
-def _add_axis(matrix: argparse._ArgumentGroup, axis: Axis) -> None:
-    """The matrix's flag of `axis` (coexist.scenario.axes): repeatable, its values as the axis's
-    kind writes them on the command line."""
-    shape: dict[str, Any]
+def _add_axis(group: argparse._ArgumentGroup, axis: Axis, *, one: bool = False) -> None:
+    """The flag of `axis` (coexist.scenario.axes), written as `--axis` writes its values: an
+    order's services or a list's events joined by '+', several values joined by ','; no or yes.
+    The matrix's is repeatable; `one`: a run's, one value (a yes/no flag alone means yes)."""
     match axis.kind:
         case Kind.YES_NO:
-            shape = {"choices": ["no", "yes", "no,yes"], "metavar": "no|yes|no,yes",
-                     "help": f"{axis.help}: no, yes or no,yes"}
+            example = "no,yes" if not one else "yes"
         case Kind.ORDER:
-            shape = {"type": _values(axis.values, order=True),
-                     "help": f"{axis.help}, e.g. {','.join(axis.values)} (repeatable: one order each)"}
+            example = "+".join(axis.values) + ("" if one else "," + "+".join(reversed(axis.values)))
         case Kind.EVENTS:
-            shape = {"type": _values((*axis.values, "none"), order=True),
-                     "help": f"{axis.help}, e.g. {axis.values[0]} (repeatable: one list each; 'none' "
-                             "for no event)"}
+            example = axis.values[0] + ("" if one else f"+{axis.values[1]},none")
         case _:
-            shape = {"type": _values(axis.values),
-                     "help": f"{axis.help}: {','.join(axis.values)} (repeatable or comma-separated)"}
+            example = axis.values[-1] if one else ",".join(axis.values[:2])
+    shape: dict[str, Any] = {"nargs": "?", "const": [True]} if one and axis.kind is Kind.YES_NO else {}
+    extra = "" if axis.home is not Home.GUEST else " (or one the scenario defines)"
     assert axis.flag is not None
-    matrix.add_argument(f"--{axis.flag}", dest=axis.name, action="append", default=[],
-                        **{"metavar": axis.flag.upper().replace("-", "_"), **shape})
+    group.add_argument(f"--{axis.flag}", dest=axis.name, type=_axis_values(axis),
+                       action="store" if one else "append", default=None if one else [],
+                       metavar=axis.flag.upper().replace("-", "_"),
+                       help=f"{axis.help}{extra}, e.g. --{axis.flag} {example}", **shape)
 
 
-def _values(allowed: tuple[str, ...], *, order: bool = False) -> Callable[[str], list[str]]:
-    """An argparse type: a comma-separated list of `allowed` values (an order: each at most once)."""
+def _axis_values(axis: Axis) -> Callable[[str], list[Any]]:
+    """An argparse type: a flag's text as the axis's values (as `--axis` parses them)."""
 
-    def parse(text: str) -> list[str]:
-        values = text.split(",")
-        for value in values:
-            if value not in allowed:
-                shown = repr(value) if value else "an empty value"
-                raise argparse.ArgumentTypeError(f"{shown} in {text!r}; allowed: {', '.join(allowed)}")
-        if order and len(set(values)) != len(values):
-            raise argparse.ArgumentTypeError(f"{text!r} names a value twice")
+    def parse(text: str) -> list[Any]:
+        try:
+            values = axis.from_option(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        wrong = axis.unknown_items(values)
+        if wrong:
+            allowed = (*axis.values, "none") if axis.kind is Kind.EVENTS else axis.values
+            shown = repr(wrong[0]) if wrong[0] else "an empty value"
+            raise argparse.ArgumentTypeError(f"{shown} in {text!r};{suggest(wrong[0], allowed)} "
+                                             f"allowed: {', '.join(allowed)}")
+        if axis.kind is Kind.ORDER and any(len(set(order)) != len(order) for order in values):
+            raise argparse.ArgumentTypeError(f"{text!r} names a service twice in one order")
         return values
 
     return parse
@@ -257,10 +258,12 @@ def _check(paths: list[Path], *, as_json: bool = False) -> int:
     for path in paths:
         try:
             scenario = load(path)
-        except ScenarioError as error:
-            records.append({"path": str(path), "ok": False, "error": str(error)})
+        except ScenarioError as error:   # every error of the file, a linter's line each
+            records.append({"path": str(path), "ok": False, "error": str(error),
+                            "errors": [{"line": e.line, "field": e.where, "problem": e.problem}
+                                       for e in error.errors]})
             if not as_json:
-                print(f"coexist: invalid scenario: {error}", file=sys.stderr)
+                print(error, file=sys.stderr)
             bad += 1
             continue
         warnings = reach.warnings(scenario)
@@ -303,7 +306,7 @@ def _load(path: Path) -> Any:
     try:
         return load(path)
     except ScenarioError as error:
-        raise UserError(f"invalid scenario: {error}") from None
+        raise UserError(error.headed("invalid scenario")) from None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -314,11 +317,17 @@ def _run(args: argparse.Namespace) -> int:
     scenario = _load(args.scenario)
     chosen = _one_value_each(args.axis)   # all of them valid, one value per axis, before any is applied
     options = {option.partition("=")[0]: option for option in args.axis}
-    asked = [(f"--release {args.release}", {"release": args.release}) if args.release else None,
-             (f"--network {args.network}", {"network": args.network}) if args.network else None,
-             ("--ipv6", {"ipv6": True}) if args.ipv6 else None,
-             *((f"--axis {options[name]}", {name: value}) for name, value in chosen.items())]
-    for flag, axes in filter(None, asked):
+    asked = []
+    for axis in CROSSED:
+        values = getattr(args, axis.name)
+        if values is None:
+            continue
+        if len(values) != 1:
+            raise UserError(f"--{axis.flag}: one value for a run ({len(values)} given); "
+                            "`coexist matrix` crosses several")
+        asked.append((f"--{axis.flag} {axis.to_option(values)}", {axis.name: values[0]}))
+    asked += [(f"--axis {options[name]}", {name: value}) for name, value in chosen.items()]
+    for flag, axes in asked:
         try:
             scenario = scenario.variant(**axes)
         except ScenarioError as error:   # blamed on the flag: the file alone was valid
@@ -384,7 +393,6 @@ def _matrix(args: argparse.Namespace) -> int:
     --axis), the report written from the items' results; -n runs that many labs at once."""
     import pytest
 
-    from coexist.base.schema import ScenarioError
     from coexist.report import matrix
 
     files = []
@@ -399,12 +407,13 @@ def _matrix(args: argparse.Namespace) -> int:
     scenarios = [_load(f) for f in files]
     from coexist.pytest_plugin import axes_from
 
-    options = [f"{axis.name}={axis.to_option(getattr(args, axis.name))}" for axis in CROSSED
-               if getattr(args, axis.name)]
+    options = [f"{axis.name}={axis.to_option([v for chunk in getattr(args, axis.name) for v in chunk])}"
+               for axis in CROSSED if getattr(args, axis.name)]
     try:
         variants = matrix.cross(scenarios, axes_from(options))
-    except ScenarioError as error:
-        raise UserError(f"invalid matrix: {error}") from None
+    except matrix.CrossError as error:   # blamed on the flags: each file alone was valid
+        raise UserError(error.blamed(lambda name, value: f"--{AXES[name].flag} "
+                                                         f"{AXES[name].to_option([value])}")) from None
     releases = sorted({v.host.release for v in variants})
     _preflight(artifacts_root=args.out.resolve().parent if args.out else Path("artifacts"),
                releases=releases)

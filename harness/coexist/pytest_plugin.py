@@ -12,7 +12,7 @@ and its Docker as fixtures of your own tests, with no harness internals imported
         coexist_lab.succeed("iptables -I DOCKER-USER -o virbr0 -j ACCEPT")
         coexist_guest.wait_until_succeeds("ping -c1 -W2 198.51.100.1")
 
-The marker takes a scenario's [host] keys (README, "Tables": release, start_order, the backends,
+The marker takes a scenario's [host] keys (docs/reference.md, "Tables": release, start_order, the backends,
 the daemons' settings, ...) and `network` (the guest's network), or `scenario="path/to/file.toml"`
 (its host and first guest).
 They are validated like a scenario file: a bad key fails the test in one line. Options, each
@@ -388,12 +388,16 @@ class ScenarioFile(pytest.File):
     def collect(self) -> Iterable[pytest.Item]:
         from coexist.base.schema import ScenarioError
         from coexist.report import matrix
+        from coexist.scenario.axes import AXES
         from coexist.scenario.model import load
 
         try:
             variants = matrix.cross([load(self.path)], axes_from(setting(self.config, "axis")))
+        except matrix.CrossError as error:
+            raise self.CollectError("coexist: " + error.blamed(
+                lambda name, value: f"--coexist-axis {name}={AXES[name].to_option([value])}")) from None
         except ScenarioError as error:
-            raise self.CollectError(f"coexist: invalid scenario: {error}") from None
+            raise self.CollectError(error.headed("coexist: invalid scenario")) from None
         for variant in variants:
             item = ScenarioItem.from_parent(self, name=f"{variant.name}[{variant.label()}]")
             item.variant = variant

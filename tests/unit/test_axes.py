@@ -24,8 +24,8 @@ BASE = parse({"scenario": {"name": "s", "summary": "s"},
               "step": [{"do": "boot"}, {"axis": "after_setup"}, {"axis": "after_fix"}]})
 # an axis value other than the default, as a flag writes it and as the scenario keeps it
 OTHER: dict[Kind, tuple[str, Any]] = {
-    Kind.YES_NO: ("yes", True), Kind.ORDER: ("dockerd,libvirt", ["dockerd", "libvirt"]),
-    Kind.EVENTS: ("guest-restart,host-reboot", ["guest-restart", "host-reboot"])}
+    Kind.YES_NO: ("yes", True), Kind.ORDER: ("dockerd+libvirt", ["dockerd", "libvirt"]),
+    Kind.EVENTS: ("guest-restart+host-reboot", ["guest-restart", "host-reboot"])}
 
 
 def other(name: str) -> tuple[str, Any]:
@@ -41,7 +41,11 @@ def test_every_crossed_axis_is_a_matrix_flag_and_an_axis_option(name: str) -> No
     axis = AXES[name]
     flag, value = other(name)
     args = cli._parser().parse_args(["matrix", "x.toml", f"--{axis.flag}", flag])
-    option = f"{name}={axis.to_option(getattr(args, name))}"
+    [values] = getattr(args, name)
+    option = f"{name}={axis.to_option(values)}"
+    assert option == f"{name}={flag}"   # the flag and --axis write a value alike
+    one = cli._parser().parse_args(["run", "x.toml", f"--{axis.flag}", flag])
+    assert getattr(one, name) == values
     assert name in _axis_help()
     [variant] = cross([BASE], axes_from([option]))
     assert variant.axes()[name] == value

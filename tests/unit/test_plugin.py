@@ -153,9 +153,9 @@ def test_a_machine_that_cannot_run_a_lab_ends_the_session_in_one_line(pytester: 
 def test_a_broken_scenario_file_is_one_collection_error_line(pytester: pytest.Pytester) -> None:
     pytester.makeini(SCENARIOS_INI)
     folder = pytester.mkdir("scenarios")
-    (folder / "bad.toml").write_text('[scenario]\nname = "../x"\nsummary = "s"\n')
+    (folder / "bad.toml").write_text('[scenario]\nname = "../x"\nsummary = "s"\n[[step]]\ndo = "boot"\n')
     result = pytester.runpytest("--collect-only", "-q")
-    result.stdout.fnmatch_lines(["coexist: invalid scenario: */scenarios/bad.toml: scenario.name: '../x': *"])
+    result.stdout.fnmatch_lines(["coexist: invalid scenario: */scenarios/bad.toml:2: scenario.name: '../x': *"])
     assert "Traceback" not in result.stdout.str()
 
 

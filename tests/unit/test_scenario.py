@@ -125,7 +125,7 @@ def test_defaults() -> None:
         (minimal({"event": []}), "step[1].event", "names no event"),
         (minimal({"event": "dockerd-restart"}, host={"start_order": ["firewalld", "libvirt"]}), "host",
          "event dockerd-restart needs dockerd"),
-        (minimal({"fix": "reboot-it"}), "step[1].fix", "known: seed-firewalld-direct"),
+        (minimal({"fix": "reboot-it"}), "step[1].fix", "unknown fix 'reboot-it'; allowed: seed-firewalld-direct"),
         (minimal({"fix": "seed-firewalld-direct"}, host={"start_order": ["dockerd", "libvirt"]}), "host",
          "needs firewalld"),
         (minimal({"fix": "seed-firewalld-direct", "params": {"iface": "x"}}), "step[1].params",

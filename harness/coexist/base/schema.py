@@ -3,13 +3,15 @@
 Every validator (a scenario's tables, a fix, a network, an `expect` table) raises FieldError with
 the field as the data it was handed names it. Whoever hands a part of a file to a validator says
 once where that part sits (`within("step[2].expect")`), and the loader that read the file anchors
-the error to it once (`anchored(path)`): the user reads `file: field: problem`, and nobody
-re-raises by hand.
+the error to it once (`anchored(path, text)`): the user reads `file:line: field: problem`, and
+nobody re-raises by hand. Independent parts are validated each in a `Collected.part`, so that a
+file's every mistake is said at once (FieldErrors), as a linter says them.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,14 +30,85 @@ class FieldError(ValueError):
         """The same error, its field named from one level up (`prefix` is where the data sits)."""
         return FieldError(f"{prefix}.{self.field}" if self.field else prefix, self.problem)
 
+    def each(self) -> list[FieldError]:
+        """The single errors this one says (itself; FieldErrors: all of its own)."""
+        return [self]
+
+
+class FieldErrors(FieldError):
+    """Several field errors of one piece of data, in the order they were found."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = [single for error in errors for single in error.each()]
+        super().__init__(self.errors[0].field, self.errors[0].problem)
+        self.args = ("\n".join(str(error) for error in self.errors),)
+
+    def under(self, prefix: str) -> FieldError:
+        return FieldErrors([error.under(prefix) for error in self.errors])
+
+    def each(self) -> list[FieldError]:
+        return list(self.errors)
+
+
+class Said(Exception):
+    """A part that cannot be validated because of an error already said (in another part):
+    nothing to add; `Collected.part` lets it pass silently."""
+
+
+class Collected:
+    """The errors of a piece of data's independent parts, each validated in `part()`; `check()`
+    raises them all at once. A part that failed leaves its result unset: what depends on it is
+    validated once it is mended (a linter's rule: no error that is only the echo of another)."""
+
+    def __init__(self) -> None:
+        self.errors: list[FieldError] = []
+
+    @contextmanager
+    def part(self, prefix: str = "") -> Iterator[None]:
+        try:
+            yield
+        except Said:
+            pass
+        except FieldError as error:
+            self.errors += (error.under(prefix) if prefix else error).each()
+
+    def __bool__(self) -> bool:
+        return bool(self.errors)
+
+    def check(self) -> None:
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise FieldErrors(self.errors)
+
 
 class ScenarioError(FieldError):
-    """A FieldError anchored to its file; the message names the file, the field and what is allowed."""
+    """A FieldError anchored to its file (and the line of its field, where the text is known);
+    the message names the file, the line, the field and what is allowed. `errors`: every single
+    error it says (one, or all of a file's)."""
 
-    def __init__(self, path: Path | str, where: str, problem: str) -> None:
+    def __init__(self, path: Path | str, where: str, problem: str, line: int | None = None) -> None:
         super().__init__(where, problem)
-        self.path, self.where = str(path), where
-        self.args = (f"{path}: {where}: {problem}",)
+        self.path, self.where, self.line = str(path), where, line
+        self.errors: list[ScenarioError] = [self]
+        self.args = (f"{path}{f':{line}' if line else ''}: {where}: {problem}",)
+
+    def each(self) -> list[FieldError]:
+        return list(self.errors)
+
+    def headed(self, head: str) -> str:
+        """`head: <the error>`; for several, `head:` and then a line for each."""
+        return f"{head}: {self}" if len(self.errors) == 1 else f"{head}:\n{self}"
+
+
+class ScenarioErrors(ScenarioError):
+    """Several errors of one file, in the order of their lines."""
+
+    def __init__(self, errors: list[ScenarioError]) -> None:
+        first = errors[0]
+        super().__init__(first.path, first.where, first.problem, first.line)
+        self.errors = errors
+        self.args = ("\n".join(str(error) for error in errors),)
 
 
 @contextmanager
@@ -50,14 +123,81 @@ def within(prefix: str) -> Iterator[None]:
 
 
 @contextmanager
-def anchored(path: Path | str) -> Iterator[None]:
-    """Field errors raised inside are errors of the file `path` (ScenarioError)."""
+def anchored(path: Path | str, text: str | None = None) -> Iterator[None]:
+    """Field errors raised inside are errors of the file `path` (ScenarioError), each with the
+    line of its field in `text` (the file's TOML) where it can be found."""
     try:
         yield
     except ScenarioError:
         raise
     except FieldError as error:
-        raise ScenarioError(path, error.field, error.problem) from None
+        lines = fields_lines(text) if text is not None else {}
+        anchored_errors = [ScenarioError(path, single.field, single.problem, line_of(lines, single.field))
+                           for single in error.each()]
+        anchored_errors.sort(key=lambda e: (e.line is None, e.line or 0))   # the file's own last
+        raise (anchored_errors[0] if len(anchored_errors) == 1
+               else ScenarioErrors(anchored_errors)) from None
+
+
+_BARE = r"[A-Za-z0-9_-]+"
+_KEY = rf"(?:{_BARE}|\"[^\"\n]*\"|'[^'\n]*')"
+_DOTTED = rf"{_KEY}(?:\s*\.\s*{_KEY})*"
+_HEADER = re.compile(rf"^\s*(\[\[?)\s*({_DOTTED})\s*\]\]?")
+_ASSIGN = re.compile(rf"^\s*({_DOTTED})\s*=")
+_INLINE = re.compile(rf"[{{,]\s*({_DOTTED})\s*=")
+
+
+def _parts(dotted: str) -> list[str]:
+    return [part.strip().strip("\"'") for part in re.findall(rf"{_KEY}", dotted)]
+
+
+def fields_lines(text: str) -> dict[str, int]:
+    """Where each field of a TOML text is first written: its dotted name as the validators name
+    fields (arrays of tables indexed: `step[2].expect.ping`) -> line number (1-based). Keys of
+    inline tables are found on their line; multi-line strings are skipped."""
+    lines: dict[str, int] = {}
+    table: list[str] = []
+    counts: dict[str, int] = {}
+    in_string = False
+    for number, line in enumerate(text.splitlines(), 1):
+        if in_string:
+            in_string = (line.count('"""') + line.count("'''")) % 2 == 0
+            continue
+        header = _HEADER.match(line)
+        if header:
+            parts = _parts(header[2])
+            if header[1] == "[[":
+                name = ".".join(parts)
+                counts[name] = counts.get(name, -1) + 1
+                parts = [*parts[:-1], f"{parts[-1]}[{counts[name]}]"]
+            table = parts
+            _record(lines, table, number)
+            continue
+        assign = _ASSIGN.match(line)
+        if assign:
+            path = [*table, *_parts(assign[1])]
+            _record(lines, path, number)
+            rest = line[assign.end():]
+            for inner in _INLINE.finditer(rest):
+                _record(lines, [*path, *_parts(inner[1])], number)
+            if (rest.count('"""') + rest.count("'''")) % 2 == 1:
+                in_string = True
+    return lines
+
+
+def _record(lines: dict[str, int], path: list[str], number: int) -> None:
+    for end in range(1, len(path) + 1):
+        lines.setdefault(".".join(path[:end]), number)
+
+
+def line_of(lines: dict[str, int], field: str) -> int | None:
+    """The line of `field` (or of the nearest enclosing field that is written) in `lines`."""
+    name = field[1:-1] if field.startswith("[") and field.endswith("]") else field   # "[table]"
+    while name:
+        if name in lines:
+            return lines[name]
+        name = name.rpartition(".")[0]
+    return None
 
 
 def suggest(given: Any, allowed: Iterable[str]) -> str:
@@ -81,15 +221,36 @@ def not_allowed(value: Any, allowed: Iterable[str]) -> str:
 
 
 def check_types(table: str, values: dict[str, Any], allowed: dict[str, type | tuple[type, ...]]) -> None:
+    """Every key of `values` is one of `allowed` and of its type; all the keys that are not are
+    said at once."""
+    found = Collected()
     for key, item in values.items():
-        if key not in allowed:
-            raise FieldError(f"{table}.{key}", unknown("key", key, allowed))
-        expected = allowed[key]
-        if isinstance(item, bool) and expected in (int, (int, float)) or not isinstance(item, expected):
-            kinds = (expected,) if isinstance(expected, type) else expected
-            kind = ("a number" if kinds == (int, float)
-                    else " or ".join(_KIND_NAMES.get(t, t.__name__) for t in kinds))
-            raise FieldError(f"{table}.{key}", f"must be {kind}, got {shown(item)}")
+        with found.part():
+            _check_type(f"{table}.{key}", key, item, allowed)
+    found.check()
+
+
+def typed(values: dict[str, Any], allowed: dict[str, type | tuple[type, ...]]) -> dict[str, Any]:
+    """The keys of `values` that check_types accepts (the rest were said by it)."""
+    fine = {}
+    for key, item in values.items():
+        try:
+            _check_type(key, key, item, allowed)
+        except FieldError:
+            continue
+        fine[key] = item
+    return fine
+
+
+def _check_type(where: str, key: str, item: Any, allowed: dict[str, type | tuple[type, ...]]) -> None:
+    if key not in allowed:
+        raise FieldError(where, unknown("key", key, allowed))
+    expected = allowed[key]
+    if isinstance(item, bool) and expected in (int, (int, float)) or not isinstance(item, expected):
+        kinds = (expected,) if isinstance(expected, type) else expected
+        kind = ("a number" if kinds == (int, float)
+                else " or ".join(_KIND_NAMES.get(t, t.__name__) for t in kinds))
+        raise FieldError(where, f"must be {kind}, got {shown(item)}")
 
 
 _KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",

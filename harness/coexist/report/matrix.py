@@ -18,12 +18,13 @@ import re
 import shlex
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from coexist.base import about
+from coexist.base.schema import ScenarioError
 from coexist.report.results import StepResult
 from coexist.report.verdict import Verdict
 from coexist.scenario.axes import RELEASES
@@ -99,13 +100,33 @@ def _cell(result: StepResult) -> Cell:
     return Cell(text, colour, "; ".join(m.split("] ", 1)[-1] for m in mismatches))
 
 
+class CrossError(ValueError):
+    """A combination of axis values that a scenario refuses: the values (to blame the flags
+    that gave them) and the scenario's error."""
+
+    def __init__(self, axes: dict[str, Any], error: ScenarioError) -> None:
+        super().__init__(str(error))
+        self.axes, self.error = axes, error
+
+    def blamed(self, flag: Callable[[str, Any], str]) -> str:
+        """`--network bridged --ipv6 yes: host.ipv6: ... (with scenarios/x.toml)`, each value
+        written as `flag(axis, value)` writes its option."""
+        given = " ".join(flag(name, value) for name, value in self.axes.items())
+        return f"{given}: {self.error.where}: {self.error.problem} (with {self.error.path})"
+
+
 def cross(scenarios: Iterable[Scenario], axes: Mapping[str, Sequence[Any]]) -> list[Scenario]:
-    """Every scenario with every combination of the given axis values (empty axes: as written)."""
+    """Every scenario with every combination of the given axis values (empty axes: as written);
+    a combination a scenario refuses is a CrossError."""
     names = [name for name, values in axes.items() if values]
     variants = []
     for scenario in scenarios:
         for values in itertools.product(*(axes[name] for name in names)):
-            variants.append(scenario.variant(**dict(zip(names, values, strict=True))))
+            combination = dict(zip(names, values, strict=True))
+            try:
+                variants.append(scenario.variant(**combination))
+            except ScenarioError as error:
+                raise CrossError(combination, error) from None
     return variants
 
 

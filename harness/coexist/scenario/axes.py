@@ -102,17 +102,26 @@ class Axis:
                 return [item == "yes" for item in items]
         return list(items)
 
-    def to_option(self, given: list[Any]) -> str:
-        """`coexist matrix --<flag>` values (each flag's, as its argparse type parsed them) as
-        the `--axis NAME=<text>` text of the same values."""
+    def to_option(self, values: list[Any]) -> str:
+        """The `--axis NAME=<text>` text of axis values (from_option's inverse)."""
         match self.kind:
             case Kind.ORDER:
-                return ",".join("+".join(order) for order in given)
+                return ",".join("+".join(order) for order in values)
             case Kind.EVENTS:
-                return ",".join("+".join(e for e in events if e != "none") or "none" for events in given)
+                return ",".join("+".join(events) or "none" for events in values)
             case Kind.YES_NO:
-                return ",".join(given)
-        return ",".join(value for values in given for value in values)
+                return ",".join("yes" if value else "no" for value in values)
+        return ",".join(values)
+
+    def unknown_items(self, values: list[Any]) -> list[str]:
+        """The items of `values` (from_option's) that are none of this axis's own values (a
+        guest's network may also be one the scenario defines: its variant says)."""
+        match self.kind:
+            case Kind.ORDER | Kind.EVENTS:
+                return [item for value in values for item in value if item not in self.values]
+            case Kind.CHOICE if self.home is not Home.GUEST:
+                return [value for value in values if value not in self.values]
+        return []
 
 
 def _services(where: str, order: list[Any], allowed: tuple[str, ...]) -> tuple[Service, ...]:

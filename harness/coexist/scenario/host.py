@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from coexist.base.schema import FieldError, check_types
+from coexist.base.schema import Collected, FieldError, check_types, suggest, typed
+from coexist.host import known
 from coexist.host.daemons import Service
 from coexist.host.guestnet import NetworkSpec
 from coexist.host.hostconfig import HostSettings
@@ -64,40 +65,88 @@ class Host:
 
 
 def parse_host(data: dict[str, Any]) -> Host:
-    """Validate a [host] table: its axes (coexist.scenario.axes) and the daemons' settings."""
-    check_types("host", data, HOST_TABLE)
-    axes = {axis.name: axis.check(f"host.{axis.name}", data.get(axis.name, axis.default))
-            for axis in HOST_AXES}
+    """Validate a [host] table: its axes (coexist.scenario.axes) and the daemons' settings, every
+    mistake said at once; a setting no release knows is an error (with a suggestion), one that
+    another release knows is for not_applicable (below) to say."""
+    found = Collected()
+    with found.part():
+        check_types("host", data, HOST_TABLE)
+    data = typed(data, HOST_TABLE)
+    axes = {}
+    for axis in HOST_AXES:
+        with found.part():
+            axes[axis.name] = axis.check(f"host.{axis.name}", data.get(axis.name, axis.default))
     libvirt = dict(data.get("libvirt", {}))
     firewalld = dict(data.get("firewalld", {}))
-    for axis, table, key in (("libvirt_firewall_backend", libvirt, "firewall_backend"),
-                             ("firewalld_backend", firewalld, "FirewallBackend")):
-        if axes[axis] != "default" and key in table:
-            raise FieldError(f"host.{'libvirt' if table is libvirt else 'firewalld'}.{key}",
-                             "set twice: give it once, as the host's backend key (a matrix axis)")
+    for backend, table, key in (("libvirt_firewall_backend", libvirt, "firewall_backend"),
+                                ("firewalld_backend", firewalld, "FirewallBackend")):
+        if axes.get(backend, "default") != "default" and key in table:
+            with found.part():
+                raise FieldError(f"host.{'libvirt' if table is libvirt else 'firewalld'}.{key}",
+                                 "set twice: give it once, as the host's backend key (a matrix axis)")
     for name, table in (("docker", data.get("docker", {})), ("libvirt", libvirt), ("firewalld", firewalld)):
         for key, value in table.items():
-            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,63}", key):
-                raise FieldError(f"host.{name}.{key}", "a configuration key: letters, digits, _ . -")
-            if name != "docker" and not isinstance(value, str | int | bool):
-                raise FieldError(f"host.{name}.{key}",
-                                 f"must be a string, number or boolean, got {value!r}")
+            with found.part(f"host.{name}.{key}"):
+                _setting(name, key, value)
     sysctl = data.get("sysctl", {})
     for key, value in sysctl.items():
-        if not re.fullmatch(r"net(\.[A-Za-z0-9_+-]+)+", key):
-            raise FieldError(f"host.sysctl.{key}", "only network sysctls (net.*): the lab "
-                                                   "owns its network namespace, nothing else")
-        short = isinstance(value, str) and re.fullmatch(r"[\w .:-]{1,64}", value)
-        if isinstance(value, bool) or not (isinstance(value, int) or short):
-            raise FieldError(f"host.sysctl.{key}",
-                             f"must be a number or a short string, got {value!r}")
+        with found.part(f"host.sysctl.{key}"):
+            _sysctl(key, value)
     zones = {}
     for zone, interfaces in data.get("zones", {}).items():
-        names = interfaces if isinstance(interfaces, list) else []
-        if not names or not all(isinstance(i, str) for i in names):
-            raise FieldError(f"host.zones.{zone}",
-                             "a list of interface names, e.g. libvirt = [\"virbr0\"]")
-        zones[zone] = tuple(interfaces)
+        with found.part(f"host.zones.{zone}"):
+            names = interfaces if isinstance(interfaces, list) else []
+            if not names or not all(isinstance(i, str) for i in names):
+                raise FieldError("", "a list of interface names, e.g. libvirt = [\"virbr0\"]")
+            _known_anywhere("zones", zone, "firewalld zone")
+            zones[zone] = tuple(interfaces)
+    found.check()
     return Host(**axes, docker=dict(data.get("docker", {})), libvirt=libvirt, firewalld_conf=firewalld,
                 sysctl=dict(sysctl), zones=zones)
 
+
+_SETTING_FILES = {"docker": "daemon.json key", "libvirt": "libvirt network.conf key",
+                  "firewalld": "firewalld.conf key"}
+
+
+def _setting(table: str, key: str, value: Any) -> None:
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,63}", key):
+        raise FieldError("", "a configuration key: letters, digits, _ . -")
+    if table != "docker" and not isinstance(value, str | int | bool):
+        raise FieldError("", f"must be a string, number or boolean, got {value!r}")
+    _known_anywhere(table, key, _SETTING_FILES[table])
+
+
+def _known_anywhere(part: str, name: str, what: str) -> None:
+    """`name` is known to some release's daemons (else: unknown, with a suggestion)."""
+    everywhere = sorted({n for k in known.releases() for n in getattr(k, part)})
+    if name not in everywhere:
+        releases = ", ".join(k.release for k in known.releases())
+        near = suggest(name, everywhere) or " see harness/coexist/host/known-settings.json"
+        raise FieldError("", f"unknown {what} on every release ({releases});{near}")
+
+
+def _sysctl(key: str, value: Any) -> None:
+    if not re.fullmatch(r"net(\.[A-Za-z0-9_+-]+)+", key):
+        raise FieldError("", "only network sysctls (net.*): the lab owns its network namespace, "
+                             "nothing else")
+    short = isinstance(value, str) and re.fullmatch(r"[\w .:-]{1,64}", value)
+    if isinstance(value, bool) or not (isinstance(value, int) or short):
+        raise FieldError("", f"must be a number or a short string, got {value!r}")
+    if not known.sysctl_known(key):
+        near = suggest(known.sysctl_pattern(key), known.sysctl_names())
+        raise FieldError("", f"no such network sysctl in a lab (Linux {known.kernel()});"
+                             f"{near or ' per-interface ones are net.ipv4.conf.<interface>.<name>'}")
+
+
+def not_applicable(host: Host) -> str | None:
+    """Why `host`'s settings cannot be made on its release (a key only other releases know)."""
+    here = known.release(host.release)
+    for part, table in (("docker", host.docker), ("libvirt", host.libvirt),
+                        ("firewalld", host.firewalld_conf), ("zones", host.zones)):
+        for name in table:
+            if name not in getattr(here, part):
+                others = [k.release for k in known.releases() if name in getattr(k, part)]
+                what = _SETTING_FILES.get(part, "firewalld zone")
+                return f"{what} {name!r} is known on {', '.join(others)} only, not on {host.release}"
+    return None

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from coexist.base.schema import (
+    Collected,
     FieldError,
     ScenarioError,
     anchored,
@@ -26,6 +27,7 @@ from coexist.base.schema import (
     choice,
     shown,
     strings,
+    typed,
     unknown,
     within,
 )
@@ -39,6 +41,7 @@ from coexist.scenario.events import Event
 from coexist.scenario.expect import Expect, parse_expect
 from coexist.scenario.fixes import Fix
 from coexist.scenario.host import HOST_TABLE, Host, parse_host
+from coexist.scenario.host import not_applicable as host_not_applicable
 from coexist.scenario.keys import KEYS, Need
 from coexist.scenario.steps import ApplyFix, AxisEvents, RevertFix, Step, events_of, parse_steps
 
@@ -114,7 +117,7 @@ class Scenario:
         if extra:
             raise ScenarioError(self.path, f"variant.{extra[0]}", unknown("axis", extra[0], data))
         data.update(axes)
-        with anchored(f"{self.path} (variant {axes})"):
+        with anchored(self.path):   # the values' givers (flags, options) say which they were
             host = parse_host({**self.host.data(), **{a.name: data[a.name] for a in HOST_AXES}})
             network = AXES["network"].check("guest.network", data["network"], tuple(self.networks))
             guests = (dataclasses.replace(self.guests[0], network=network), *self.guests[1:])
@@ -127,6 +130,8 @@ class Scenario:
         """Why this combination cannot run on its release or host (None: it can)."""
         if self.host.libvirt_firewall_backend != "default" and self.host.release in NO_BACKEND:
             return NO_BACKEND[self.host.release]
+        if (why := host_not_applicable(self.host)) is not None:
+            return why
         for step in self.steps:
             for event in events_of(step):
                 need = event.needs
@@ -250,65 +255,85 @@ def load(path: Path | str) -> Scenario:
         raise ScenarioError(path, "file", f"not valid TOML: {error}") from None
     except RecursionError:
         raise ScenarioError(path, "file", "arrays or tables nested too deeply to be a scenario") from None
-    return parse(data, path)
+    return parse(data, path, text)
 
 
-def parse(data: dict[str, Any], path: Path | str = "<scenario>") -> Scenario:
-    """Validate already-parsed TOML data: unknown keys, types and allowed values are all errors."""
+def parse(data: dict[str, Any], path: Path | str = "<scenario>", text: str | None = None) -> Scenario:
+    """Validate already-parsed TOML data: unknown keys, types and allowed values are all errors,
+    all of them said at once, each with its line in `text` (the file's TOML) when it is given."""
     path = Path(path)
-    with anchored(path):
+    with anchored(path, text):
         return _parse(data, path)
 
 
 def _parse(data: dict[str, Any], path: Path) -> Scenario:
+    found = Collected()
+    tables: dict[str, Any] = {}
     for table, value in data.items():
-        if table not in _TABLES:
-            raise FieldError(f"[{table}]", unknown("table", table, _TABLES)
-                             + (" ([expect] became per-step `expect` tables and [[case]])"
-                                if table == "expect" else ""))
+        with found.part():
+            _check_table(table, value)
         if table in _ARRAYS:
-            if not isinstance(value, list):
-                raise FieldError(table, f"must be an array of tables ([[{table}]])")
-        elif not isinstance(value, dict):
-            raise FieldError(table, "must be a table ([...])")
-        elif table not in ("fix",):
-            check_types(table, value, _TABLES[table])
-    meta = data.get("scenario", {})
-    for key in ("name", "summary"):
-        if key not in meta:
-            raise FieldError(f"scenario.{key}", "is required")
-    if not _NAME.fullmatch(meta["name"]):
-        raise FieldError("scenario.name", f"{shown(meta['name'])}: letters, digits, '_', '.', "
-                                          "'-', starting with a letter or digit, at most 64")
-    host = parse_host(data.get("host", {}))
-    networks = _networks(data.get("network", []))
-    guests = _guests(data.get("guest", []), networks)
-    workload_data = data.get("workload", {})
-    port = workload_data.get("published_port")
-    if port is not None and not 1 <= port <= 65535:
-        raise FieldError("workload.published_port", f"must be 1..65535, got {port}")
-    workload = Workload(port, workload_data.get("isolated_networks", False))
+            if isinstance(value, list):
+                tables[table] = value
+        elif table in _TABLES and isinstance(value, dict):   # [host], [fix.*]: checked by their parsers
+            tables[table] = value if table in ("fix", "host") else typed(value, _TABLES[table])
+    meta = tables.get("scenario", {})
+    written = data.get("scenario", {})   # a key written with a wrong type was said above
+    with found.part():
+        for key in ("name", "summary"):
+            if isinstance(written, dict) and key not in written:
+                raise FieldError(f"scenario.{key}", "is required")
+        if "name" in meta and not _NAME.fullmatch(meta["name"]):
+            raise FieldError("scenario.name", f"{shown(meta['name'])}: letters, digits, '_', '.', "
+                                              "'-', starting with a letter or digit, at most 64")
+    with found.part():
+        notes = tuple(strings("scenario.notes", meta.get("notes", [])))
+    with found.part():
+        host = parse_host(tables.get("host", {}))
+    networks, network_errors = _networks(tables.get("network", []), found)
+    guests: tuple[GuestSpec, ...] = ()
+    with found.part():
+        guests = _guests(tables.get("guest", []), networks, complete=not network_errors)
+    with found.part():
+        workload_data = tables.get("workload", {})
+        port = workload_data.get("published_port")
+        if port is not None and not 1 <= port <= 65535:
+            raise FieldError("workload.published_port", f"must be 1..65535, got {port}")
+        workload = Workload(port, workload_data.get("isolated_networks", False))
     own_fixes = {}
-    for name, table in data.get("fix", {}).items():
-        if name in fixes.builtin():
-            raise FieldError(f"fix.{name}", "is a built-in fix's name; name yours differently")
-        with within(f"fix.{name}"):
+    fix_errors = False
+    for name, table in tables.get("fix", {}).items():
+        with found.part(f"fix.{name}"):
+            fix_errors = True
+            if name in fixes.builtin():
+                raise FieldError("", "is a built-in fix's name; name yours differently")
             own_fixes[name] = fixes.parse_fix(name, table)
-    axis_events = {name: AXES[name].check(f"events.{name}", data.get("events", {}).get(name, []))
-                   for name in EVENT_AXES}
-    steps = parse_steps(data.get("step", []), {**fixes.builtin(), **own_fixes},
-                   tuple(g.name for g in guests))
+            fix_errors = False
+    axis_events: dict[str, tuple[Event, ...]] = {}
+    for name in EVENT_AXES:
+        with found.part():
+            axis_events[name] = AXES[name].check(f"events.{name}", tables.get("events", {}).get(name, []))
+    steps: tuple[Step, ...] = ()
+    if "step" not in data or "step" in tables:   # else: of the wrong shape, said above
+        with found.part():
+            steps = parse_steps(tables.get("step", []), {**fixes.builtin(), **own_fixes},
+                                tuple(g.name for g in guests), own_fixes_complete=not fix_errors)
+    found.check()   # what follows needs every part above
     scenario = Scenario(
         path=path, name=meta["name"], summary=meta["summary"], source=meta.get("source", ""),
-        notes=tuple(strings("scenario.notes", meta.get("notes", []))), host=host,
-        guests=guests, networks=networks, workload=workload, fixes=own_fixes, step_list=steps,
-        axis_events=axis_events)
+        notes=notes, host=host, guests=guests, networks=networks, workload=workload,
+        fixes=own_fixes, step_list=steps, axis_events=axis_events)
     for axis in EVENT_AXES:
         if axis_events[axis] and not any(isinstance(s, AxisEvents) and s.axis == axis for s in steps):
-            raise FieldError(f"events.{axis}", f"given, but no step has axis = \"{axis}\" "
-                                               "(where the events happen)")
-    cases = tuple(_case(i, c, scenario) for i, c in enumerate(data.get("case", [])))
-    scenario = dataclasses.replace(scenario, cases=cases)
+            with found.part():
+                raise FieldError(f"events.{axis}", f"given, but no step has axis = \"{axis}\" "
+                                                   "(where the events happen)")
+    cases = []
+    for index, case in enumerate(tables.get("case", [])):
+        with found.part():
+            cases.append(_case(index, case, scenario))
+    found.check()
+    scenario = dataclasses.replace(scenario, cases=tuple(cases))
     _check_networks(scenario)
     _check_consistency(scenario)
     why = scenario.not_applicable()
@@ -317,27 +342,49 @@ def _parse(data: dict[str, Any], path: Path) -> Scenario:
     return scenario
 
 
-def _networks(tables: list[Any]) -> dict[str, NetworkSpec]:
+def _check_table(table: str, value: Any) -> None:
+    if table not in _TABLES:
+        raise FieldError(f"[{table}]", unknown("table", table, _TABLES)
+                         + (" ([expect] became per-step `expect` tables and [[case]])"
+                            if table == "expect" else ""))
+    if table in _ARRAYS:
+        if not isinstance(value, list):
+            raise FieldError(table, f"must be an array of tables ([[{table}]])")
+    elif not isinstance(value, dict):
+        raise FieldError(table, "must be a table ([...])")
+    elif table not in ("fix", "host"):   # [host]: parse_host; [fix.<name>]: fixes.parse_fix
+        check_types(table, value, _TABLES[table])
+
+
+def _networks(tables: list[Any], found: Collected) -> tuple[dict[str, NetworkSpec], bool]:
+    """The scenario's own networks, each validated on its own; and whether any failed."""
     networks: dict[str, NetworkSpec] = {}
+    failed = False
     for index, table in enumerate(tables):
         where = f"network[{index}]"
-        if not isinstance(table, dict):
-            raise FieldError(where, "must be a table ([[network]])")
-        name = table.get("name")
-        if name is None:
-            raise FieldError(f"{where}.name", "is required")
-        if name in guestnet.known():
-            raise FieldError(f"{where}.name", f"{name!r} is a known network "
-                             f"({', '.join(GUEST_NETWORKS)}); name yours differently")
-        with within(where):
-            spec = guestnet.parse_network(name, table)
-        if name in networks:
-            raise FieldError(f"{where}.name", f"two networks are called {name!r}")
-        networks[name] = spec
-    return networks
+        with found.part():
+            failed = True
+            if not isinstance(table, dict):
+                raise FieldError(where, "must be a table ([[network]])")
+            name = table.get("name")
+            if name is None:
+                raise FieldError(f"{where}.name", "is required")
+            if name in guestnet.known():
+                raise FieldError(f"{where}.name", f"{name!r} is a known network "
+                                 f"({', '.join(GUEST_NETWORKS)}); name yours differently")
+            with within(where):
+                spec = guestnet.parse_network(name, table)
+            if name in networks:
+                raise FieldError(f"{where}.name", f"two networks are called {name!r}")
+            networks[name] = spec
+            failed = False
+    return networks, failed
 
 
-def _guests(tables: list[Any], networks: dict[str, NetworkSpec]) -> tuple[GuestSpec, ...]:
+def _guests(tables: list[Any], networks: dict[str, NetworkSpec], *, complete: bool = True) \
+        -> tuple[GuestSpec, ...]:
+    """The guests ([[guest]]); `complete`: `networks` holds every network the file names (else
+    a guest on a network that failed its own validation is not blamed for it)."""
     if not tables:
         return (GuestSpec("guest", "default"),)
     guests: list[GuestSpec] = []
@@ -352,8 +399,9 @@ def _guests(tables: list[Any], networks: dict[str, NetworkSpec]) -> tuple[GuestS
                              "'-', at most 16), not an expectation key")
         if name in {g.name for g in guests}:
             raise FieldError(f"{where}.name", f"two guests are called {name!r}")
-        network = choice(f"{where}.network", table.get("network", "default"),
-                         (*networks, *GUEST_NETWORKS))
+        network = table.get("network", "default")
+        if complete or network in (*networks, *GUEST_NETWORKS):
+            choice(f"{where}.network", network, (*networks, *GUEST_NETWORKS))
         guests.append(GuestSpec(name, network))
     return tuple(guests)
 

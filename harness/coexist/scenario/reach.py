@@ -1,7 +1,7 @@
 """Commands of a scenario that reach outside its lab.
 
 A lab is a host of its own (its network, files, processes, hostname and IPC), but its commands run
-as root in the machine's kernel: what lives only in the kernel is shared (README, "What a lab
+as root in the machine's kernel: what lives only in the kernel is shared (docs/design.md, "What a lab
 isolates, and what it cannot"). `coexist check` warns about the commands that reach it; the run
 goes on, as a user may mean it. Not warned: `nsenter` and `unshare` (the lab sees only its own
 processes, so `nsenter --target 1` enters the lab's own init: tests/e2e/test_lab_is_a_host.py),

@@ -16,7 +16,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from coexist.base.schema import FieldError, check_types, choice, strings, within
+from coexist.base.schema import (
+    Collected,
+    FieldError,
+    Said,
+    check_types,
+    choice,
+    strings,
+    typed,
+    unknown,
+    within,
+)
 from coexist.scenario.axes import EVENT_AXES
 from coexist.scenario.events import EVENTS as EVENTS  # re-exported: the steps' events
 from coexist.scenario.events import Event as Event
@@ -170,6 +180,7 @@ class _At:
     earlier: list[Step]
     fixes: dict[str, Fix]
     table: dict[str, Any]
+    complete: bool = True   # `fixes` holds every fix the file defines (none failed its validation)
 
 
 def _do(value: Any, at: _At) -> Step:
@@ -195,8 +206,10 @@ def _event(value: Any, at: _At) -> Step:
 
 def _fix(key: str, value: Any, at: _At) -> Fix:
     if value not in at.fixes:
-        raise FieldError(f"{at.where}.{key}", f"unknown fix {value!r}; known: "
-                         f"{', '.join(at.fixes)} (or define [fix.{value}])")
+        if not at.complete:
+            raise Said   # perhaps one of the file's fixes that failed their own validation
+        raise FieldError(f"{at.where}.{key}", f"{unknown(f'fix {value!r}', value, at.fixes)} "
+                                              f"(or define [fix.{value}])")
     with within(at.where):
         return at.fixes[value].with_params(at.table.get("params", {}))
 
@@ -230,37 +243,62 @@ _STEP_FIELDS: dict[str, type | tuple[type, ...]] = {
     "settle": (int, float), "note": str}
 
 
-def parse_steps(tables: list[Any], known_fixes: dict[str, Fix], guests: tuple[str, ...]) -> tuple[Step, ...]:
+def parse_steps(tables: list[Any], known_fixes: dict[str, Fix], guests: tuple[str, ...], *,
+                own_fixes_complete: bool = True) -> tuple[Step, ...]:
+    """The [[step]] tables, each validated on its own (all their errors said at once)."""
     if not tables:
         raise FieldError("step", "is required: at least [[step]] do = \"boot\"")
     steps: list[Step] = []
+    found = Collected()
     for index, table in enumerate(tables):
-        where = f"step[{index}]"
-        if not isinstance(table, dict):
-            raise FieldError(where, "must be a table ([[step]])")
+        with found.part():
+            steps.append(_step(index, table, steps, known_fixes, guests, own_fixes_complete))
+    found.check()
+    return tuple(steps)
+
+
+def _step(index: int, table: Any, steps: list[Step], known_fixes: dict[str, Fix],
+          guests: tuple[str, ...], complete: bool) -> Step:
+    """One step table: what it does, its id and settle time, and its expectations, each
+    validated on its own."""
+    where = f"step[{index}]"
+    if not isinstance(table, dict):
+        raise FieldError(where, "must be a table ([[step]])")
+    found = Collected()
+    with found.part():
         check_types(where, table, _STEP_FIELDS)
-        kinds = [k for k in STEP_KINDS if k in table]
+    written, table = table, typed(table, _STEP_FIELDS)
+    step: Step | None = None
+    with found.part():
+        kinds = [k for k in STEP_KINDS if k in written]
+        if len(kinds) == 1 and kinds[0] not in table:
+            raise Said   # its type was said above
         if len(kinds) != 1:
             raise FieldError(where, f"give exactly one of {', '.join(STEP_KINDS)}"
                              + (f", not {kinds}" if kinds else ""))
         kind = kinds[0]
         if kind != "do" and index == 0:
             raise FieldError(where, "the first step must be do = \"boot\" (daemons up, guests up)")
-        step = _KINDS[kind][1](table[kind], _At(where, index, steps, known_fixes, table))
+        step = _KINDS[kind][1](table[kind], _At(where, index, steps, known_fixes, table, complete))
         if "params" in table and not isinstance(step, ApplyFix | RevertFix):
             raise FieldError(f"{where}.params", "only with fix = or revert =")
-        settle = table.get("settle", SETTLE_DEFAULT)
+    settle = table.get("settle", SETTLE_DEFAULT)
+    with found.part():
         if not 1 <= settle <= 300:
             raise FieldError(f"{where}.settle", f"seconds, 1..300, got {settle}")
-        step_id = table.get("id") or _unique(step.default_id(), [s.id for s in steps])
+    step_id = table.get("id") or _unique(step.default_id() if step else "step", [s.id for s in steps])
+    with found.part():
         if not _ID.fullmatch(step_id):
             raise FieldError(f"{where}.id", f"{step_id!r}: lower-case letters, digits, '-'")
         if step_id in [s.id for s in steps]:
             raise FieldError(f"{where}.id", f"two steps are called {step_id!r}")
-        with within(f"{where}.expect"):
-            expect = parse_expect(table.get("expect", {}), guests)
-        steps.append(dataclasses.replace(step, id=step_id, expect=expect, settle=float(settle)))
-    return tuple(steps)
+    expect = Expect()
+    with found.part(), within(f"{where}.expect"):
+        expect = parse_expect(table.get("expect", {}), guests)
+    found.check()
+    if step is None:
+        raise Said
+    return dataclasses.replace(step, id=step_id, expect=expect, settle=float(settle))
 
 
 def _unique(base: str, taken: list[str]) -> str:
