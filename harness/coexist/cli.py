@@ -216,7 +216,9 @@ def _add_axis(group: argparse._ArgumentGroup, axis: Axis, *, one: bool = False) 
         case _:
             example = axis.values[-1] if one else ",".join(axis.values[:2])
     shape: dict[str, Any] = {"nargs": "?", "const": [True]} if one and axis.kind is Kind.YES_NO else {}
-    extra = "" if axis.home is not Home.GUEST else " (or one the scenario defines)"
+    allowed = "no, yes" if axis.kind is Kind.YES_NO else ", ".join(axis.values) + (
+        ", none" if axis.kind is Kind.EVENTS else "")
+    extra = f" ({allowed}{', or one the scenario defines' if axis.home is Home.GUEST else ''})"
     assert axis.flag is not None
     group.add_argument(f"--{axis.flag}", dest=axis.name, type=_axis_values(axis),
                        action="store" if one else "append", default=None if one else [],

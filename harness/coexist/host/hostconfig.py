@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from coexist.base import log
+from coexist.host import known
 from coexist.host.daemons import Daemon, NotApplicable
 from coexist.host.lab import Lab
 from coexist.sandbox.namespaces import SYSTEM_PATH
 
-NETWORK_CONF = "/etc/libvirt/network.conf"
-FIREWALLD_CONF = "/etc/firewalld/firewalld.conf"
+NETWORK_CONF, FIREWALLD_CONF = known.NETWORK_CONF, known.FIREWALLD_CONF
 DAEMON_JSON = "/etc/docker/daemon.json"
 
 
@@ -63,11 +63,6 @@ def apply_sysctls(lab: Lab, settings: HostSettings) -> None:
         log.info(f"lab: sysctl {key} = {now}")
 
 
-def _known_key(text: str, key: str, separator: str) -> bool:
-    """Does the shipped configuration file name `key`, set or commented out?"""
-    return re.search(rf"^\s*#?\s*{re.escape(key)}\s*{separator}", text, re.MULTILINE) is not None
-
-
 def _network_conf(lab: Lab, release: str, keys: Mapping[str, Any]) -> None:
     conf = lab.path(NETWORK_CONF)
     if not conf.exists():
@@ -76,7 +71,7 @@ def _network_conf(lab: Lab, release: str, keys: Mapping[str, Any]) -> None:
     text = conf.read_text()
     lines = []
     for key, value in keys.items():
-        if not _known_key(text, key, "="):
+        if key not in known.conf_keys(text):   # named by the shipped file, set or commented out
             raise NotApplicable(f"libvirt on {release}: {NETWORK_CONF} knows no key {key!r}")
         shown = json.dumps(value) if not isinstance(value, bool) else str(int(value))
         lines.append(f"{key} = {shown}")
@@ -90,7 +85,7 @@ def _firewalld_conf(lab: Lab, release: str, keys: Mapping[str, Any]) -> None:
     conf = lab.path(FIREWALLD_CONF)
     text = conf.read_text()
     for key, value in keys.items():
-        if not _known_key(text, key, "="):
+        if key not in known.conf_keys(text):   # named by the shipped file, set or commented out
             raise NotApplicable(f"firewalld on {release}: firewalld.conf knows no key {key!r}")
         shown = ("yes" if value else "no") if isinstance(value, bool) else str(value)
         pattern = re.compile(rf"^\s*{re.escape(key)}\s*=.*$", re.MULTILINE)
