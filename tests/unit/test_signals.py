@@ -111,7 +111,10 @@ def test_a_signal_inside_a_fork_hook_is_raised_once_popen_returns(monkeypatch: p
 
     def popen(argv: list[str], **kwargs: object) -> str:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        os.kill(os.getpid(), signal.SIGINT)   # arrives during the fork, delivered in the hook
+        # arrives during the fork, delivered in the hook: sent to this thread, which blocks it (a
+        # signal to the process may go to another thread, pytest-xdist's, and be handled late,
+        # after this test restored the default handler: a KeyboardInterrupt, seen under load)
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
         hook = ForkHook()
         del hook
         return "the child"

@@ -258,9 +258,20 @@ _KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "tru
 
 
 def shown(value: Any, limit: int = 40) -> str:
-    """A value as the error shows it: repr, cut short."""
-    text = repr(value)
+    """A value as the error shows it, as a TOML file writes it (a string quoted, true, [1, 2],
+    { a = 1 }), cut short."""
+    text = _toml(value)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{key} = {_toml(item)}" for key, item in value.items()) + " }"
+    return repr(value)
 
 
 def choice(where: str, value: Any, allowed: tuple[str, ...]) -> str:

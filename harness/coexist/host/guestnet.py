@@ -30,7 +30,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from coexist.base import log
-from coexist.base.schema import FieldError, not_allowed, unknown
+from coexist.base.schema import FieldError, not_allowed, shown, unknown
 from coexist.net.wan import LAB_UPLINK, LAB_UPLINK6, ROUTER, ROUTER6, WAN_SUBNETS
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ def parse_network(name: str, data: dict[str, Any]) -> NetworkSpec:
         if key not in _FIELDS and key != "name":
             raise FieldError(key, unknown("key", key, ["name", *_FIELDS]))
         if key != "name" and not isinstance(value, _FIELDS[key]):
-            raise FieldError(key, f"must be a string, got {value!r}")
+            raise FieldError(key, f"must be a string, got {shown(value)}")
     forward = data.get("forward", "nat")
     if forward not in FORWARD_MODES:
         raise FieldError("forward", not_allowed(forward, FORWARD_MODES))

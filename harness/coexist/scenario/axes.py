@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from coexist.base.schema import FieldError, choice, strings
+from coexist.base.schema import FieldError, choice, shown, strings
 from coexist.host.daemons import Service
 from coexist.host.guestnet import KINDS as GUEST_NETWORKS
 from coexist.scenario.events import EVENTS, event_list
@@ -128,7 +128,7 @@ def _services(where: str, order: list[Any], allowed: tuple[str, ...]) -> tuple[S
     for item in strings(where, order):
         choice(where, item, allowed)
     if len(set(order)) != len(order):
-        raise FieldError(where, f"names a daemon twice: {order}")
+        raise FieldError(where, f"names a daemon twice: {shown(order)}")
     if Service.LIBVIRT not in order:
         raise FieldError(where, "must include 'libvirt' (the guests need its network)")
     return tuple(Service(item) for item in order)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from coexist.base.schema import FieldError, not_allowed, unknown
+from coexist.base.schema import FieldError, not_allowed, shown, unknown
 from coexist.scenario.keys import GUEST_KEYS, KEYS, Key, Source
 
 
@@ -77,7 +77,8 @@ def parse_expect(data: Any, guests: tuple[str, ...]) -> Expect:
 
 def _value(where: str, value: Any, key: Key) -> Any:
     if not isinstance(value, key.type) or (key.type is str and isinstance(value, bool)):
-        raise FieldError(where, f"must be a {'boolean' if key.type is bool else 'string'}, got {value!r}")
+        kind = "boolean" if key.type is bool else "string"
+        raise FieldError(where, f"must be a {kind}, got {shown(value)}")
     if key.allowed is not None and value not in key.allowed:
         raise FieldError(where, not_allowed(value, key.allowed))
     return value

@@ -16,7 +16,7 @@ from importlib import resources
 from typing import Any
 
 from coexist.base.commands import Machine
-from coexist.base.schema import FieldError, not_allowed, unknown
+from coexist.base.schema import FieldError, not_allowed, shown, unknown
 from coexist.host.daemons import Service
 
 _PARAM_VALUE = re.compile(r"^[A-Za-z0-9_.+:-]{1,40}$")
@@ -114,7 +114,7 @@ def parse_fix(name: str, data: Any) -> Fix:
         if key not in _FIELDS:
             raise FieldError(key, unknown("key", key, _FIELDS))
         if not isinstance(value, _FIELDS[key]):
-            raise FieldError(key, f"must be a {_FIELDS[key].__name__}, got {value!r}")
+            raise FieldError(key, f"must be a {_FIELDS[key].__name__}, got {shown(value)}")
     for key in ("summary", "commands"):
         if key not in data:
             raise FieldError(key, "is required")
@@ -150,7 +150,7 @@ def _check(index: int, data: Any) -> HostCheck:
         if key not in _CHECK_FIELDS:
             raise FieldError(f"{where}.{key}", unknown("key", key, _CHECK_FIELDS))
         if not isinstance(value, str):
-            raise FieldError(f"{where}.{key}", f"must be a string, got {value!r}")
+            raise FieldError(f"{where}.{key}", f"must be a string, got {shown(value)}")
     for key in ("id", "run"):
         if key not in data:
             raise FieldError(f"{where}.{key}", "is required")
@@ -183,7 +183,7 @@ def _commands(data: dict[str, Any], key: str) -> list[str]:
 def _strings(values: list[Any], key: str) -> list[str]:
     for value in values:
         if not isinstance(value, str):
-            raise FieldError(key, f"must be a list of strings, got {value!r}")
+            raise FieldError(key, f"must be a list of strings, got {shown(value)}")
     return values
 
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from coexist.base.schema import Collected, FieldError, check_types, suggest, typed
+from coexist.base.schema import Collected, FieldError, check_types, shown, suggest, typed
 from coexist.host import known
 from coexist.host.daemons import Service
 from coexist.host.guestnet import NetworkSpec
@@ -113,7 +113,7 @@ def _setting(table: str, key: str, value: Any) -> None:
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,63}", key):
         raise FieldError("", "a configuration key: letters, digits, _ . -")
     if table != "docker" and not isinstance(value, str | int | bool):
-        raise FieldError("", f"must be a string, number or boolean, got {value!r}")
+        raise FieldError("", f"must be a string, number or boolean, got {shown(value)}")
     _known_anywhere(table, key, _SETTING_FILES[table])
 
 
@@ -132,7 +132,7 @@ def _sysctl(key: str, value: Any) -> None:
                              "nothing else")
     short = isinstance(value, str) and re.fullmatch(r"[\w .:-]{1,64}", value)
     if isinstance(value, bool) or not (isinstance(value, int) or short):
-        raise FieldError("", f"must be a number or a short string, got {value!r}")
+        raise FieldError("", f"must be a number or a short string, got {shown(value)}")
     if not known.sysctl_known(key):
         near = suggest(known.sysctl_pattern(key), known.sysctl_names())
         raise FieldError("", f"no such network sysctl in a lab (Linux {known.kernel()});"

@@ -462,7 +462,7 @@ def _check_networks(scenario: Scenario) -> None:
     lan = {scenario.network(g.network).bridge for g in bridges}
     if len(lan) > 1:
         raise FieldError("guest",
-                         f"guests on two LAN bridges {sorted(lan)}: the host has one uplink")
+                         f"guests on two LAN bridges ({', '.join(sorted(lan))}): the host has one uplink")
     seen: dict[str, tuple[str, str]] = {}
     for spec in scenario.host_networks():
         for other, (subnet, bridge) in seen.items():

@@ -275,7 +275,7 @@ def _step(index: int, table: Any, steps: list[Step], known_fixes: dict[str, Fix]
             raise Said   # its type was said above
         if len(kinds) != 1:
             raise FieldError(where, f"give exactly one of {', '.join(STEP_KINDS)}"
-                             + (f", not {kinds}" if kinds else ""))
+                             + (f", not {' and '.join(kinds)}" if kinds else ""))
         kind = kinds[0]
         if kind != "do" and index == 0:
             raise FieldError(where, "the first step must be do = \"boot\" (daemons up, guests up)")
