@@ -247,23 +247,35 @@ def _kept_guests(request: pytest.FixtureRequest) -> dict[str, dict[str, str]]:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """The matrix report from the scenario items' rows; kept labs stay until Ctrl-C (or SIGTERM),
-    then go as any other: guests first."""
+    """The matrix report from the scenario items' rows; kept labs stay until Ctrl-C (or SIGTERM,
+    SIGHUP), then go as any other: guests first."""
     _write_matrix(session.config)
     kept = session.config.stash.get(_kept, [])
     if not kept:
         return
     print(f"\ncoexist: {len(kept)} lab part(s) kept (--coexist-keep-lab): `coexist shell` lists them; "
           "press Ctrl-C to tear them down", flush=True)
+    import signal
+
+    from coexist.base import interrupt
+
+    # Ctrl-C, SIGTERM and SIGHUP end the wait (an Interrupted, a KeyboardInterrupt), also where
+    # pytest was started with them ignored (a background job of a script ignores SIGINT)
+    saved = {sig: signal.getsignal(sig) for sig in interrupt.SIGNALS}
+    interrupt.install()
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         pass
     finally:
-        for stack in kept:   # in teardown order: each test's guest before its lab
-            stack.close()
-        kept.clear()
+        try:
+            for stack in kept:   # in teardown order: each test's guest before its lab
+                stack.close()
+            kept.clear()
+        finally:
+            for sig, handler in saved.items():
+                signal.signal(sig, handler)
 
 
 @pytest.fixture

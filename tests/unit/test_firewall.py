@@ -164,3 +164,31 @@ def test_a_bus_that_hangs_up_or_stays_silent_is_firewalld_unavailable(tmp_path: 
 
     with pytest.raises(FirewalldUnavailable, match="getZones: no answer"):
         firewalld._ask(Silent(), None, "getZones")  # type: ignore[arg-type]
+
+
+class _RecordingLab:
+    """A lab that answers `cat /proc/net/ip_tables_names` with `tables` and records every command."""
+
+    def __init__(self, tables: str) -> None:
+        self.tables, self.commands = tables, []
+
+    def execute(self, argv: list[str]) -> object:
+        from coexist.base.commands import Result
+
+        self.commands.append(argv)
+        if argv[:1] == ["cat"]:
+            return Result(0, self.tables)
+        return Result(0, "-P FORWARD DROP\n")
+
+
+def test_the_legacy_policy_is_asked_only_where_the_legacy_table_exists() -> None:
+    """`iptables-legacy -S` creates the filter table it lists: on a host without legacy tables
+    coexist's reading would make every later iptables command warn that legacy tables exist."""
+    from coexist.host.firewall import HostFirewall
+
+    none = _RecordingLab("")
+    assert HostFirewall(none).legacy_forward_policy() is None  # type: ignore[arg-type]
+    assert none.commands == [["cat", "/proc/net/ip_tables_names"]]
+    some = _RecordingLab("nat\nfilter\n")
+    assert HostFirewall(some).legacy_forward_policy() == "DROP"  # type: ignore[arg-type]
+    assert some.commands[-1] == ["iptables-legacy", "-S", "FORWARD"]

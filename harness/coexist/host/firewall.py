@@ -75,8 +75,18 @@ class HostFirewall:
         return chain_policy(self.lab.execute(["iptables", "-S", "FORWARD"]).output)
 
     def legacy_forward_policy(self) -> str | None:
-        """iptables-legacy's filter FORWARD policy (None: it lists none)."""
+        """iptables-legacy's filter FORWARD policy (None: there is no legacy filter table). Asked
+        only where the table exists: `iptables-legacy -S` would create it, and from then on every
+        iptables command warns that legacy tables are present, as it would not on the real host."""
+        if "filter" not in self.legacy_tables():
+            return None
         return chain_policy(self.lab.execute(["iptables-legacy", "-S", "FORWARD"]).output)
+
+    def legacy_tables(self, family: str = "ip") -> list[str]:
+        """The iptables-legacy (`ip`) or ip6tables-legacy (`ip6`) tables that exist, as the
+        kernel lists them (reading them creates none)."""
+        listed = self.lab.execute(["cat", f"/proc/net/{family}_tables_names"])
+        return listed.output.split() if listed.returncode == 0 else []
 
     def ip_forward(self) -> bool:
         """Does the host forward IPv4 (net.ipv4.ip_forward is 1)?"""
