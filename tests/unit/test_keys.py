@@ -104,7 +104,8 @@ class _Host:
             return Result(0, json.dumps({"nftables": [{"table": {"family": "ip", "name": "libvirt_network"}}]}))
         answers = {"iptables -S FORWARD": "-P FORWARD DROP\n", "iptables-legacy -S FORWARD": "-P FORWARD ACCEPT\n",
                    "iptables -C FORWARD -i virbr0 -j ACCEPT": "", "iptables -t filter -S DOCKER-USER": "",
-                   "sh -ec cat /proc/sys/net/ipv4/ip_forward": "1\n"}
+                   "sh -ec cat /proc/sys/net/ipv4/ip_forward": "1\n",
+                   "cat /proc/net/ip_tables_names": "filter\n"}   # a host with a legacy filter table
         return Result(0, answers[shown]) if shown in answers else Result(1, "No chain/target/match")
 
     def succeed(self, command: Command, *, timeout: float | None = None) -> str:
@@ -144,7 +145,7 @@ def test_host_facts_are_the_firewalls_answers_to_every_fact_key(tmp_path: Path, 
                      "chains": {"filter DOCKER-USER": True}, "nft_tables": {"ip libvirt_network": True},
                      "zone_of": {"virbr0": "libvirt" if running else ""}, "masquerade": {"libvirt": running}}
     assert sorted(host.ran) == [   # only looking: nothing a listing creates, firewalld asked only when up
-        "iptables -C FORWARD -i virbr0 -j ACCEPT", "iptables -S FORWARD", "iptables -t filter -S DOCKER-USER",
+        "cat /proc/net/ip_tables_names", "iptables -C FORWARD -i virbr0 -j ACCEPT", "iptables -S FORWARD", "iptables -t filter -S DOCKER-USER",
         "iptables -t nat -C POSTROUTING -j MASQUERADE", "iptables-legacy -S FORWARD", "nft -j list tables",
         "sh -ec cat /proc/sys/net/ipv4/ip_forward"]
     assert sorted(asked) == (["libvirt", "virbr0"] if running else [])
