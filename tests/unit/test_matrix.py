@@ -110,7 +110,8 @@ def test_ipv6_failing_beside_an_online_ipv4_is_shown() -> None:
 def test_the_verdict_labels_every_measurement_with_its_step() -> None:
     measured = verdict(BASE, reach(True, False, False), reach(True, True, True))
     text = measured.render()
-    assert "Symptom reproduced: YES" in text and "Fix seed-firewalld-direct effective: YES" in text
+    assert "Symptom reproduced: YES" in text
+    assert "Fix seed-firewalld-direct [seed-firewalld-direct]: effective: YES   (guests online after it)" in text
     assert "[boot] guest guest: DNS ok, ping FAILS, TCP FAILS; symptom" in text
     assert "[seed-firewalld-direct] guest guest: DNS ok, ping ok, TCP ok; online" in text
     assert "As expected by the scenario." in text
@@ -202,3 +203,42 @@ def test_reports_travel_with_their_folder_and_link_each_cell_to_its_evidence(tmp
     assert "<h2>Environment</h2>" in reports["matrix.html"] and "coexist " in reports["matrix.html"]
     assert "error: RuntimeError: dockerd exited with 1" in reports["matrix.html"]   # why it broke
     assert "[scenarios/seed-trixie](scenarios/seed-trixie/verdict.txt)" in reports["matrix.md"]
+
+
+def test_the_headline_says_what_a_fix_changed_and_what_it_cost() -> None:
+    from coexist.scenario.fixes import CheckResult
+
+    cut, online = reach(True, False, False), reach(True, True, True)
+    paid = verdict(BASE, cut, online)
+    paid.steps[0].docker_isolation, paid.steps[1].docker_isolation = True, False
+    paid.steps[1].published_port = False
+    paid.steps[1].checks = [CheckResult("post-listing", "the post's listing", False)]
+    assert paid.headline()[1] == ("Fix seed-firewalld-direct [seed-firewalld-direct]: effective: YES, but "
+                                  "published port BROKEN, Docker isolation BROKEN, check post-listing FAILS"
+                                  "   (guests online after it)")
+    assert verdict(BASE, online, online).headline()[1].endswith(
+        "nothing to fix (guests already online before it: guest online)")
+    assert verdict(BASE, cut, cut).headline()[1].endswith(
+        "effective: NO   (guests still cut off after it: guest symptom)")
+
+
+def test_every_way_of_being_cut_off_is_the_symptom() -> None:
+    offline = verdict(BASE, reach(False, False, False), reach(True, True, True))
+    assert offline.symptom and offline.headline()[0] == "Symptom reproduced: YES   (after boot: guest offline)"
+    v6 = BASE.variant(ipv6=True)
+    only_ipv6 = verdict(v6, reach(True, True, True, False, False), reach(True, True, True, True, True))
+    assert only_ipv6.headline()[0] == "Symptom reproduced: YES   (after boot: guest online (IPv6 fails))"
+    assert "effective: YES" in only_ipv6.headline()[1]
+
+
+def test_an_admins_commands_get_a_line_and_their_whole_output() -> None:
+    from coexist.report.results import CommandRun
+
+    by_hand = parse({"scenario": {"name": "hand", "summary": "s"},
+                     "step": [{"do": "boot"}, {"run": ["iptables -P FORWARD ACCEPT; iptables -S FORWARD"]}]})
+    measured = verdict(by_hand, reach(True, False, False), reach(True, True, True))
+    measured.steps[1].commands = [CommandRun("iptables -P FORWARD ACCEPT; iptables -S FORWARD", 0,
+                                             "-P FORWARD ACCEPT\n-A FORWARD -j DOCKER-USER\n")]
+    assert measured.headline()[1] == "Commands [admin]: effective: YES   (guests online after it)"
+    text = measured.render()
+    assert "               -P FORWARD ACCEPT\n               -A FORWARD -j DOCKER-USER" in text

@@ -32,23 +32,25 @@ class Verdict:
 
     @property
     def symptom(self) -> bool:
-        """The first measurement (after boot) shows the reported symptom on some guest."""
-        return any(s.final.symptom for s in self.steps[0].guests.values())
+        """The first measurement (after boot) shows a guest cut off, in any way: the reported
+        symptom (DNS works, the outside does not), offline, partly, or over IPv6 only."""
+        return any(not s.final.all_ok for s in self.steps[0].guests.values())
 
     def mismatches(self) -> list[str]:
         """Where reality differs from what the scenario expects (empty: as expected)."""
         return [line for result in self.steps for line in result.mismatches()]
 
     def headline(self) -> list[str]:
-        """The answer at a glance: symptom reproduced, and each fix's effect."""
+        """The answer at a glance: whether the guests were cut off after boot, and for each fix
+        (and each step of admin commands after a cut) what it changed and what it cost."""
         first = self.steps[0]
-        states = ", ".join(f"{n} {s.final.state}" for n, s in first.guests.items())
-        lines = [f"Symptom reproduced: {'YES' if self.symptom else 'NO'}   (after boot: {states})"]
-        for result in self.steps:
-            if isinstance(result.step, ApplyFix):
-                online = all(s.final.all_ok for s in result.guests.values())
-                lines.append(f"Fix {result.step.fix.name} effective: {'YES' if online else 'NO'}   "
-                             f"(guests {'online' if online else 'not all online'} after it)")
+        lines = [f"Symptom reproduced: {'YES' if self.symptom else 'NO'}   (after boot: {_states(first)})"]
+        for before, result in zip(self.steps, self.steps[1:], strict=False):
+            step = result.step
+            if isinstance(step, ApplyFix):
+                lines.append(f"Fix {step.fix.name} [{step.id}]: {outcome(before, result)}")
+            elif isinstance(step, Admin) and not _online(before):
+                lines.append(f"Commands [{step.id}]: {outcome(before, result)}")
         return lines
 
     def render(self) -> str:
@@ -105,13 +107,51 @@ class Verdict:
                    artifacts=data.get("artifacts", ""))
 
 
+def _online(result: StepResult) -> bool:
+    return all(s.final.all_ok for s in result.guests.values())
+
+
+def _states(result: StepResult) -> str:
+    return ", ".join(f"{name} {settled.final.state}" + (" (IPv6 fails)" if settled.final.state == "online"
+                                                         and settled.final.ipv6_ok is False else "")
+                     for name, settled in result.guests.items())
+
+
+def costs(before: StepResult, after: StepResult) -> list[str]:
+    """What a step broke that held before it, in the words the reports use: Docker's published
+    port, Docker's isolation, a promise of the fix that does not hold."""
+    found = []
+    if before.published_port and after.published_port is False:
+        found.append("published port BROKEN")
+    if before.docker_isolation and after.docker_isolation is False:
+        found.append("Docker isolation BROKEN")
+    found += [f"check {check.id} FAILS" for check in after.checks if not check.holds]
+    return found
+
+
+def outcome(before: StepResult, after: StepResult) -> str:
+    """What a fix (or an admin's commands) did, as the headline says it: nothing to fix, effective
+    (and at what cost), or not effective."""
+    if _online(before):
+        return f"nothing to fix (guests already online before it: {_states(before)})"
+    if not _online(after):
+        return f"effective: NO   (guests still cut off after it: {_states(after)})"
+    paid = costs(before, after)
+    return "effective: YES" + (f", but {', '.join(paid)}" if paid else "") + "   (guests online after it)"
+
+
 def _render_step(number: int, result: StepResult) -> list[str]:
     step = result.step
     lines = [f"  step {number} [{step.id}] {'admin commands' if isinstance(step, Admin) else step.label()}"]
     for ran in result.commands:
-        tail = ran.output.strip().splitlines()[-1:] or [""]
+        output = ran.output.rstrip().splitlines()
         lines.append(f"      host# {ran.command}")
-        lines.append(f"            -> exit {ran.returncode}{': ' + tail[0][:100] if tail[0] else ''}")
+        if isinstance(step, Admin):   # an admin's commands: their whole output, as a terminal shows it
+            lines.append(f"            -> exit {ran.returncode}")
+            lines += [f"               {line}" for line in output]
+        else:
+            tail = output[-1:] or [""]
+            lines.append(f"            -> exit {ran.returncode}{': ' + tail[0][:100] if tail[0] else ''}")
     for name, settled in result.guests.items():
         lines.append(f"      [{step.id}] guest {name}: {settled.describe()}")
     host = result.shown()
