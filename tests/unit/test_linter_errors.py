@@ -11,6 +11,7 @@ import pytest
 from coexist import cli
 from coexist.base.schema import fields_lines, line_of
 from coexist.host import known
+from coexist.scenario.fixes import builtin
 from coexist.scenario.model import load, parse
 
 HEAD = '[scenario]\nname = "s"\nsummary = "s"\n'
@@ -36,7 +37,7 @@ def test_three_mistakes_are_three_lines_in_one_run(tmp_path: Path, capsys: pytes
         "10: step[0].exepct: unknown key; did you mean 'expect'? allowed: id, do, run, event, fix, revert, "
         "axis, params, expect, settle, note",
         "13: step[1].fix: unknown fix 'seed-firewald-direct'; did you mean 'seed-firewalld-direct'? allowed: "
-        "seed-firewalld-direct, docker-user-bridge, docker-user-libvirt, forward-accept (or define "
+        "seed-firewalld-direct, docker-user-bridge, " + ", ".join(list(builtin())[2:]) + " (or define "
         "[fix.seed-firewald-direct])"]
     assert last.startswith("14: step[1].expect.symtpom: unknown key; did you mean 'symptom'? allowed: ")
 

@@ -34,6 +34,12 @@ class HostSettings:
     zones: Mapping[str, tuple[str, ...]] = field(default_factory=dict)   # zone -> interfaces
     docker_iptables: str = "default"   # the iptables dockerd finds first: default | nft | legacy
 
+    def merged(self, later: HostSettings) -> HostSettings:
+        """These settings with `later`'s over them, key by key (an admin's change to a host)."""
+        return HostSettings({**self.docker, **later.docker}, {**self.libvirt, **later.libvirt},
+                            {**self.firewalld, **later.firewalld}, {**self.sysctl, **later.sysctl},
+                            {**self.zones, **later.zones}, self.docker_iptables)
+
 
 def apply(lab: Lab, settings: HostSettings) -> None:
     """Write the configuration files (kept across a host-reboot); sysctls: see apply_sysctls."""

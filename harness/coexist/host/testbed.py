@@ -16,6 +16,7 @@ libvirt's qemu probe kept for the next lab; the lab, the wan and the work folder
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 import time
@@ -120,6 +121,15 @@ class Testbed:
             autostart.unlink()
         hostconfig.apply(self.lab, self.plan.settings)
         qemucaps.restore(self.lab)
+
+    def reconfigure(self, settings: HostSettings) -> None:
+        """An admin's change to the daemons' settings on the running host: the files merged into
+        what is there (kept across a reboot), the sysctls set now and at every boot after (a file
+        in /etc/sysctl.d and `sysctl --system`). No daemon is restarted: the fix's events say."""
+        with log.step("settings written, as an admin edits the files"):
+            hostconfig.apply(self.lab, settings)
+            hostconfig.apply_sysctls(self.lab, settings)
+        self.plan = dataclasses.replace(self.plan, settings=self.plan.settings.merged(settings))
 
     def boot(self, *, first: bool = True) -> None:
         """What a host's boot does before and while its daemons start: the LAN bridge, IPv6 on

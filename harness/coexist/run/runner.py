@@ -15,6 +15,7 @@ from coexist.guest.accel import AccelDecision
 from coexist.guest.guest import Guest, accel_for, guest_for
 from coexist.host import containers, firewall
 from coexist.host.daemons import Daemon, NotApplicable
+from coexist.host.hostconfig import HostSettings
 from coexist.host.testbed import Testbed
 from coexist.images.built import Images, build_images
 from coexist.net import connectivity
@@ -101,7 +102,14 @@ class Run:
                     events.happen(self.bed, self.guests, happening)
                 case ApplyFix(fix=fix):
                     self.lab.check_needs(fix)
+                    if fix.settings:
+                        tables = fix.settings
+                        self.bed.reconfigure(HostSettings(
+                            docker=tables.get("docker", {}), libvirt=tables.get("libvirt", {}),
+                            firewalld=tables.get("firewalld", {}), sysctl=tables.get("sysctl", {}),
+                            zones=tables.get("zones", {})))
                     result.commands = self._commands(fix.commands)
+                    events.happen(self.bed, self.guests, fix.then)
                 case RevertFix(fix=fix):
                     self.lab.check_needs(fix)
                     result.commands = self._commands(fix.revert)

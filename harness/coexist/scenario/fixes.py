@@ -16,13 +16,15 @@ from importlib import resources
 from typing import Any
 
 from coexist.base.commands import Machine
-from coexist.base.schema import FieldError, not_allowed, shown, unknown
+from coexist.base.schema import FieldError, not_allowed, shown, unknown, within
 from coexist.host.daemons import Service
+from coexist.scenario.events import Event, event_list
+from coexist.scenario.host import parse_settings
 
 _PARAM_VALUE = re.compile(r"^[A-Za-z0-9_.+:-]{1,40}$")
 _FIX_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 _FIELDS = {"summary": str, "source": str, "needs": list, "params": dict, "commands": list,
-           "revert": list, "check": list}
+           "settings": dict, "then": list, "revert": list, "check": list}
 _CHECK_FIELDS = {"id": str, "description": str, "run": str, "output": str, "contains": str,
                  "matches": str, "listing": str, "also": str}
 _MATCHERS = ("output", "contains", "matches", "listing")
@@ -78,6 +80,11 @@ class Fix:
     needs: tuple[Service, ...] = ()    # services that must be running (checked before applying)
     params: dict[str, str] = field(default_factory=dict)   # defaults of the {name} parameters
     template: Fix | None = field(default=None, repr=False, compare=False)   # before filling in
+    # the daemons' settings it writes, as an admin merges them into the files that are there (tables
+    # of coexist.scenario.host.SETTINGS), before its commands; and what happens after both, e.g. a
+    # host-reboot for what must be in place before the daemons start
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    then: tuple[Event, ...] = ()
 
     def with_params(self, given: dict[str, str]) -> Fix:
         """The fix with its {name} parameters filled in (`given` over the defaults)."""
@@ -101,7 +108,7 @@ class Fix:
                    tuple(map(fill, self.revert)),
                    tuple(HostCheck(c.id, fill(c.description), fill(c.run), c.matcher,
                                    fill(c.expected), c.also and fill(c.also)) for c in self.checks),
-                   self.needs, values, template=self)
+                   self.needs, values, template=self, settings=self.settings, then=self.then)
 
 
 def parse_fix(name: str, data: Any) -> Fix:
@@ -115,12 +122,14 @@ def parse_fix(name: str, data: Any) -> Fix:
             raise FieldError(key, unknown("key", key, _FIELDS))
         if not isinstance(value, _FIELDS[key]):
             raise FieldError(key, f"must be a {_FIELDS[key].__name__}, got {shown(value)}")
-    for key in ("summary", "commands"):
-        if key not in data:
-            raise FieldError(key, "is required")
+    if "summary" not in data:
+        raise FieldError("summary", "is required")
     commands = _commands(data, "commands")
-    if not commands:
-        raise FieldError("commands", "must list at least one command")
+    with within("settings"):
+        settings = {part: table for part, table in parse_settings(data.get("settings", {})).items() if table}
+    if not commands and not settings:
+        raise FieldError("commands", "is required (at least one command), unless the fix is settings")
+    then = event_list("then", data.get("then", []))
     needs = _strings(data.get("needs", []), "needs")
     for service in needs:
         if service not in Service.names():
@@ -134,7 +143,8 @@ def parse_fix(name: str, data: Any) -> Fix:
     if len(set(ids)) != len(ids):
         raise FieldError("check", f"two checks share an id: {ids}")
     fix = Fix(name, data["summary"], tuple(commands), data.get("source", ""),
-              tuple(_commands(data, "revert")), tuple(checks), tuple(map(Service, needs)), dict(params))
+              tuple(_commands(data, "revert")), tuple(checks), tuple(map(Service, needs)), dict(params),
+              settings=settings, then=then)
     used = {m for text in (*fix.commands, *fix.revert) for m in re.findall(r"\{(\w+)\}", text)}
     undeclared = sorted(used - set(params))
     if undeclared:

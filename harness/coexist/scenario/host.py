@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from coexist.base.schema import Collected, FieldError, check_types, shown, suggest, typed
+from coexist.base.schema import Collected, FieldError, check_types, shown, suggest, typed, unknown
 from coexist.host import known
 from coexist.host.daemons import Service
 from coexist.host.guestnet import NetworkSpec
@@ -84,37 +84,57 @@ def parse_host(data: dict[str, Any]) -> Host:
             with found.part():
                 raise FieldError(f"host.{'libvirt' if table is libvirt else 'firewalld'}.{key}",
                                  "set twice: give it once, as the host's backend key (a matrix axis)")
-    for name, table in (("docker", data.get("docker", {})), ("libvirt", libvirt), ("firewalld", firewalld)):
-        for key, value in table.items():
-            with found.part(f"host.{name}.{key}"):
-                _setting(name, key, value)
-    sysctl = data.get("sysctl", {})
-    for key, value in sysctl.items():
-        with found.part(f"host.sysctl.{key}"):
-            _sysctl(key, value)
-    zones = {}
-    for zone, interfaces in data.get("zones", {}).items():
-        with found.part(f"host.zones.{zone}"):
-            names = interfaces if isinstance(interfaces, list) else []
-            if not names or not all(isinstance(i, str) for i in names):
-                raise FieldError("", "a list of interface names, e.g. libvirt = [\"virbr0\"]")
-            _known_anywhere("zones", zone, "firewalld zone")
-            zones[zone] = tuple(interfaces)
+    settings = {}
+    with found.part("host"):
+        settings = parse_settings({part: data[part] for part in SETTINGS if part in data})
     found.check()
-    return Host(**axes, docker=dict(data.get("docker", {})), libvirt=libvirt, firewalld_conf=firewalld,
-                sysctl=dict(sysctl), zones=zones)
+    return Host(**axes, docker=settings["docker"], libvirt=settings["libvirt"],
+                firewalld_conf=settings["firewalld"], sysctl=settings["sysctl"], zones=settings["zones"])
+
+
+SETTINGS = ("docker", "libvirt", "firewalld", "sysctl", "zones")   # the daemons' own settings' tables
+
+
+def parse_settings(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The daemons' own settings (daemon.json, network.conf, firewalld.conf keys, network sysctls,
+    zone bindings), each table's keys validated on their own (all mistakes said at once): every
+    table of SETTINGS, empty where not given. Zones' interfaces as tuples."""
+    found = Collected()
+    settings: dict[str, dict[str, Any]] = {part: {} for part in SETTINGS}
+    for part, table in data.items():
+        with found.part():
+            if part not in SETTINGS:
+                raise FieldError(part, unknown("table", part, SETTINGS))
+            if not isinstance(table, dict):
+                raise FieldError(part, "must be a table")
+        if part not in SETTINGS or not isinstance(table, dict):
+            continue
+        for key, value in table.items():
+            with found.part(f"{part}.{key}"):
+                settings[part][key] = _SETTING_CHECKS[part](part, key, value)
+    found.check()
+    return settings
+
+
+def _zone(part: str, zone: str, interfaces: Any) -> tuple[str, ...]:
+    names = interfaces if isinstance(interfaces, list) else []
+    if not names or not all(isinstance(i, str) for i in names):
+        raise FieldError("", "a list of interface names, e.g. libvirt = [\"virbr0\"]")
+    _known_anywhere("zones", zone, "firewalld zone")
+    return tuple(names)
 
 
 _SETTING_FILES = {"docker": "daemon.json key", "libvirt": "libvirt network.conf key",
                   "firewalld": "firewalld.conf key"}
 
 
-def _setting(table: str, key: str, value: Any) -> None:
+def _setting(table: str, key: str, value: Any) -> Any:
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,63}", key):
         raise FieldError("", "a configuration key: letters, digits, _ . -")
     if table != "docker" and not isinstance(value, str | int | bool):
         raise FieldError("", f"must be a string, number or boolean, got {shown(value)}")
     _known_anywhere(table, key, _SETTING_FILES[table])
+    return value
 
 
 def _known_anywhere(part: str, name: str, what: str) -> None:
@@ -126,7 +146,7 @@ def _known_anywhere(part: str, name: str, what: str) -> None:
         raise FieldError("", f"unknown {what} on every release ({releases});{near}")
 
 
-def _sysctl(key: str, value: Any) -> None:
+def _sysctl(part: str, key: str, value: Any) -> Any:
     if not re.fullmatch(r"net(\.[A-Za-z0-9_+-]+)+", key):
         raise FieldError("", "only network sysctls (net.*): the lab owns its network namespace, "
                              "nothing else")
@@ -137,16 +157,29 @@ def _sysctl(key: str, value: Any) -> None:
         near = suggest(known.sysctl_pattern(key), known.sysctl_names())
         raise FieldError("", f"no such network sysctl in a lab (Linux {known.kernel()});"
                              f"{near or ' per-interface ones are net.ipv4.conf.<interface>.<name>'}")
+    return value
+
+
+_SETTING_CHECKS = {"docker": _setting, "libvirt": _setting, "firewalld": _setting, "sysctl": _sysctl,
+                   "zones": _zone}
 
 
 def not_applicable(host: Host) -> str | None:
     """Why `host`'s settings cannot be made on its release (a key only other releases know)."""
-    here = known.release(host.release)
-    for part, table in (("docker", host.docker), ("libvirt", host.libvirt),
-                        ("firewalld", host.firewalld_conf), ("zones", host.zones)):
+    return settings_not_applicable(host.release, {"docker": host.docker, "libvirt": host.libvirt,
+                                                  "firewalld": host.firewalld_conf, "zones": host.zones})
+
+
+def settings_not_applicable(release: str, settings: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """Why settings (tables of SETTINGS) cannot be made on `release`: a key only other releases
+    know (sysctls are the kernel's: any release)."""
+    here = known.release(release)
+    for part, table in settings.items():
+        if part == "sysctl":
+            continue
         for name in table:
             if name not in getattr(here, part):
                 others = [k.release for k in known.releases() if name in getattr(k, part)]
                 what = _SETTING_FILES.get(part, "firewalld zone")
-                return f"{what} {name!r} is known on {', '.join(others)} only, not on {host.release}"
+                return f"{what} {name!r} is known on {', '.join(others)} only, not on {release}"
     return None

@@ -40,7 +40,7 @@ from coexist.scenario.axes import AXES, EVENT_AXES, HOST_AXES, IN_LABEL, Home
 from coexist.scenario.events import Event
 from coexist.scenario.expect import Expect, parse_expect
 from coexist.scenario.fixes import Fix
-from coexist.scenario.host import HOST_TABLE, Host, parse_host
+from coexist.scenario.host import HOST_TABLE, Host, parse_host, settings_not_applicable
 from coexist.scenario.host import not_applicable as host_not_applicable
 from coexist.scenario.keys import KEYS, Need
 from coexist.scenario.steps import ApplyFix, AxisEvents, RevertFix, Step, events_of, parse_steps
@@ -138,6 +138,9 @@ class Scenario:
                 if need is not None and need not in self.host.start_order:
                     return (f"step {step.id}: event {event} needs {need}, which host.start_order "
                             "does not start")
+            if isinstance(step, ApplyFix) and (why := settings_not_applicable(self.host.release,
+                                                                                step.fix.settings)):
+                return f"step {step.id}: fix {step.fix.name}: {why}"
             if isinstance(step, ApplyFix | RevertFix):
                 missing = [d for d in step.fix.needs if d not in self.host.start_order]
                 if missing:

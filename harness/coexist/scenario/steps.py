@@ -117,13 +117,18 @@ class Events(StepBase):
 
 @dataclass(frozen=True)
 class ApplyFix(StepBase):
-    """`fix = "name"`: a fix's commands verbatim, then its host checks."""
+    """`fix = "name"`: a fix's settings written, its commands run verbatim, its events made to
+    happen (`then`), then its host checks."""
 
     fix: Fix
     kind: ClassVar[str] = "fix"
 
     def label(self) -> str:
-        return f"fix {self.fix.name}"
+        parts = [f"{part} {key} = {json.dumps(value)}" for part, table in self.fix.settings.items()
+                 for key, value in table.items()]
+        said = f" (settings: {'; '.join(parts)})" if parts else ""
+        then = f", then {', '.join(self.fix.then)}" if self.fix.then else ""
+        return f"fix {self.fix.name}{said}{then}"
 
     def default_id(self) -> str:
         return self.fix.name
@@ -167,6 +172,8 @@ def events_of(step: Step) -> tuple[Event, ...]:
     match step:
         case Events(events=events) | AxisEvents(events=events):
             return events
+        case ApplyFix(fix=fix):
+            return fix.then
         case _:
             return ()
 
