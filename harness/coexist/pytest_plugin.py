@@ -353,7 +353,7 @@ def axes_from(options: Iterable[str]) -> dict[str, list[Any]]:
 
 
 class _Progress:
-    """One line per finished scenario item, on the controller: `[7/24] <label>: as expected (45 s)`
+    """One line per finished scenario item, on the controller: `[7/24] <name>[<label>]: as expected (45 s)`
     (a plugin object of the session: the hooks see its config)."""
 
     def __init__(self, config: pytest.Config) -> None:
@@ -377,7 +377,7 @@ class _Progress:
         terminal = self.config.pluginmanager.get_plugin("terminalreporter")
         if terminal is not None:
             total = f"/{self.collected}" if self.collected else ""
-            label = report.nodeid.rsplit("[", 1)[-1].rstrip("]") if "[" in report.nodeid else report.nodeid
+            label = report.nodeid.rsplit("::", 1)[-1]   # the scenario's name and its variant's label
             if terminal._tw.width_of_current_line:   # after pytest's progress letters
                 terminal._tw.line()
             terminal.write_line(f"[{self.finished}{total}] {label}: {_said(report)} "

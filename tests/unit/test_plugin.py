@@ -219,8 +219,8 @@ def test_xdist_workers_hand_their_rows_to_the_controllers_matrix(
             "--coexist-artifacts", str(out))
         result.assert_outcomes(**{outcome: 2})
         said = {"failed": "UNEXPECTED", "skipped": "not applicable"}[outcome]
-        result.stdout.fnmatch_lines([f"[[]1/2[]] {release} libvirt:nftables order:*: {said} (* s)",
-                                     f"[[]2/2[]] {release} libvirt:nftables order:*: {said} (* s)"])
+        result.stdout.fnmatch_lines([f"[[]1/2[]] seed-firewalld-direct[[]{release} libvirt:nftables order:*[]]: {said} (* s)",
+                                     f"[[]2/2[]] seed-firewalld-direct[[]{release} libvirt:nftables order:*[]]: {said} (* s)"])
         matrix = out / "matrix"
         assert sorted(p.name for p in matrix.iterdir()) == ["matrix.html", "matrix.json", "matrix.md"]
         report = json.loads((matrix / "matrix.json").read_text())
