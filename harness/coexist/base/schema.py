@@ -72,8 +72,16 @@ class Collected:
         except FieldError as error:
             self.errors += (error.under(prefix) if prefix else error).each()
 
-    def __bool__(self) -> bool:
-        return bool(self.errors)
+    def typed(self, table: str, values: dict[str, Any],
+              allowed: dict[str, type | tuple[type, ...]]) -> dict[str, Any]:
+        """The keys of `values` that are among `allowed` and of their type; each other key is
+        an error of this collection (`table.key`: unknown, or of the wrong type)."""
+        fine = {}
+        for key, item in values.items():
+            with self.part():
+                _check_type(f"{table}.{key}", key, item, allowed)
+                fine[key] = item
+        return fine
 
     def check(self) -> None:
         if len(self.errors) == 1:
@@ -224,22 +232,8 @@ def check_types(table: str, values: dict[str, Any], allowed: dict[str, type | tu
     """Every key of `values` is one of `allowed` and of its type; all the keys that are not are
     said at once."""
     found = Collected()
-    for key, item in values.items():
-        with found.part():
-            _check_type(f"{table}.{key}", key, item, allowed)
+    found.typed(table, values, allowed)
     found.check()
-
-
-def typed(values: dict[str, Any], allowed: dict[str, type | tuple[type, ...]]) -> dict[str, Any]:
-    """The keys of `values` that check_types accepts (the rest were said by it)."""
-    fine = {}
-    for key, item in values.items():
-        try:
-            _check_type(key, key, item, allowed)
-        except FieldError:
-            continue
-        fine[key] = item
-    return fine
 
 
 def _check_type(where: str, key: str, item: Any, allowed: dict[str, type | tuple[type, ...]]) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from coexist.base.schema import Collected, FieldError, check_types, shown, suggest, typed, unknown
+from coexist.base.schema import Collected, FieldError, shown, suggest, unknown
 from coexist.host import known
 from coexist.host.daemons import Service
 from coexist.host.guestnet import NetworkSpec
@@ -69,9 +69,7 @@ def parse_host(data: dict[str, Any]) -> Host:
     mistake said at once; a setting no release knows is an error (with a suggestion), one that
     another release knows is for not_applicable (below) to say."""
     found = Collected()
-    with found.part():
-        check_types("host", data, HOST_TABLE)
-    data = typed(data, HOST_TABLE)
+    data = found.typed("host", data, HOST_TABLE)
     axes = {}
     for axis in HOST_AXES:
         with found.part():

@@ -27,7 +27,6 @@ from coexist.base.schema import (
     choice,
     shown,
     strings,
-    typed,
     unknown,
     within,
 )
@@ -279,7 +278,7 @@ def _parse(data: dict[str, Any], path: Path) -> Scenario:
             if isinstance(value, list):
                 tables[table] = value
         elif table in _TABLES and isinstance(value, dict):   # [host], [fix.*]: checked by their parsers
-            tables[table] = value if table in ("fix", "host") else typed(value, _TABLES[table])
+            tables[table] = value if table in ("fix", "host") else found.typed(table, value, _TABLES[table])
     meta = tables.get("scenario", {})
     written = data.get("scenario", {})   # a key written with a wrong type was said above
     with found.part():
@@ -355,8 +354,6 @@ def _check_table(table: str, value: Any) -> None:
             raise FieldError(table, f"must be an array of tables ([[{table}]])")
     elif not isinstance(value, dict):
         raise FieldError(table, "must be a table ([...])")
-    elif table not in ("fix", "host"):   # [host]: parse_host; [fix.<name>]: fixes.parse_fix
-        check_types(table, value, _TABLES[table])
 
 
 def _networks(tables: list[Any], found: Collected) -> tuple[dict[str, NetworkSpec], bool]:

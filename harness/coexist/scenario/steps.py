@@ -20,10 +20,8 @@ from coexist.base.schema import (
     Collected,
     FieldError,
     Said,
-    check_types,
     choice,
     strings,
-    typed,
     unknown,
     within,
 )
@@ -272,9 +270,7 @@ def _step(index: int, table: Any, steps: list[Step], known_fixes: dict[str, Fix]
     if not isinstance(table, dict):
         raise FieldError(where, "must be a table ([[step]])")
     found = Collected()
-    with found.part():
-        check_types(where, table, _STEP_FIELDS)
-    written, table = table, typed(table, _STEP_FIELDS)
+    written, table = table, found.typed(where, table, _STEP_FIELDS)
     step: Step | None = None
     with found.part():
         kinds = [k for k in STEP_KINDS if k in written]
