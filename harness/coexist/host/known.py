@@ -39,39 +39,50 @@ class Known:
     zones: frozenset[str]       # firewalld's zones
 
 
+PARTS = ("docker", "libvirt", "firewalld", "zones")   # what a release knows, by Known's field
+
+
+@dataclass(frozen=True)
+class _Table:
+    releases: dict[str, Known]
+    sysctls: frozenset[str]
+    kernel: str
+
+
 @functools.cache
-def _table() -> dict[str, object]:
-    return dict(json.loads(TABLE.read_text()))
+def _table() -> _Table:
+    """known-settings.json, read once."""
+    data = json.loads(TABLE.read_text())
+    return _Table({name: Known(name, *(frozenset(own[part]) for part in PARTS))
+                   for name, own in data["releases"].items()},
+                  frozenset(data["sysctls"]), str(data["kernel"]))
 
 
 def release(name: str) -> Known:
-    data = _table()["releases"]
-    assert isinstance(data, dict)
-    own = data[name]
-    return Known(name, *(frozenset(own[part]) for part in ("docker", "libvirt", "firewalld", "zones")))
+    return _table().releases[name]
 
 
 def releases() -> list[Known]:
-    data = _table()["releases"]
-    assert isinstance(data, dict)
-    return [release(name) for name in data]
+    return list(_table().releases.values())
+
+
+@functools.cache
+def anywhere(part: str) -> frozenset[str]:
+    """What some release knows of `part` (one of PARTS)."""
+    return frozenset(name for k in releases() for name in getattr(k, part))
 
 
 def sysctl_known(name: str) -> bool:
     """Is `name` a network sysctl of a lab (on the kernel the table was made on)?"""
-    names = _table()["sysctls"]
-    assert isinstance(names, list)
-    return sysctl_pattern(name) in names
+    return sysctl_pattern(name) in _table().sysctls
 
 
 def sysctl_names() -> list[str]:
-    names = _table()["sysctls"]
-    assert isinstance(names, list)
-    return [str(name) for name in names]
+    return sorted(_table().sysctls)
 
 
 def kernel() -> str:
-    return str(_table()["kernel"])
+    return _table().kernel
 
 
 def sysctl_pattern(name: str) -> str:

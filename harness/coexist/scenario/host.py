@@ -118,12 +118,12 @@ def _zone(part: str, zone: str, interfaces: Any) -> tuple[str, ...]:
     names = interfaces if isinstance(interfaces, list) else []
     if not names or not all(isinstance(i, str) for i in names):
         raise FieldError("", "a list of interface names, e.g. libvirt = [\"virbr0\"]")
-    _known_anywhere("zones", zone, "firewalld zone")
+    _known_anywhere("zones", zone)
     return tuple(names)
 
 
 _SETTING_FILES = {"docker": "daemon.json key", "libvirt": "libvirt network.conf key",
-                  "firewalld": "firewalld.conf key"}
+                  "firewalld": "firewalld.conf key", "zones": "firewalld zone"}
 
 
 def _setting(table: str, key: str, value: Any) -> Any:
@@ -131,17 +131,19 @@ def _setting(table: str, key: str, value: Any) -> Any:
         raise FieldError("", "a configuration key: letters, digits, _ . -")
     if table != "docker" and not isinstance(value, str | int | bool):
         raise FieldError("", f"must be a string, number or boolean, got {shown(value)}")
-    _known_anywhere(table, key, _SETTING_FILES[table])
+    _known_anywhere(table, key)
     return value
 
 
-def _known_anywhere(part: str, name: str, what: str) -> None:
+_SEE_TABLE = " see harness/coexist/host/known-settings.json"
+
+
+def _known_anywhere(part: str, name: str) -> None:
     """`name` is known to some release's daemons (else: unknown, with a suggestion)."""
-    everywhere = sorted({n for k in known.releases() for n in getattr(k, part)})
-    if name not in everywhere:
+    if name not in known.anywhere(part):
         releases = ", ".join(k.release for k in known.releases())
-        near = suggest(name, everywhere) or " see harness/coexist/host/known-settings.json"
-        raise FieldError("", f"unknown {what} on every release ({releases});{near}")
+        near = suggest(name, sorted(known.anywhere(part))) or _SEE_TABLE
+        raise FieldError("", f"unknown {_SETTING_FILES[part]} on every release ({releases});{near}")
 
 
 def _sysctl(part: str, key: str, value: Any) -> Any:
@@ -177,7 +179,6 @@ def settings_not_applicable(release: str, settings: Mapping[str, Mapping[str, An
             continue
         for name in table:
             if name not in getattr(here, part):
-                others = [k.release for k in known.releases() if name in getattr(k, part)]
-                what = _SETTING_FILES.get(part, "firewalld zone")
-                return f"{what} {name!r} is known on {', '.join(others)} only, not on {release}"
+                others = ", ".join(k.release for k in known.releases() if name in getattr(k, part))
+                return f"{_SETTING_FILES[part]} {name!r} is known on {others} only, not on {release}"
     return None
