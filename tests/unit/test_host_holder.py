@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -196,25 +195,32 @@ time.sleep(600)
 """
 
 
-def test_a_killed_runs_host_is_gone_at_once_not_when_the_machines_pid_1_gets_round_to_it() -> None:
+def test_a_killed_runs_host_is_reaped_by_its_own_not_left_to_the_machines_pid_1() -> None:
     # The run dies by SIGKILL: its holder's unshare dies with it, and the host's init with that.
     # The nsenter of a daemon outlives the run until the init's end has killed the daemon, and
-    # reads its exit: no process of the host is left, dead or alive, but the init's own exit
-    # (its parent, unshare, died with the run): the machine's PID 1 reads it (1.6-1.8 s late here).
+    # reads its exit: no process of the host is ever handed to the machine's PID 1, dead or alive,
+    # but the init itself (its parent, unshare, died with the run): PID 1 reads that (1.6-1.8 s
+    # late here, and never on a machine whose PID 1 does not reap). How fast it all goes is not
+    # asserted (a loaded CI machine is slow); who is left holding each process is.
     run = subprocess.Popen([sys.executable, "-c", _RUN], stdout=subprocess.PIPE, text=True,
                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "harness")})
     assert run.stdout is not None
     owner, holder = run.stdout.readline().split()
     ns = _pid_ns(int(holder))
     init = processes.parent(int(holder))
+    orphaned: set[int] = set()
+
+    def gone(_: bool) -> bool:
+        left = _in(ns) - {init}
+        orphaned.update(pid for pid in left if processes.parent(pid) == 1)
+        return not left
+
     try:
         retry(lambda _: len(_in(ns)) == 3, timeout=10, what="init, holder and daemon in the host")
         run.kill()
         run.wait()
-        deadline = time.monotonic() + 1.0
-        while _in(ns) - {init} and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert _in(ns) - {init} == set(), "a process of the host outlived its run by a second"
+        retry(gone, timeout=30, interval=0.02, what="every process of the killed run's host gone")
+        assert not orphaned, f"left to the machine's PID 1: {sorted(orphaned)}"
         assert not processes.running(init)
     finally:
         run.kill()
