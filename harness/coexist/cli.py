@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     interrupt.install()
     argv = sys.argv[1:] if argv is None else argv
     to_pytest: list[str] = []
-    if argv[:1] == ["matrix"] and "--" in argv:   # the rest is pytest's: -k, -x, --lf, ...
+    if argv[:1] in (["matrix"], ["fixes"]) and "--" in argv:   # the rest is pytest's: -k, -x, --lf, ...
         argv, to_pytest = argv[:argv.index("--")], argv[argv.index("--") + 1:]
     args = _parser().parse_args(argv)
     args.to_pytest = to_pytest
@@ -48,6 +48,8 @@ def _command(args: argparse.Namespace) -> int:
             return _images(args.release)
         if args.command == "matrix":
             return _matrix(args)
+        if args.command == "fixes":
+            return _fixes(args)
         if args.command == "shell":
             return _shell(args)
         return _run(args)
@@ -171,6 +173,28 @@ def _parser() -> argparse.ArgumentParser:
     matrix.add_argument("-n", type=_workers, default=1, metavar="N",
                         help="run N labs at once (pytest-xdist workers), or 'auto': one per CPU "
                              "(default 1)")
+    fixes = sub.add_parser(
+        "fixes", help="measure the fix catalogue side by side on a setup; write a report",
+        usage="coexist fixes [options] [-- PYTEST-ARGS]",
+        description="Measure every fix of the catalogue (coexist/scenario/fixes.toml) on a host "
+                    "setup (coexist/scenario/setups.toml), on each release given: a real lab and "
+                    "guest per fix and release, through pytest as `matrix` runs them. Steps: boot, "
+                    "the fix, then firewall-cmd --reload, a dockerd restart and a host reboot (those "
+                    "whose daemon the setup starts). Writes fixes.md, fixes.html and fixes.json "
+                    "(best fixes per release at the top, a cell per step saying what happened for "
+                    "the user, linked to its evidence), beside the matrix's own reports.",
+        epilog="example: coexist fixes --release trixie,forky --fix seed-firewalld-direct,"
+               "docker-user-libvirt -n 2")
+    fixes.add_argument("--setup", default="seed", metavar="NAME",
+                       help="the host the fixes are measured on: seed (default), docker-first or bridged")
+    _add_axis(fixes, AXES["release"])
+    fixes.add_argument("--fix", action="append", default=[], metavar="FIX[,FIX...]",
+                       type=lambda text: text.split(","),
+                       help="measure only these fixes (repeatable; default: every fix of the catalogue)")
+    fixes.add_argument("--out", type=Path, default=None,
+                       help="report folder (default: ./artifacts/fixes-<time>-<run id>)")
+    fixes.add_argument("-n", type=_workers, default=1, metavar="N",
+                       help="run N labs at once (pytest-xdist workers), or 'auto' (default 1)")
     shell = sub.add_parser(
         "shell", help="enter a lab that pytest --coexist-keep-lab kept (or its guest)",
         description="Enter a lab that `pytest --coexist-keep-lab` kept after a failed test: a shell on its "
@@ -202,7 +226,7 @@ def _workers(text: str) -> int:
     return int(text)
 
 
-def _add_axis(group: argparse._ArgumentGroup, axis: Axis, *, one: bool = False) -> None:
+def _add_axis(group: argparse._ActionsContainer, axis: Axis, *, one: bool = False) -> None:
     """The flag of `axis` (coexist.scenario.axes), written as `--axis` writes its values: an
     order's services or a list's events joined by '+', several values joined by ','; no or yes.
     The matrix's is repeatable; `one`: a run's, one value (a yes/no flag alone means yes)."""
@@ -431,6 +455,48 @@ def _matrix(args: argparse.Namespace) -> int:
     print(painted(report.read_text(), sys.stdout))
     print(f"reports: {report}, {out / 'matrix.html'}, {out / 'matrix.json'}, {out / 'junit.xml'}")
     return matrix_exit_code(out / "matrix.json", code)
+
+
+def _fixes(args: argparse.Namespace) -> int:
+    """The catalogue's fixes on a setup and releases: one scenario per fix and release, written
+    into the report folder and run as the matrix runs scenarios; then the catalogue's report."""
+    import pytest
+
+    from coexist.report import catalogue as report
+    from coexist.report import matrix
+    from coexist.scenario import catalogue
+
+    setups = catalogue.setups()
+    if args.setup not in setups:
+        raise UserError(f"--setup {args.setup}: unknown setup;{suggest(args.setup, setups)} allowed: "
+                        f"{', '.join(setups)}")
+    setup = setups[args.setup]
+    try:
+        fixes = catalogue.chosen([name for chunk in args.fix for name in chunk])
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    releases = catalogue.order([r for chunk in args.release for r in chunk] or RELEASES)
+    planned = catalogue.plan(setup, fixes, releases)
+    runnable = [plan for plan in planned if plan.not_applicable is None]
+    _preflight(artifacts_root=args.out.resolve().parent if args.out else Path("artifacts"), releases=releases)
+    out = args.out.resolve() if args.out else run_folder(Path("artifacts"), "fixes")
+    _partial.append(out)
+    files = [plan.write(out / "scenarios") for plan in runnable]
+    log.info(f"coexist fixes: {len(fixes)} fixes x {', '.join(releases)} on setup {setup.name}: "
+             f"{len(files)} runs ({len(planned) - len(files)} not applicable) -> {out}"
+             + (f", {args.n} at once" if args.n > 1 else ""))
+    started = time.monotonic()
+    if files:
+        pytest.main(pytest_argv(files, out, [], args.n, args.to_pytest))
+        if (stop := interrupt.received()) is not None:
+            raise stop
+    measured = matrix.read_report(out) if (out / "matrix.json").is_file() else []
+    found = report.rows(planned, measured)
+    report.write_reports(setup, found, out, environment=matrix.environment(measured),
+                         seconds=time.monotonic() - started)
+    print(painted(report.terminal(found, releases), sys.stdout))
+    print(f"reports: {out / 'fixes.md'}, {out / 'fixes.html'}, {out / 'fixes.json'}")
+    return 3 if any(row.error for row in found) else 0
 
 
 def pytest_argv(files: list[Path], out: Path, options: list[str], labs: int,

@@ -138,12 +138,12 @@ def write_reports(rows: list[Row], out: Path, *, total: int, seconds: float) -> 
     releases = sorted({r.scenario.host.release for r in rows}, key=RELEASES.index)
     table = _table(rows)
     summary = _summary(rows, total, seconds)
-    environment = _environment(rows)
+    made_with = environment(rows)
     (out / "matrix.json").write_text(json.dumps(
-        {"summary": summary, "environment": environment, "rows": [_travelling(r, out) for r in rows]},
+        {"summary": summary, "environment": made_with, "rows": [_travelling(r, out) for r in rows]},
         indent=2) + "\n")
-    (out / "matrix.md").write_text(_markdown(table, releases, summary, rows, environment))
-    (out / "matrix.html").write_text(_html(table, releases, summary, rows, environment))
+    (out / "matrix.md").write_text(_markdown(table, releases, summary, rows, made_with))
+    (out / "matrix.html").write_text(_html(table, releases, summary, rows, made_with))
 
 
 def _relative(path: str, out: Path) -> str:
@@ -172,7 +172,7 @@ def read_report(folder: Path) -> list[Row]:
     return rows
 
 
-def _environment(rows: list[Row]) -> dict[str, Any]:
+def environment(rows: list[Row]) -> dict[str, Any]:
     """What the report was made with: coexist's version, the date, the command, the accelerator
     and the package versions of each release's host image."""
     versions: dict[str, dict[str, str]] = {}

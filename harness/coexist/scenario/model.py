@@ -260,15 +260,17 @@ def load(path: Path | str) -> Scenario:
     return parse(data, path, text)
 
 
-def parse(data: dict[str, Any], path: Path | str = "<scenario>", text: str | None = None) -> Scenario:
+def parse(data: dict[str, Any], path: Path | str = "<scenario>", text: str | None = None, *,
+          runnable: bool = True) -> Scenario:
     """Validate already-parsed TOML data: unknown keys, types and allowed values are all errors,
-    all of them said at once, each with its line in `text` (the file's TOML) when it is given."""
+    all of them said at once, each with its line in `text` (the file's TOML) when it is given.
+    `runnable`: a scenario that cannot run as written (Scenario.not_applicable) is an error too."""
     path = Path(path)
     with anchored(path, text):
-        return _parse(data, path)
+        return _parse(data, path, runnable)
 
 
-def _parse(data: dict[str, Any], path: Path) -> Scenario:
+def _parse(data: dict[str, Any], path: Path, runnable: bool) -> Scenario:
     found = Collected()
     tables: dict[str, Any] = {}
     for table, value in data.items():
@@ -338,7 +340,7 @@ def _parse(data: dict[str, Any], path: Path) -> Scenario:
     scenario = dataclasses.replace(scenario, cases=tuple(cases))
     _check_networks(scenario)
     _check_consistency(scenario)
-    why = scenario.not_applicable()
+    why = scenario.not_applicable() if runnable else None
     if why is not None:
         raise FieldError("host", f"cannot run as written: {why}")
     return scenario

@@ -1,0 +1,323 @@
+"""`coexist fixes`' report: the catalogue's fixes side by side, per release, each cell saying what
+happened for the user (restored / still cut off / published port BROKEN / LOST after a reload ...)
+with its reason and a link to its evidence. fixes.json is the same table as data a program can
+query (coexist's future `doctor` recommends from it): per release and fix, whether it restores
+the guest, what it costs, what it survives.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from coexist.report.matrix import Row
+from coexist.report.results import StepResult
+from coexist.report.verdict import costs
+from coexist.scenario.catalogue import FIX_STEP, SURVIVAL, Planned, Setup, order
+
+FORMAT = 1
+COLUMNS = {"boot": "before the fix", FIX_STEP: "the fix", "after-reload": "after firewall-cmd --reload",
+           "after-docker-restart": "after a dockerd restart", "after-reboot": "after a host reboot"}
+assert set(COLUMNS) == {"boot", FIX_STEP, *(step for step, _ in SURVIVAL)}
+COLOURS = {"good": "#bfe8bf", "cost": "#f7cf8f", "bad": "#f2a7a7", "none": "#e6e6e6", "error": "#f0e08a"}
+LEGEND = {"good": "good for the user: the guest online, Docker as before",
+          "cost": "the guest online, but something BROKEN that worked before the fix",
+          "bad": "the guest cut off", "none": "nothing to measure: not applicable, nothing to fix",
+          "error": "the run broke (its evidence says why)"}
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str     # what happened, for the user
+    colour: str   # a key of COLOURS
+    reason: str   # one line from the evidence
+
+
+@dataclass(frozen=True)
+class FixRow:
+    """One fix on one release: its cells by column, and the verdict's gist."""
+
+    release: str
+    fix: str
+    summary: str
+    source: str
+    cells: dict[str, Cell]
+    restores: bool | None    # None: not measured (not applicable, broken, nothing to fix)
+    costs: list[str]         # what it broke, with the step it broke it at
+    evidence: str = ""       # relative to the report
+    not_applicable: str | None = None
+    error: str | None = None
+
+    @property
+    def free(self) -> bool:
+        """Restores the guest, survives every event measured, and breaks nothing measured."""
+        return bool(self.restores) and not self.costs
+
+    def rank(self) -> tuple[int, int]:
+        """Best first: restoring fixes by how many cells after the fix are bad or costly."""
+        after = [cell for column, cell in self.cells.items() if column not in ("boot",)]
+        return (sum(c.colour == "bad" for c in after), sum(c.colour == "cost" for c in after))
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "free": self.free}
+
+
+def rows(planned: Iterable[Planned], measured: Iterable[Row]) -> list[FixRow]:
+    """The catalogue's rows: each planned fix with what its run measured (none for a fix that
+    is not applicable on its release; an error for a run that broke)."""
+    runs = {(row.scenario.host.release, row.scenario.name): row for row in measured}
+    found = []
+    for plan in planned:
+        base = dict(release=plan.release, fix=plan.fix.name, summary=plan.fix.summary, source=plan.fix.source)
+        columns = ["boot", FIX_STEP, *(step for step, _ in plan.setup.survival())]
+        run = runs.get((plan.release, plan.fix.name))
+        if plan.not_applicable or (run and run.unsupported):
+            why = plan.not_applicable or (run.unsupported if run else None)
+            found.append(FixRow(**base, cells={}, restores=None, costs=[], not_applicable=why))
+        elif run is None or run.verdict is None:
+            error = (run.error.splitlines()[0] if run and run.error
+                     else "not run (the catalogue run stopped first)")
+            found.append(FixRow(**base, cells={c: Cell("error" if run else "not run", "error", error)
+                                               for c in columns},
+                                restores=None, costs=[], evidence=run.evidence if run else "", error=error))
+        else:
+            found.append(_measured(base, run))
+    return found
+
+
+def _measured(base: dict[str, Any], run: Row) -> FixRow:
+    assert run.verdict is not None
+    steps = {result.step.id: result for result in run.verdict.steps}
+    boot, fix = steps["boot"], steps[FIX_STEP]
+    cells = {"boot": Cell("online: no symptom", "good", _probes(boot)) if _online(boot) else
+             Cell("cut off (the symptom)", "bad", _probes(boot))}
+    paid: list[str] = []
+    if _online(boot):
+        cells[FIX_STEP] = Cell("nothing to fix", "none", "the guest was online before the fix")
+        restores = None
+    elif not _online(fix):
+        cells[FIX_STEP] = Cell("still cut off", "bad", _probes(fix))
+        restores = False
+    else:
+        cells[FIX_STEP] = _online_cell("restored", costs(boot, fix), fix)
+        paid += [f"{cost} ({COLUMNS[FIX_STEP]})" for cost in costs(boot, fix)]
+        restores = True
+    for step, _ in SURVIVAL:
+        if step not in steps:
+            continue
+        after = steps[step]
+        if _online(after):
+            broken = costs(boot, after)
+            cells[step] = _online_cell("kept" if restores else "online", broken, after)
+            paid += [f"{cost} ({COLUMNS[step]})" for cost in broken if restores]
+        else:
+            cells[step] = Cell("LOST: cut off again" if restores else "still cut off", "bad", _probes(after))
+            if restores:
+                paid.append(f"guest LOST {COLUMNS[step]}")
+    return FixRow(**base, cells=cells, restores=restores, costs=_once(paid), evidence=run.evidence)
+
+
+def _online_cell(word: str, broken: list[str], result: StepResult) -> Cell:
+    if broken:
+        return Cell(f"{word}, but {', '.join(broken)}", "cost", _docker(result))
+    return Cell(word, "good", _probes(result) + "; " + _docker(result))
+
+
+def _once(items: list[str]) -> list[str]:
+    """Each cost once, at the first step that showed it."""
+    seen: dict[str, str] = {}
+    for item in items:
+        seen.setdefault(item.split(" (")[0], item)
+    return list(seen.values())
+
+
+def _online(result: StepResult) -> bool:
+    return bool(result.guests) and all(s.final.all_ok for s in result.guests.values())
+
+
+def _probes(result: StepResult) -> str:
+    if len(result.guests) == 1:
+        return next(iter(result.guests.values())).final.summary()
+    return "; ".join(f"guest {name}: {settled.final.summary()}" for name, settled in result.guests.items())
+
+
+def _docker(result: StepResult) -> str:
+    port = {True: "answers", False: "BROKEN", None: "not probed"}[result.published_port]
+    isolation = {True: "kept", False: "BROKEN", None: "not probed"}[result.docker_isolation]
+    return f"published port {port}, isolation {isolation}"
+
+
+def best(found: list[FixRow], release: str) -> dict[str, list[str]]:
+    """Per release: the fixes that restore the guest at no measured cost (best first), those that
+    restore it at a cost, those that do not, and those that do not apply."""
+    mine = [row for row in found if row.release == release]
+    restoring = sorted((row for row in mine if row.restores), key=FixRow.rank)
+    return {"free": [row.fix for row in restoring if row.free],
+            "with_costs": [f"{row.fix} ({'; '.join(row.costs)})" for row in restoring if not row.free],
+            "not_restoring": [row.fix for row in mine if row.restores is False],
+            "nothing_to_fix": [row.fix for row in mine if row.restores is None and not row.not_applicable
+                               and not row.error],
+            "not_applicable": [row.fix for row in mine if row.not_applicable],
+            "errors": [row.fix for row in mine if row.error]}
+
+
+def terminal(found: list[FixRow], releases: Iterable[str]) -> str:
+    """What `coexist fixes` prints when it ends: per release, the best fixes and the rest."""
+    lines = []
+    for release in releases:
+        lines.append(f"{release}:")
+        lines += [f"  {line}" for line in _best_lines(best(found, release))]
+    return "\n".join(lines)
+
+
+def write_reports(setup: Setup, found: list[FixRow], out: Path, *, environment: dict[str, Any],
+                  seconds: float) -> None:
+    """fixes.json, fixes.md and fixes.html in `out` (the evidence links are relative to it)."""
+    releases = order(row.release for row in found)
+    data = {"format": FORMAT, "setup": asdict(setup), "releases": releases,
+            "deviations": {r: d for r in releases if (d := setup.deviation(r))},
+            "best": {r: best(found, r) for r in releases}, "columns": COLUMNS,
+            "wall_seconds": round(seconds, 1), "environment": environment,
+            "rows": [row.to_json() for row in found]}
+    (out / "fixes.json").write_text(json.dumps(data, indent=2) + "\n")
+    (out / "fixes.md").write_text(markdown(data))
+    (out / "fixes.html").write_text(page(data))
+
+
+def _cells(data: dict[str, Any], release: str) -> list[dict[str, Any]]:
+    return [row for row in data["rows"] if row["release"] == release]
+
+
+def _best_lines(picked: dict[str, list[str]]) -> list[str]:
+    words = {"free": "restore the guest at no measured cost, best first",
+             "with_costs": "restore it, at a cost", "not_restoring": "do not restore it",
+             "nothing_to_fix": "had nothing to fix (the guest was online before them)",
+             "not_applicable": "not applicable here", "errors": "the run broke"}
+    return [f"{words[key]}: {', '.join(names)}" for key, names in picked.items() if names]
+
+
+def markdown(data: dict[str, Any]) -> str:
+    setup = data["setup"]
+    lines = [f"# coexist fix catalogue: setup `{setup['name']}`", "", setup["summary"], "",
+             f"{len(data['rows'])} rows ({len({r['fix'] for r in data['rows']})} fixes x "
+             f"{len(data['releases'])} releases), {data['wall_seconds']:.0f} s. Each cell: what happened "
+             "for the user after that step, then why (from the run's evidence).", "",
+             "## Best per release", ""]
+    for release in data["releases"]:
+        lines.append(f"- **{release}**:")
+        lines += [f"  - {line}" for line in _best_lines(data["best"][release])]
+    for release in data["releases"]:
+        lines += ["", f"## {release}" + _main_versions(data, release), ""]
+        if release in data["deviations"]:
+            lines += [f"Note: {data['deviations'][release]}.", ""]
+        head = ["fix", *data["columns"].values()]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for row in _cells(data, release):
+            name = f"[{row['fix']}]({row['evidence']})" if row["evidence"] else row["fix"]
+            cells = [_md_cell(row["cells"].get(column)) for column in data["columns"]]
+            if row["not_applicable"]:
+                cells = [f"not applicable: {row['not_applicable']}"] + [""] * (len(cells) - 1)
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "## Not applicable, and runs that broke", ""]
+    lines += [f"- {row['release']} {row['fix']}: {row['not_applicable'] or row['error']}"
+              for row in data["rows"] if row["not_applicable"] or row["error"]] or ["- none"]
+    lines += ["", "## The fixes", ""]
+    seen: set[str] = set()
+    for row in data["rows"]:
+        if row["fix"] not in seen:
+            seen.add(row["fix"])
+            lines.append(f"- **{row['fix']}**: {row['summary']} (source: {row['source'] or 'none given'})")
+    lines += ["", *_environment_md(data["environment"])]
+    return "\n".join(lines) + "\n"
+
+
+MAIN = ("docker.io", "libvirt-daemon", "firewalld", "nftables", "iptables")
+
+
+def _main_versions(data: dict[str, Any], release: str) -> str:
+    """`: docker.io 26.1.5..., libvirt-daemon 11.3.0...` (the environment has every package)."""
+    versions = data["environment"]["versions"].get(release, {})
+    said = [f"{name} {versions[name]}" for name in MAIN if name in versions]
+    return ": " + ", ".join(said) if said else ""
+
+
+def _md_cell(cell: dict[str, Any] | None) -> str:
+    if cell is None:
+        return ""
+    text = cell["text"] if cell["colour"] in ("good", "none") else f"**{cell['text']}**"
+    return text if cell["colour"] == "none" else f"{text}<br>{cell['reason']}"
+
+
+def _environment_md(environment: dict[str, Any]) -> list[str]:
+    return ["## Environment", "", f"- coexist {environment['coexist']}, {environment['date']}",
+            f"- command: `{environment['command']}`",
+            f"- accelerator: {', '.join(environment['accelerator']) or 'none ran'}"]
+
+
+def page(data: dict[str, Any]) -> str:
+    setup = data["setup"]
+    e = html.escape
+    legend = "".join(f"<span class=key style='background:{COLOURS[k]}'>{e(v)}</span>"
+                     for k, v in LEGEND.items())
+    out = ["<!doctype html><meta charset=utf-8>",
+           f"<title>coexist fix catalogue: {e(setup['name'])}</title>",
+           "<style>body{font-family:sans-serif;margin:16px;max-width:1400px}td,th{border:1px solid #aaa;"
+           "padding:3px 6px;font-size:12px;vertical-align:top}table{border-collapse:collapse;width:100%}"
+           "th{background:#f4f4f4}td.fix{font-weight:bold;white-space:nowrap}td small{color:#333}"
+           ".key{display:inline-block;padding:2px 8px;margin:0 6px 4px 0;font-size:12px;"
+           "border:1px solid #aaa}"
+           "li{margin:2px 0}</style>",
+           f"<h1>coexist fix catalogue: setup <code>{e(setup['name'])}</code></h1>",
+           f"<p>{e(setup['summary'])}. {len(data['rows'])} rows, {data['wall_seconds']:.0f} s.</p>",
+           f"<p>{legend}</p>", "<h2>Best per release</h2><ul>"]
+    for release in data["releases"]:
+        said = "".join(f"<li>{e(line)}</li>" for line in _best_lines(data["best"][release]))
+        out.append(f"<li><b>{e(release)}</b><ul>{said}</ul></li>")
+    out.append("</ul>")
+    for release in data["releases"]:
+        out.append(f"<h2>{e(release)}</h2><p>{e(_main_versions(data, release)[2:])}</p>")
+        if release in data["deviations"]:
+            out.append(f"<p>Note: {e(data['deviations'][release])}</p>")
+        out.append("<table><tr><th>fix</th>" + "".join(f"<th>{e(c)}</th>" for c in data["columns"].values())
+                   + "</tr>")
+        for row in _cells(data, release):
+            name = e(row["fix"])
+            if row["evidence"]:
+                name = f"<a href=\"{e(row['evidence'], quote=True)}\">{name}</a>"
+            out.append(f"<tr><td class=fix title=\"{e(row['summary'], quote=True)}\">{name}</td>")
+            if row["not_applicable"]:
+                out.append(f"<td colspan={len(data['columns'])} data-colour=none style='background:"
+                           f"{COLOURS['none']}'>not applicable: {e(row['not_applicable'])}</td></tr>")
+                continue
+            for column in data["columns"]:
+                cell = row["cells"].get(column)
+                if cell is None:
+                    out.append("<td></td>")
+                    continue
+                why = (f"<br><small>{e(cell['reason'])}</small>"
+                       if cell["colour"] in ("bad", "cost", "error") else "")
+                out.append(f"<td data-colour={cell['colour']} style='background:{COLOURS[cell['colour']]}' "
+                           f"title=\"{e(cell['reason'], quote=True)}\">{e(cell['text'])}{why}</td>")
+            out.append("</tr>")
+        out.append("</table>")
+    notes = [f"<li>{e(row['release'])} {e(row['fix'])}: {e(row['not_applicable'] or row['error'])}</li>"
+             for row in data["rows"] if row["not_applicable"] or row["error"]]
+    out += ["<h2>Not applicable, and runs that broke</h2>", f"<ul>{''.join(notes) or '<li>none</li>'}</ul>",
+            "<h2>The fixes</h2><ul>"]
+    seen: set[str] = set()
+    for row in data["rows"]:
+        if row["fix"] not in seen:
+            seen.add(row["fix"])
+            source = e(row["source"] or "no source")
+            out.append(f"<li><b>{e(row['fix'])}</b>: {e(row['summary'])} <small>({source})</small></li>")
+    env = data["environment"]
+    out += ["</ul><h2>Environment</h2><ul>", f"<li>coexist {e(env['coexist'])}, {e(env['date'])}</li>",
+            f"<li>command: <code>{e(env['command'])}</code></li>",
+            f"<li>accelerator: {e(', '.join(env['accelerator']) or 'none ran')}</li>"]
+    out += [f"<li>{e(r)}: {e(', '.join(f'{k} {v}' for k, v in sorted(v.items())))}</li>"
+            for r, v in env["versions"].items()]
+    return "\n".join([*out, "</ul>"]) + "\n"

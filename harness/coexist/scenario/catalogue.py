@@ -1,0 +1,193 @@
+"""The fix catalogue: every fix of fixes.toml measured on a setup of setups.toml, side by side.
+
+One scenario per fix and release, written as a file a user can run again (`coexist run FILE`):
+the setup's host, workload and guest network; steps `boot`, the fix (id `fix`), then each
+survival event whose daemon the setup starts. No expectations: what happened is the result
+(coexist.report.catalogue reads it).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from coexist.base.schema import FieldError, ScenarioError, check_types, unknown
+from coexist.scenario import fixes as fix_catalogue
+from coexist.scenario.axes import RELEASES
+from coexist.scenario.events import Event
+from coexist.scenario.fixes import Fix
+from coexist.scenario.model import NO_BACKEND, load, parse
+
+# the steps after the fix, by their id in every catalogue scenario: what the fix must survive
+SURVIVAL = (("after-reload", Event.FIREWALLD_RELOAD), ("after-docker-restart", Event.DOCKERD_RESTART),
+            ("after-reboot", Event.HOST_REBOOT))
+FIX_STEP = "fix"
+_FIELDS: dict[str, type | tuple[type, ...]] = {"summary": str, "host": dict, "workload": dict,
+                                               "network": str}
+_FILE = "setups.toml"
+
+
+@dataclass(frozen=True)
+class Setup:
+    """A host the catalogue measures each fix on (a table of setups.toml)."""
+
+    name: str
+    summary: str
+    host: dict[str, Any]
+    workload: dict[str, Any]
+    network: str
+
+    def deviation(self, release: str) -> str | None:
+        """What this release cannot do of the setup, and so runs otherwise (None: nothing)."""
+        backend = self.host.get("libvirt_firewall_backend", "default")
+        if backend != "default" and release in NO_BACKEND:
+            return f"{NO_BACKEND[release]}: measured with libvirt's only firewall there"
+        return None
+
+    def survival(self) -> list[tuple[str, Event]]:
+        """The survival events of the catalogue whose daemon this setup starts."""
+        order = self.host.get("start_order", [])
+        return [(step, event) for step, event in SURVIVAL if event.needs is None or event.needs in order]
+
+    def data(self, fix: Fix, release: str) -> dict[str, Any]:
+        """The scenario measuring `fix` on this setup on `release`, as a scenario file's TOML."""
+        host = {"release": release, **self.host}
+        if self.deviation(release):
+            host.pop("libvirt_firewall_backend")
+        steps: list[dict[str, Any]] = [{"do": "boot"}, {"fix": fix.name, "id": FIX_STEP}]
+        steps += [{"event": event.value, "id": step} for step, event in self.survival()]
+        return {"scenario": {"name": fix.name, "summary": fix.summary,
+                             "source": fix.source or "coexist's fix catalogue",
+                             "notes": [f"the fix catalogue's setup {self.name!r}: {self.summary}",
+                                       *filter(None, [self.deviation(release)])]},
+                "host": host, "workload": self.workload,
+                "guest": [{"name": "guest", "network": self.network}], "step": steps}
+
+    def plan(self, fix: Fix, release: str) -> Planned:
+        """`fix` on this setup on `release`: its scenario, and why it cannot run (the fix needs a
+        daemon the setup does not start, a setting the release does not know, ...)."""
+        data = self.data(fix, release)
+        scenario = parse(data, f"{self.name}/{release}/{fix.name}.toml", runnable=False)
+        return Planned(self, fix, release, data, scenario.not_applicable())
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One row of the catalogue: a fix on a setup and release (`not_applicable`: why it cannot
+    run there; None: it runs)."""
+
+    setup: Setup
+    fix: Fix
+    release: str
+    data: dict[str, Any]
+    not_applicable: str | None
+
+    def write(self, folder: Path) -> Path:
+        """The scenario as a file in `folder`/<release>/<fix>.toml, read back as any scenario
+        file is read (its errors would be the catalogue's)."""
+        path = folder / self.release / f"{self.fix.name}.toml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = (f"# made by coexist's fix catalogue: fix {self.fix.name!r} on setup {self.setup.name!r}\n"
+                + toml_document(self.data))
+        path.write_text(text)
+        load(path)
+        return path
+
+
+@cache
+def setups() -> dict[str, Setup]:
+    """The setups of setups.toml by name; ScenarioError names the table and field that is wrong."""
+    text = resources.files("coexist.scenario").joinpath(_FILE).read_text()
+    found = {}
+    for name, table in tomllib.loads(text).items():
+        try:
+            found[name] = _setup(name, table)
+        except FieldError as error:
+            raise ScenarioError(Path(_FILE), f"{name}.{error.field}".rstrip("."), error.problem) from None
+    return found
+
+
+def _setup(name: str, table: Any) -> Setup:
+    if not isinstance(table, dict):
+        raise FieldError("", "must be a table")
+    for key in table:
+        if key not in _FIELDS:
+            raise FieldError(key, unknown("key", key, _FIELDS))
+    check_types("", table, _FIELDS)
+    missing = [key for key in _FIELDS if key not in table]
+    if missing:
+        raise FieldError(missing[0], "is required")
+    if "release" in table["host"]:
+        raise FieldError("host.release", "the catalogue's --release gives it; leave it out")
+    setup = Setup(name, table["summary"], dict(table["host"]), dict(table["workload"]), table["network"])
+    try:   # the setup as a scenario: every field checked as a scenario file's would be
+        parse(setup.data(next(iter(fix_catalogue.builtin().values())), "trixie"), runnable=False)
+    except ScenarioError as error:
+        raise FieldError(error.where.replace("guest.0.", "network"), error.problem) from None
+    return setup
+
+
+def chosen(names: Iterable[str] | None) -> list[Fix]:
+    """The catalogue's fixes by name (None: all of them, in fixes.toml's order); ValueError: an
+    unknown name, with the names there are."""
+    every = fix_catalogue.builtin()
+    if not names:
+        return list(every.values())
+    wanted = list(names)
+    for name in wanted:
+        if name not in every:
+            raise ValueError(f"--fix {name}: {unknown('fix', name, every)}")
+    return [every[name] for name in wanted]
+
+
+def plan(setup: Setup, fixes: list[Fix], releases: Iterable[str]) -> list[Planned]:
+    """The catalogue's rows for `setup`: every fix on every release, in that order."""
+    return [setup.plan(fix, release) for release in order(releases) for fix in fixes]
+
+
+def order(releases: Iterable[str]) -> list[str]:
+    return sorted(set(releases), key=RELEASES.index)
+
+
+# -- TOML, written: tomllib reads only; the catalogue's files are a few tables of plain values ---
+_BARE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def toml_document(data: dict[str, Any]) -> str:
+    """`data` (tables of strings, numbers, booleans, lists and inline tables; lists of tables as
+    [[arrays]]) as TOML text that tomllib reads back equal."""
+    lines: list[str] = []
+    for name, value in data.items():
+        if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+            for item in value:
+                lines += ["", f"[[{_key(name)}]]", *(f"{_key(k)} = {toml_value(v)}" for k, v in item.items())]
+        elif isinstance(value, dict):
+            lines += ["", f"[{_key(name)}]", *(f"{_key(k)} = {toml_value(v)}" for k, v in value.items())]
+        else:
+            lines.insert(0, f"{_key(name)} = {toml_value(value)}")
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)   # a JSON string is a TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_key(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"no TOML for {type(value).__name__}")
+
+
+def _key(name: str) -> str:
+    return name if _BARE.fullmatch(name) else json.dumps(name)

@@ -1,0 +1,145 @@
+"""The fix catalogue without a lab: its setups and scenarios as data, and its report from
+measured steps (recorded shapes, not a run)."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+from coexist import cli
+from coexist.guest.accel import AccelDecision
+from coexist.net.connectivity import Connectivity, Probe
+from coexist.report import catalogue as report
+from coexist.report.matrix import Row
+from coexist.report.results import Settled, StepResult
+from coexist.report.verdict import Verdict
+from coexist.scenario import catalogue
+from coexist.scenario.axes import RELEASES
+from coexist.scenario.model import load
+
+SEED = catalogue.setups()["seed"]
+
+
+def test_every_fix_on_every_setup_and_release_is_a_scenario_or_says_why_not(tmp_path: Path) -> None:
+    fixes = catalogue.chosen(None)
+    assert len(fixes) >= 15
+    for setup in catalogue.setups().values():
+        for plan in catalogue.plan(setup, fixes, RELEASES):
+            if plan.not_applicable:
+                assert plan.not_applicable.startswith("step fix: fix "), plan.not_applicable
+                continue
+            scenario = load(plan.write(tmp_path / setup.name))
+            assert scenario.name == plan.fix.name and scenario.host.release == plan.release
+            assert [s.id for s in scenario.steps][:2] == ["boot", catalogue.FIX_STEP]
+
+
+def test_why_a_fix_does_not_apply_names_the_release_or_the_daemon() -> None:
+    nodrop = catalogue.chosen(["docker-ip-forward-no-drop"])
+    reasons = {p.release: p.not_applicable for p in catalogue.plan(SEED, nodrop, RELEASES)}
+    assert reasons["forky"] is None
+    assert "known on forky only, not on trixie" in (reasons["trixie"] or "")
+    bridged = catalogue.setups()["bridged"]
+    seed_fix = catalogue.plan(bridged, catalogue.chosen(["seed-firewalld-direct"]), ["trixie"])[0]
+    assert "needs firewalld" in (seed_fix.not_applicable or "")
+    # and a setup without firewalld has no reload to survive
+    assert [step for step, _ in bridged.survival()] == ["after-docker-restart", "after-reboot"]
+
+
+def test_a_release_without_the_setups_libvirt_backend_runs_its_only_one_and_says_so() -> None:
+    plan = SEED.plan(catalogue.chosen(["docker-user-libvirt"])[0], "bookworm")
+    assert "libvirt_firewall_backend" not in plan.data["host"]
+    assert "bookworm" in (SEED.deviation("bookworm") or "") and SEED.deviation("trixie") is None
+    assert plan.not_applicable is None
+
+
+def test_written_toml_reads_back_equal() -> None:
+    data = {"scenario": {"name": "x", "notes": ["a \"quoted\" é", "b\\c"]},
+            "host": {"start_order": ["dockerd", "libvirt"], "ipv6": True, "docker": {"ip-forward": False}},
+            "step": [{"do": "boot"}, {"fix": "f", "params": {"bridge": "virbr+"}, "settle": 2.5}]}
+    assert tomllib.loads(catalogue.toml_document(data)) == data
+
+
+def test_unknown_fix_and_setup_are_one_line_each(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["fixes", "--fix", "seed-firewalld-dirct"]) == 2
+    assert cli.main(["fixes", "--setup", "sed"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("coexist: --fix seed-firewalld-dirct: unknown fix; did you mean 'seed-firewalld-direct'?")
+    assert err[1].startswith("coexist: --setup sed: unknown setup; did you mean 'seed'?")
+
+
+# -- the report, from measured steps ------------------------------------------------------------
+def reach(dns: bool, ping: bool, tcp: bool) -> Connectivity:
+    return Connectivity(Probe("DNS", "nslookup", dns, ""), Probe("ping", "ping", ping, ""),
+                        Probe("TCP", "nc", tcp, ""))
+
+
+CUT, ONLINE = reach(True, False, False), reach(True, True, True)
+
+
+def measured(folder: Path, fix: str, *steps: tuple[Connectivity, bool, bool]) -> tuple[catalogue.Planned, Row]:
+    """A catalogue row as its run would measure it: per step, the guest's reach, the published
+    port, Docker's isolation."""
+    plan = SEED.plan(catalogue.chosen([fix])[0], "trixie")
+    scenario = load(plan.write(folder))
+    results = [StepResult(step, guests={"guest": Settled(conn, 1, 1.0, True)}, published_port=port,
+                          docker_isolation=isolated)
+               for step, (conn, port, isolated) in zip(scenario.steps, steps, strict=True)]
+    verdict = Verdict(scenario, {"docker.io": "26.1.5"}, AccelDecision("tcg", "test"), [], results)
+    return plan, Row(scenario, verdict, evidence=f"scenarios/{fix}/verdict.txt")
+
+
+def test_cells_say_what_happened_for_the_user_and_the_best_come_first(tmp_path: Path) -> None:
+    good = measured(tmp_path, "docker-user-libvirt", (CUT, True, True), (ONLINE, True, True), (ONLINE, True, True),
+                    (ONLINE, True, True), (ONLINE, True, True))
+    costly = measured(tmp_path, "seed-firewalld-direct", (CUT, True, True), (ONLINE, True, False), (ONLINE, True, False),
+                      (ONLINE, True, True), (CUT, True, True))
+    useless = measured(tmp_path, "forward-accept-tagged", (CUT, True, True), (CUT, True, True), (CUT, True, True),
+                       (CUT, True, True), (CUT, True, True))
+    na = SEED.plan(catalogue.chosen(["docker-ip-forward-no-drop"])[0], "trixie")
+    found = report.rows([good[0], costly[0], useless[0], na], [good[1], costly[1], useless[1]])
+    by_fix = {row.fix: row for row in found}
+
+    assert by_fix["docker-user-libvirt"].free
+    cells = by_fix["seed-firewalld-direct"].cells
+    assert cells["boot"].text == "cut off (the symptom)" and cells["boot"].colour == "bad"
+    assert (cells["fix"].text, cells["fix"].colour) == ("restored, but Docker isolation BROKEN", "cost")
+    assert cells["after-docker-restart"].colour == "good"
+    assert (cells["after-reboot"].text, cells["after-reboot"].colour) == ("LOST: cut off again", "bad")
+    assert by_fix["seed-firewalld-direct"].costs == ["Docker isolation BROKEN (the fix)",
+                                                     "guest LOST after a host reboot"]
+    assert by_fix["forward-accept-tagged"].restores is False
+    assert by_fix["docker-ip-forward-no-drop"].not_applicable
+
+    picked = report.best(found, "trixie")
+    assert picked["free"] == ["docker-user-libvirt"]
+    assert picked["with_costs"] == ["seed-firewalld-direct (Docker isolation BROKEN (the fix); "
+                                    "guest LOST after a host reboot)"]
+    assert picked["not_restoring"] == ["forward-accept-tagged"]
+    assert picked["not_applicable"] == ["docker-ip-forward-no-drop"]
+
+    environment = {"coexist": "0", "date": "d", "command": "coexist fixes", "accelerator": ["tcg"],
+                   "versions": {"trixie": {"docker.io": "26.1.5"}}}
+    report.write_reports(SEED, found, tmp_path, environment=environment, seconds=12)
+    data = json.loads((tmp_path / "fixes.json").read_text())
+    assert data["best"]["trixie"]["free"] == ["docker-user-libvirt"]
+    assert [row["free"] for row in data["rows"]] == [True, False, False, False]
+    md = (tmp_path / "fixes.md").read_text()
+    assert "restore the guest at no measured cost, best first: docker-user-libvirt" in md
+    assert "[docker-user-libvirt](scenarios/docker-user-libvirt/verdict.txt)" in md
+    assert "not applicable: step fix: fix docker-ip-forward-no-drop" in md
+    page = (tmp_path / "fixes.html").read_text()
+    assert page.count("data-colour=cost") == 2 and "href=\"scenarios/seed-firewalld-direct/verdict.txt\"" in page
+    # the reports are made again from the JSON alone (a merged or recorded table)
+    assert report.markdown(data) == md and report.page(data) == page
+
+
+def test_a_guest_online_before_the_fix_is_nothing_to_fix_and_a_missing_run_says_so(tmp_path: Path) -> None:
+    plan, row = measured(tmp_path, "forward-accept", (ONLINE, True, True), (ONLINE, True, True), (ONLINE, True, True),
+                         (ONLINE, True, True), (ONLINE, True, True))
+    other = SEED.plan(catalogue.chosen(["docker-user-router"])[0], "trixie")
+    found = report.rows([plan, other], [row])
+    assert found[0].cells["fix"].text == "nothing to fix" and found[0].restores is None
+    assert found[1].error == "not run (the catalogue run stopped first)"
+    assert report.best(found, "trixie")["nothing_to_fix"] == ["forward-accept"]
