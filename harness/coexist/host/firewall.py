@@ -162,7 +162,8 @@ _CAPTURE = {
     "forward-listing.txt": "iptables -L FORWARD -n -v --line-numbers",
     "nft-ruleset.txt": "nft -a list ruleset",
     "nft-ruleset.json": "nft -j list ruleset",
-    "ip-addr.txt": "ip -br addr; ip route; cat /proc/sys/net/ipv4/ip_forward",
+    "ip-addr.txt": "ip -br addr; ip route; ip -6 route; ip -6 neigh; grep -H . /proc/sys/net/ipv4/ip_forward "
+                   "/proc/sys/net/ipv6/conf/all/forwarding",
 }
 
 

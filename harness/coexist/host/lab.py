@@ -396,7 +396,7 @@ class Lab(Verbs):
                            for chain in ("INPUT", "FORWARD", "OUTPUT")]
             script += [f"ip link del {link['ifname']} 2>/dev/null || true" for link in links
                        if link["ifname"] not in ("lo", "uplink")]
-            script += ["ip addr flush dev uplink", "ip -6 addr flush dev uplink scope global",
+            script += ["ip -4 addr flush dev uplink", "ip -6 addr flush dev uplink scope global",
                        f"ip addr add {LAB_UPLINK}/24 dev uplink", "ip link set uplink up",
                        f"ip route replace default via {ROUTER}",
                        # Docker's network namespaces are bind mounts under /run/docker/netns

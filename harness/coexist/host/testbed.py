@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
 
 from coexist.base import interrupt, log
+from coexist.base.retry import retry
 from coexist.host import firewall, hostconfig, qemucaps
 from coexist.host.daemons import Daemon, Service
 from coexist.host.guestnet import NetworkSpec, known, uplink_ipv6
@@ -145,12 +146,17 @@ class Testbed:
         hostconfig.apply_sysctls(self.lab, self.plan.settings)
         if first:
             self.lab.record_boot_sysctls()
-        self.start(self.plan.start_order)
+        self.start(self.plan.start_order, autostart=not first)
 
-    def start(self, order: Iterable[Service | str]) -> None:
+    def start(self, order: Iterable[Service | str], *, autostart: bool = False) -> None:
         """Start `order`'s services one after the other; the system bus first if firewalld is in it.
 
-        `libvirt` is libvirtd and the plan's libvirt networks (none: the stock one), stock first.
+        `libvirt` is libvirtd and the plan's libvirt networks (none: the stock one), stock first;
+        with `autostart` (a reboot: reboot() marked them so), libvirtd starts them itself, as on a
+        real host, and they are waited for. Starting them as well raced libvirtd's own autostart:
+        two creates of one network at once, one tearing down the bridge the other was setting up
+        ("Failed to add IP address 2001:db8:122::1/64 to virbr0"; at the second reboot of an
+        IPv6 network each time, and an IPv6 network left without its IPv6 forward now and then).
 
         A Debian host has its D-Bus system bus before these daemons, and with firewalld that
         matters: libvirtd started without a bus disables its firewalld support for good ("DBus not
@@ -166,7 +172,10 @@ class Testbed:
             self.lab.start(service.daemon)
             if service is Service.LIBVIRT:
                 for spec in self.plan.libvirt_networks():
-                    self.start_network(spec)
+                    if autostart:
+                        self.autostarted_network(spec)
+                    else:
+                        self.start_network(spec)
 
     def start_network(self, network: NetworkSpec) -> None:
         """Define (unless the host has) and start a libvirt network."""
@@ -186,6 +195,14 @@ class Testbed:
                 existing = conn.networkDefineXML(network.network_xml(base))
             if not existing.isActive():
                 existing.create()
+
+    def autostarted_network(self, network: NetworkSpec) -> None:
+        """Wait for libvirtd to have started a network marked autostart."""
+        name = network.libvirt_name
+        with log.step(f"libvirt network '{name}' up by libvirtd's autostart ({network.bridge})"):
+            conn = self.lab.libvirt()
+            retry(lambda _: conn.networkLookupByName(name).isActive(), timeout=60, interval=0.1,
+                  what=f"libvirtd autostarts network '{name}' (its log says why not)")
 
     # -- the host's life ------------------------------------------------------------------------
     def reboot(self, guests: Iterable[Autostarted] = ()) -> None:
