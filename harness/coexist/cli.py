@@ -496,7 +496,9 @@ def _fixes(args: argparse.Namespace) -> int:
                          seconds=time.monotonic() - started)
     print(painted(report.terminal(found, releases), sys.stdout))
     print(f"reports: {out / 'fixes.md'}, {out / 'fixes.html'}, {out / 'fixes.json'}")
-    return 3 if any(row.error for row in found) else 0
+    if any(row.error for row in found):
+        return 3
+    return 1 if any(row.mismatches for row in found) else 0
 
 
 def pytest_argv(files: list[Path], out: Path, options: list[str], labs: int,

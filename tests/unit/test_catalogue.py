@@ -143,3 +143,20 @@ def test_a_guest_online_before_the_fix_is_nothing_to_fix_and_a_missing_run_says_
     assert found[0].cells["fix"].text == "nothing to fix" and found[0].restores is None
     assert found[1].error == "not run (the catalogue run stopped first)"
     assert report.best(found, "trixie")["nothing_to_fix"] == ["forward-accept"]
+
+
+def test_the_record_keeps_what_every_run_agreed_on_and_a_new_run_is_compared_with_it(tmp_path: Path) -> None:
+    def table(after_reboot: str) -> dict[str, object]:
+        cells = {"fix": {"text": "restored", "colour": "good"},
+                 "after-reboot": {"text": after_reboot, "colour": "bad"}}
+        return {"setup": {"name": "seed"}, "rows": [{"release": "trixie", "fix": "forward-accept", "cells": cells}]}
+
+    made = catalogue.record([table("LOST: cut off again"), table("kept")], "two runs")
+    assert made["setups"] == {"seed": {"trixie": {"forward-accept": {"fix": "restored"}}}}
+    assert made["varies"] == ["seed trixie forward-accept after-reboot: LOST: cut off again / kept"]
+
+    plan, row = measured(tmp_path, "forward-accept", (CUT, True, True), (ONLINE, True, True),
+                         (ONLINE, True, True), (ONLINE, True, True), (CUT, True, True))
+    found = report._against(report.rows([plan], [row])[0], {"fix": "still cut off", "after-reboot": "LOST: cut off again"})
+    assert found.mismatches == ["the fix: restored (recorded: still cut off)"]
+    assert found.cells["after-reboot"].recorded == ""

@@ -7,6 +7,7 @@ the guest, what it costs, what it survives.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 from collections.abc import Iterable
@@ -35,6 +36,7 @@ class Cell:
     text: str     # what happened, for the user
     colour: str   # a key of COLOURS
     reason: str   # one line from the evidence
+    recorded: str = ""   # the recorded table's text, where this run differs from it ("": as recorded)
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,12 @@ class FixRow:
     error: str | None = None
 
     @property
+    def mismatches(self) -> list[str]:
+        """Where this run differs from the catalogue's recorded table."""
+        return [f"{COLUMNS[column]}: {cell.text} (recorded: {cell.recorded})"
+                for column, cell in self.cells.items() if cell.recorded]
+
+    @property
     def free(self) -> bool:
         """Restores the guest, survives every event measured, and breaks nothing measured."""
         return bool(self.restores) and not self.costs
@@ -63,7 +71,7 @@ class FixRow:
         return (sum(c.colour == "bad" for c in after), sum(c.colour == "cost" for c in after))
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "free": self.free}
+        return {**asdict(self), "free": self.free, "mismatches": self.mismatches}
 
 
 def rows(planned: Iterable[Planned], measured: Iterable[Row]) -> list[FixRow]:
@@ -85,8 +93,15 @@ def rows(planned: Iterable[Planned], measured: Iterable[Row]) -> list[FixRow]:
                                                for c in columns},
                                 restores=None, costs=[], evidence=run.evidence if run else "", error=error))
         else:
-            found.append(_measured(base, run))
+            found.append(_against(_measured(base, run), plan.expected))
     return found
+
+
+def _against(row: FixRow, expected: dict[str, str]) -> FixRow:
+    """`row` with each cell that differs from the recorded table marked (nothing recorded: as is)."""
+    cells = {column: cell if expected.get(column, cell.text) == cell.text else
+             dataclasses.replace(cell, recorded=expected[column]) for column, cell in row.cells.items()}
+    return dataclasses.replace(row, cells=cells)
 
 
 def _measured(base: dict[str, Any], run: Row) -> FixRow:
@@ -171,6 +186,7 @@ def terminal(found: list[FixRow], releases: Iterable[str]) -> str:
     for release in releases:
         lines.append(f"{release}:")
         lines += [f"  {line}" for line in _best_lines(best(found, release))]
+    lines += [f"UNEXPECTED: {row.release} {row.fix}: {line}" for row in found for line in row.mismatches]
     return "\n".join(lines)
 
 
@@ -222,6 +238,9 @@ def markdown(data: dict[str, Any]) -> str:
             if row["not_applicable"]:
                 cells = [f"not applicable: {row['not_applicable']}"] + [""] * (len(cells) - 1)
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "## Where this run differs from the recorded table", ""]
+    lines += [f"- {row['release']} {row['fix']}: {line}" for row in data["rows"]
+              for line in row["mismatches"]] or ["- nowhere (or nothing recorded for these cells)"]
     lines += ["", "## Not applicable, and runs that broke", ""]
     lines += [f"- {row['release']} {row['fix']}: {row['not_applicable'] or row['error']}"
               for row in data["rows"] if row["not_applicable"] or row["error"]] or ["- none"]
@@ -249,6 +268,8 @@ def _md_cell(cell: dict[str, Any] | None) -> str:
     if cell is None:
         return ""
     text = cell["text"] if cell["colour"] in ("good", "none") else f"**{cell['text']}**"
+    if cell["recorded"]:
+        text += f" **UNEXPECTED** (recorded: {cell['recorded']})"
     return text if cell["colour"] == "none" else f"{text}<br>{cell['reason']}"
 
 
@@ -270,7 +291,8 @@ def page(data: dict[str, Any]) -> str:
            "th{background:#f4f4f4}td.fix{font-weight:bold;white-space:nowrap}td small{color:#333}"
            ".key{display:inline-block;padding:2px 8px;margin:0 6px 4px 0;font-size:12px;"
            "border:1px solid #aaa}"
-           "li{margin:2px 0}</style>",
+           "li{margin:2px 0}td.miss{outline:3px solid #b00000;outline-offset:-3px}"
+           "td.miss b{color:#b00000}</style>",
            f"<h1>coexist fix catalogue: setup <code>{e(setup['name'])}</code></h1>",
            f"<p>{e(setup['summary'])}. {len(data['rows'])} rows, {data['wall_seconds']:.0f} s.</p>",
            f"<p>{legend}</p>", "<h2>Best per release</h2><ul>"]
@@ -300,12 +322,19 @@ def page(data: dict[str, Any]) -> str:
                     continue
                 why = (f"<br><small>{e(cell['reason'])}</small>"
                        if cell["colour"] in ("bad", "cost", "error") else "")
-                out.append(f"<td data-colour={cell['colour']} style='background:{COLOURS[cell['colour']]}' "
+                if cell["recorded"]:
+                    why += f"<br><b>UNEXPECTED</b>: recorded {e(cell['recorded'])}"
+                out.append(f"<td class='{'miss' if cell['recorded'] else ''}' data-colour={cell['colour']} "
+                           f"style='background:{COLOURS[cell['colour']]}' "
                            f"title=\"{e(cell['reason'], quote=True)}\">{e(cell['text'])}{why}</td>")
             out.append("</tr>")
         out.append("</table>")
     notes = [f"<li>{e(row['release'])} {e(row['fix'])}: {e(row['not_applicable'] or row['error'])}</li>"
              for row in data["rows"] if row["not_applicable"] or row["error"]]
+    differs = [f"<li>{e(row['release'])} {e(row['fix'])}: {e(line)}</li>"
+               for row in data["rows"] for line in row["mismatches"]]
+    out += ["<h2>Where this run differs from the recorded table</h2>",
+            f"<ul>{''.join(differs) or '<li>nowhere (or nothing recorded for these cells)</li>'}</ul>"]
     out += ["<h2>Not applicable, and runs that broke</h2>", f"<ul>{''.join(notes) or '<li>none</li>'}</ul>",
             "<h2>The fixes</h2><ul>"]
     seen: set[str] = set()

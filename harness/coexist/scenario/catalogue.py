@@ -32,6 +32,7 @@ FIX_STEP = "fix"
 _FIELDS: dict[str, type | tuple[type, ...]] = {"summary": str, "host": dict, "workload": dict,
                                                "network": str}
 _FILE = "setups.toml"
+_RECORD = "measured.json"   # what `coexist fixes` measured here: the catalogue's expectations
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,12 @@ class Planned:
     data: dict[str, Any]
     not_applicable: str | None
 
+    @property
+    def expected(self) -> dict[str, str]:
+        """What the recorded table (measured.json) says each step showed ({}: not recorded)."""
+        setup = recorded()["setups"].get(self.setup.name, {})
+        return dict(setup.get(self.release, {}).get(self.fix.name, {}))
+
     def write(self, folder: Path) -> Path:
         """The scenario as a file in `folder`/<release>/<fix>.toml, read back as any scenario
         file is read (its errors would be the catalogue's)."""
@@ -99,6 +106,35 @@ class Planned:
         path.write_text(text)
         load(path)
         return path
+
+
+@cache
+def recorded() -> dict[str, Any]:
+    """The catalogue's recorded table: by setup, release and fix, each step's cell as `coexist
+    fixes` measured it here (bench/results/README.md says which runs; made by `record()`)."""
+    data: dict[str, Any] = json.loads(resources.files("coexist.scenario").joinpath(_RECORD).read_text())
+    return data
+
+
+def record(tables: Iterable[dict[str, Any]], source: str) -> dict[str, Any]:
+    """measured.json's data from fixes.json tables (several runs of one setup, or several setups):
+    a cell every run agreed on is recorded; one the runs disagree on is not (it varies: no
+    expectation), and its texts are listed apart."""
+    seen: dict[tuple[str, str, str, str], set[str]] = {}
+    for table in tables:
+        for row in table["rows"]:
+            for step, cell in row["cells"].items():
+                if cell["colour"] != "error":
+                    seen.setdefault((table["setup"]["name"], row["release"], row["fix"], step),
+                                    set()).add(cell["text"])
+    setups: dict[str, Any] = {}
+    varies = []
+    for (setup, release, fix, step), texts in sorted(seen.items()):
+        if len(texts) == 1:
+            setups.setdefault(setup, {}).setdefault(release, {}).setdefault(fix, {})[step] = texts.pop()
+        else:
+            varies.append(f"{setup} {release} {fix} {step}: {' / '.join(sorted(texts))}")
+    return {"format": 1, "source": source, "setups": setups, "varies": varies}
 
 
 @cache
