@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import logging
 import re
 import secrets
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from coexist.base import about, interrupt, log
-from coexist.base.schema import suggest
+from coexist.base.schema import part_of, suggest
 from coexist.guest.accel import ACCELS
 from coexist.scenario.axes import AXES, CROSSED, RELEASES, Axis, Home, Kind
 
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         argv, to_pytest = argv[:argv.index("--")], argv[argv.index("--") + 1:]
     args = _parser().parse_args(argv)
     args.to_pytest = to_pytest
+    args.argv = argv
     # the outline of what happens (-q: its top level only); -v: every line, however deep
     log.to_stderr(logging.DEBUG if args.verbose else logging.INFO)
     with log.showing(None if args.verbose else 0 if args.quiet else 2):
@@ -50,6 +52,8 @@ def _command(args: argparse.Namespace) -> int:
             return _matrix(args)
         if args.command == "fixes":
             return _fixes(args)
+        if args.command == "report":
+            return _merge(args)
         if args.command == "shell":
             return _shell(args)
         return _run(args)
@@ -170,6 +174,9 @@ def _parser() -> argparse.ArgumentParser:
         _add_axis(axes, axis)
     matrix.add_argument("--out", type=Path, default=None,
                         help="report folder (default: ./artifacts/matrix-<time>-<run id>)")
+    matrix.add_argument("--shard", type=_shard, default=(1, 1), metavar="K/N",
+                        help="run part K of N of the runs (a deterministic split, for N machines); "
+                             "`coexist report merge` makes one report of the parts")
     matrix.add_argument("-n", type=_workers, default=1, metavar="N",
                         help="run N labs at once (pytest-xdist workers), or 'auto': one per CPU "
                              "(default 1)")
@@ -195,6 +202,19 @@ def _parser() -> argparse.ArgumentParser:
                        help="report folder (default: ./artifacts/fixes-<time>-<run id>)")
     fixes.add_argument("-n", type=_workers, default=1, metavar="N",
                        help="run N labs at once (pytest-xdist workers), or 'auto' (default 1)")
+    fixes.add_argument("--shard", type=_shard, default=(1, 1), metavar="K/N",
+                       help="run part K of N of the runs (a deterministic split, for N machines); "
+                            "`coexist report merge` makes one report of the parts")
+    report = sub.add_parser(
+        "report", help="make one report of several parts (shards)",
+        description="Make one report of the parts of a sharded `coexist fixes` or `coexist matrix` "
+                    "run (each part's folder, with its fixes.json or matrix.json): the rows of "
+                    "all, each evidence link relative to the new report.",
+        epilog="example: coexist report merge --out artifacts/all part-1 part-2")
+    report.add_argument("action", choices=["merge"], help="merge: one report of the parts")
+    report.add_argument("parts", type=Path, nargs="+", metavar="PART",
+                        help="the parts' report folders")
+    report.add_argument("--out", type=Path, required=True, help="the merged report's folder")
     shell = sub.add_parser(
         "shell", help="enter a lab that pytest --coexist-keep-lab kept (or its guest)",
         description="Enter a lab that `pytest --coexist-keep-lab` kept after a failed test: a shell on its "
@@ -213,6 +233,14 @@ def _parser() -> argparse.ArgumentParser:
     images.add_argument("--release", choices=RELEASES, default="trixie",
                         help="the Debian release of the host image (default: trixie)")
     return parser
+
+
+def _shard(text: str) -> tuple[int, int]:
+    """--shard K/N: part K of N (1 <= K <= N)."""
+    try:
+        return part_of(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _workers(text: str) -> int:
@@ -274,7 +302,6 @@ def _axis_values(axis: Axis) -> Callable[[str], list[Any]]:
 def _check(paths: list[Path], *, as_json: bool = False) -> int:
     """Validate every file; report each bad one (not only the first). With `as_json`, one JSON
     document on stdout: a record per file (path, ok, error, name, release, steps, warnings)."""
-    import json
 
     from coexist.base.schema import ScenarioError
     from coexist.scenario import reach
@@ -446,7 +473,8 @@ def _matrix(args: argparse.Namespace) -> int:
     out = args.out.resolve() if args.out else run_folder(Path("artifacts"), "matrix")
     _partial.append(out)
     log.info(f"coexist matrix: {len(variants)} runs -> {out}" + (f", {args.n} at once" if args.n > 1 else ""))
-    code = pytest.main(pytest_argv(files, out, options, args.n, args.to_pytest))
+    shard = [] if args.shard == (1, 1) else ["--coexist-shard", "/".join(map(str, args.shard))]
+    code = pytest.main(pytest_argv(files, out, options, args.n, [*shard, *args.to_pytest]))
     if (stop := interrupt.received()) is not None:
         raise stop
     report = out / "matrix.md"
@@ -476,7 +504,7 @@ def _fixes(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UserError(str(error)) from None
     releases = catalogue.order([r for chunk in args.release for r in chunk] or RELEASES)
-    planned = catalogue.plan(setup, fixes, releases)
+    planned = catalogue.shard(catalogue.plan(setup, fixes, releases), args.shard)
     runnable = [plan for plan in planned if plan.not_applicable is None]
     _preflight(artifacts_root=args.out.resolve().parent if args.out else Path("artifacts"), releases=releases)
     out = args.out.resolve() if args.out else run_folder(Path("artifacts"), "fixes")
@@ -501,6 +529,40 @@ def _fixes(args: argparse.Namespace) -> int:
     return 1 if any(row.mismatches for row in found) else 0
 
 
+def _merge(args: argparse.Namespace) -> int:
+    """One report of the parts: fixes.json parts (coexist fixes) or matrix.json parts (matrix)."""
+    import shlex
+
+    from coexist.report import catalogue as report
+    from coexist.report import matrix
+
+    kinds = set()
+    for part in args.parts:
+        found = [name for name in ("fixes.json", "matrix.json") if (part / name).is_file()]
+        if not found:
+            raise UserError(f"{part}: neither fixes.json nor matrix.json: not a report folder")
+        kinds.add(found[0])
+    if len(kinds) != 1:
+        raise UserError("the parts are of different kinds (coexist fixes and coexist matrix reports)")
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    command = shlex.join(["coexist", *args.argv])
+    if kinds == {"fixes.json"}:
+        try:
+            merged = report.merge([p.resolve() for p in args.parts], out, command=command)
+        except ValueError as error:
+            raise UserError(str(error)) from None
+        print(f"{len(merged)} rows from {len(args.parts)} parts: {out / 'fixes.md'}, {out / 'fixes.html'}")
+        return 0
+    parts = [matrix.read_report(p.resolve()) for p in args.parts]
+    rows = sorted((row for part in parts for row in part), key=lambda r: r.scenario.label())
+    seconds = max(json.loads((p / "matrix.json").read_text())["summary"]["wall_seconds"]
+                  for p in args.parts)
+    matrix.write_reports(rows, out, total=len(rows), seconds=seconds)
+    print(f"{len(rows)} rows from {len(args.parts)} parts: {out / 'matrix.md'}, {out / 'matrix.html'}")
+    return 0
+
+
 def pytest_argv(files: list[Path], out: Path, options: list[str], labs: int,
                 to_pytest: list[str]) -> list[str]:
     """The matrix's pytest command line: the files as items crossed with the --coexist-axis options,
@@ -521,7 +583,6 @@ _CACHE_USERS = {"--lf", "--last-failed", "--ff", "--failed-first", "--nf", "--ne
 
 def matrix_exit_code(report: Path, pytest_code: int) -> int:
     """As `run`'s: 3 if a run broke (an error row), else 1 if an outcome was unexpected, else 0."""
-    import json
 
     rows = json.loads(report.read_text())["rows"]
     if any(row["error"] for row in rows):
@@ -530,7 +591,6 @@ def matrix_exit_code(report: Path, pytest_code: int) -> int:
 
 
 def _shell(args: argparse.Namespace) -> int:
-    import json
     import shutil
     import subprocess
 

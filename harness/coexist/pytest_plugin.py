@@ -94,6 +94,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="when a test fails, leave its lab and guest running until Ctrl-C at the "
                          "end of the run; `coexist shell [--guest] <lab>` enters them")
     parser.addini("coexist_keep_lab", "as --coexist-keep-lab", type="bool", default=False)
+    group.addoption("--coexist-shard", default=None, metavar="K/N",
+                    help="run part K of N of the scenario items (sorted by id, dealt round-robin: "
+                         "each item in exactly one part; other tests all run)")
+    parser.addini("coexist_shard", "as --coexist-shard", default="")
     parser.addini("coexist_scenarios", "scenario files that are test items: glob patterns of "
                   "paths relative to the rootdir, e.g. scenarios/*.toml (files named on the "
                   "command line always are)", type="linelist", default=[])
@@ -352,6 +356,25 @@ def axes_from(options: Iterable[str]) -> dict[str, list[Any]]:
         raise pytest.UsageError(str(error)) from None
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """--coexist-shard K/N: only part K of the scenario items (the same on every xdist worker)."""
+    text = config.getoption("coexist_shard") or config.getini("coexist_shard")
+    if not text:
+        return
+    from coexist.base.schema import part_of
+
+    try:
+        k, n = part_of(text)
+    except ValueError as error:
+        raise pytest.UsageError(f"--coexist-shard {error}") from None
+    scenarios = sorted(item.nodeid for item in items if isinstance(item, ScenarioItem))
+    mine = {nodeid for index, nodeid in enumerate(scenarios) if index % n == k - 1}
+    dropped = [item for item in items if isinstance(item, ScenarioItem) and item.nodeid not in mine]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]
+
+
 class _Progress:
     """One line per finished scenario item, on the controller: `[7/24] <name>[<label>]: as expected (45 s)`
     (a plugin object of the session: the hooks see its config)."""
@@ -361,6 +384,7 @@ class _Progress:
         self.finished = 0
         self.collected = 0
 
+    @pytest.hookimpl(trylast=True)   # after the shard's deselection
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         self.collected = sum(isinstance(item, ScenarioItem) for item in items)
 

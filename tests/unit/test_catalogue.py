@@ -160,3 +160,49 @@ def test_the_record_keeps_what_every_run_agreed_on_and_a_new_run_is_compared_wit
     found = report._against(report.rows([plan], [row])[0], {"fix": "still cut off", "after-reboot": "LOST: cut off again"})
     assert found.mismatches == ["the fix: restored (recorded: still cut off)"]
     assert found.cells["after-reboot"].recorded == ""
+
+
+def test_shards_split_the_rows_deterministically_each_row_in_exactly_one_part() -> None:
+    planned = catalogue.plan(SEED, catalogue.chosen(None), RELEASES)
+    parts = [catalogue.shard(planned, (k, 3)) for k in (1, 2, 3)]
+    ids = [[(p.release, p.fix.name) for p in part] for part in parts]
+    flat = [i for part in ids for i in part]
+    assert sorted(flat) == sorted((p.release, p.fix.name) for p in planned) and len(set(flat)) == len(flat)
+    assert ids == [[(p.release, p.fix.name) for p in catalogue.shard(planned, (k, 3))] for k in (1, 2, 3)]
+    runnable = [len([p for p in part if p.not_applicable is None]) for part in parts]
+    assert max(runnable) - min(runnable) <= 1
+    assert all(p.not_applicable is None for part in parts[1:] for p in part)   # those rows: part 1
+
+
+def test_two_merged_shards_equal_one_run(tmp_path: Path) -> None:
+    rows = [measured(tmp_path / "s", fix, (CUT, True, True), (ONLINE, True, True), (ONLINE, True, False),
+                     (ONLINE, True, True), (CUT, True, True))
+            for fix in ("docker-user-libvirt", "forward-accept", "docker-user-router")]
+    planned = [plan for plan, _ in rows] + [SEED.plan(catalogue.chosen(["docker-ip-forward-no-drop"])[0], "trixie")]
+    environment = {"coexist": "0", "date": "d", "command": "coexist fixes", "accelerator": ["tcg"],
+                   "versions": {"trixie": {"docker.io": "26.1.5"}}}
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    report.write_reports(SEED, report.rows(planned, [row for _, row in rows]), whole,
+                         environment=environment, seconds=30)
+    for k in (1, 2):
+        part = tmp_path / f"part-{k}"
+        part.mkdir()
+        mine = catalogue.shard(planned, (k, 2))
+        report.write_reports(SEED, report.rows(mine, [row for _, row in rows]), part,
+                             environment={**environment, "command": f"coexist fixes --shard {k}/2"}, seconds=10 + k)
+    merged = tmp_path / "merged"
+    assert cli.main(["report", "merge", "--out", str(merged), str(tmp_path / "part-2"), str(tmp_path / "part-1")]) == 0
+    one, two = (json.loads((folder / "fixes.json").read_text()) for folder in (whole, merged))
+    same = ("release", "fix", "cells", "restores", "costs", "free", "not_applicable", "error")
+    assert [{k: r[k] for k in same} for r in two["rows"]] == [{k: r[k] for k in same} for r in one["rows"]]
+    assert two["best"] == one["best"]
+    assert [r["evidence"] for r in two["rows"]][:3] == [f"../part-{1 if i != 1 else 2}/{r['evidence']}"
+                                                       for i, r in enumerate(one["rows"][:3])]
+    assert two["environment"]["command"].startswith("coexist report merge")
+    assert "coexist fixes --shard 1/2" in two["environment"]["command"]
+
+
+def test_merge_refuses_what_is_not_a_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["report", "merge", "--out", str(tmp_path / "o"), str(tmp_path)]) == 2
+    assert "neither fixes.json nor matrix.json" in capsys.readouterr().err

@@ -112,6 +112,23 @@ def test_an_unrelated_project_with_scenarios_and_its_own_release_option_is_untou
     assert pytester.runpytest("-p", "no:cacheprovider", "scenarios").ret == pytest.ExitCode.NO_TESTS_COLLECTED
 
 
+def test_a_shard_runs_its_part_of_the_scenario_items_each_in_exactly_one(pytester: pytest.Pytester) -> None:
+    pytester.makeini(SCENARIOS_INI)
+    folder = pytester.mkdir("scenarios")
+    shutil.copy(ROOT / "scenarios" / "seed-firewalld-direct.toml", folder)
+    axes = ["--coexist-axis", "release=bookworm,trixie,forky", "--coexist-axis",
+            "start_order=firewalld+dockerd+libvirt,dockerd+libvirt+firewalld"]
+    parts = []
+    for k in (1, 2, 3):
+        result = pytester.runpytest("--collect-only", "-q", *axes, f"--coexist-shard={k}/3")
+        parts.append([line for line in result.stdout.lines if ".toml::" in line])
+        result.stdout.fnmatch_lines(["*2/6 tests collected (4 deselected)*"])
+    every = [item for part in parts for item in part]
+    assert len(every) == len(set(every)) == 6
+    pytester.runpytest("--collect-only", "-q", "--coexist-shard=3/2").stderr.fnmatch_lines(
+        ["*--coexist-shard '3/2': K/N, part K of N (1 <= K <= N)*"])
+
+
 def test_every_option_has_an_ini_setting_and_the_option_wins(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\ncoexist_release = bookworm\ncoexist_artifacts = evidence\n")
     pytester.makepyfile("""

@@ -279,3 +279,11 @@ def strings(where: str, values: list[Any]) -> list[str]:
         if not isinstance(value, str):
             raise FieldError(where, f"must be a list of strings, got {value!r}")
     return values
+
+
+def part_of(text: str) -> tuple[int, int]:
+    """`K/N` (a shard: part K of N) as (K, N); ValueError unless 1 <= K <= N."""
+    k, sep, n = text.partition("/")
+    if not sep or not k.isdigit() or not n.isdigit() or not 1 <= int(k) <= int(n):
+        raise ValueError(f"{text!r}: K/N, part K of N (1 <= K <= N), e.g. 2/3")
+    return int(k), int(n)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,7 +19,9 @@ from typing import Any
 from coexist.report.matrix import Row
 from coexist.report.results import StepResult
 from coexist.report.verdict import costs
+from coexist.scenario.axes import RELEASES
 from coexist.scenario.catalogue import FIX_STEP, SURVIVAL, Planned, Setup, order
+from coexist.scenario.fixes import builtin
 
 FORMAT = 1
 COLUMNS = {"boot": "before the fix", FIX_STEP: "the fix", "after-reload": "after firewall-cmd --reload",
@@ -72,6 +75,11 @@ class FixRow:
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "free": self.free, "mismatches": self.mismatches}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FixRow:
+        fields = {name: data[name] for name in cls.__dataclass_fields__}
+        return cls(**{**fields, "cells": {c: Cell(**cell) for c, cell in data["cells"].items()}})
 
 
 def rows(planned: Iterable[Planned], measured: Iterable[Row]) -> list[FixRow]:
@@ -202,6 +210,38 @@ def write_reports(setup: Setup, found: list[FixRow], out: Path, *, environment: 
     (out / "fixes.json").write_text(json.dumps(data, indent=2) + "\n")
     (out / "fixes.md").write_text(markdown(data))
     (out / "fixes.html").write_text(page(data))
+
+
+def merge(parts: list[Path], out: Path, *, command: str) -> list[FixRow]:
+    """One report in `out` from the fixes.json of several parts (shards of one catalogue run):
+    their rows in catalogue order, each evidence link made relative to `out`, the environments
+    joined, the wall time the longest part's. ValueError: parts of different setups."""
+    tables = [json.loads((part / "fixes.json").read_text()) for part in parts]
+    setups = {table["setup"]["name"] for table in tables}
+    if len(setups) != 1:
+        raise ValueError(f"the parts measure different setups: {', '.join(sorted(setups))}")
+    found = []
+    for part, table in zip(parts, tables, strict=True):
+        for data in table["rows"]:
+            row = FixRow.from_json(data)
+            evidence = os.path.relpath(part / row.evidence, out) if row.evidence else ""
+            found.append(dataclasses.replace(row, evidence=evidence))
+    fixes = list(builtin())   # the catalogue's order
+    found.sort(key=lambda row: (RELEASES.index(row.release),
+                                fixes.index(row.fix) if row.fix in fixes else len(fixes), row.fix))
+    environment = merged_environment([table["environment"] for table in tables], command)
+    write_reports(Setup(**tables[0]["setup"]), found, out, environment=environment,
+                  seconds=max(table["wall_seconds"] for table in tables))
+    return found
+
+
+def merged_environment(environments: list[dict[str, Any]], command: str) -> dict[str, Any]:
+    """What several parts were made with, as one: the merge's command and each part's."""
+    return {"coexist": " / ".join(sorted({e["coexist"] for e in environments})),
+            "date": " / ".join(sorted({e["date"] for e in environments})),
+            "command": " ; ".join([command, *dict.fromkeys(e["command"] for e in environments)]),
+            "accelerator": sorted({a for e in environments for a in e["accelerator"]}),
+            "versions": {r: v for e in environments for r, v in e["versions"].items()}}
 
 
 def _cells(data: dict[str, Any], release: str) -> list[dict[str, Any]]:

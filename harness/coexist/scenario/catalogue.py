@@ -188,6 +188,15 @@ def plan(setup: Setup, fixes: list[Fix], releases: Iterable[str]) -> list[Planne
     return [setup.plan(fix, release) for release in order(releases) for fix in fixes]
 
 
+def shard(planned: list[Planned], part: tuple[int, int]) -> list[Planned]:
+    """Part K of N of the catalogue's rows, deterministically: the runnable rows in catalogue
+    order dealt round-robin, the rows that do not apply in part 1 (each row in exactly one part)."""
+    k, n = part
+    runnable = [plan for plan in planned if plan.not_applicable is None]
+    mine = {id(plan) for index, plan in enumerate(runnable) if index % n == k - 1}
+    return [plan for plan in planned if id(plan) in mine or (plan.not_applicable is not None and k == 1)]
+
+
 def order(releases: Iterable[str]) -> list[str]:
     return sorted(set(releases), key=RELEASES.index)
 

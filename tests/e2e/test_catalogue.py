@@ -1,0 +1,45 @@
+"""Every fix of the catalogue, for real, against the recorded table (measured.json): one release
+each (trixie, or the first where the fix applies), on the seed's setup, as `coexist fixes` runs it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from coexist.images.built import build_images
+from coexist.pytest_plugin import setting
+from coexist.report import catalogue as report
+from coexist.report.matrix import Row
+from coexist.run.runner import run_scenario
+from coexist.scenario import catalogue
+from coexist.scenario.model import load
+
+pytestmark = pytest.mark.e2e
+SETUP = catalogue.setups()["seed"]
+PREFERRED = ("trixie", "forky", "bookworm")
+
+
+def plan_for(fix: str, release: str | None) -> catalogue.Planned:
+    """The fix on the release given, or on the first of PREFERRED where it applies."""
+    chosen = catalogue.chosen([fix])[0]
+    plans = [SETUP.plan(chosen, r) for r in ([release] if release else PREFERRED)]
+    return next((p for p in plans if p.not_applicable is None), plans[0])
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "fix" in metafunc.fixturenames:
+        metafunc.parametrize("fix", [fix.name for fix in catalogue.chosen(None)])
+
+
+def test_a_fix_does_on_its_release_what_the_recorded_table_says(fix: str, artifacts: Path,
+                                                                 request: pytest.FixtureRequest) -> None:
+    plan = plan_for(fix, setting(request.config, "release"))
+    if plan.not_applicable:
+        pytest.skip(f"{plan.release}: {plan.not_applicable}")
+    assert plan.expected, f"nothing recorded for {fix} on {plan.release} (setup seed): record it first"
+    scenario = load(plan.write(artifacts / "scenario"))
+    verdict = run_scenario(scenario, artifacts=artifacts, images=build_images(plan.release))
+    row = report.rows([plan], [Row(scenario, verdict)])[0]
+    print("\n".join(f"{column}: {cell.text} ({cell.reason})" for column, cell in row.cells.items()))
+    assert row.restores is not None or row.cells["fix"].text == "nothing to fix", verdict.render()
+    assert not row.mismatches, "\n".join(row.mismatches) + "\n\n" + verdict.render()
