@@ -44,7 +44,18 @@ def step_running(steps: list[dict[str, Any]], pattern: str) -> dict[str, Any]:
 def test_the_workflow_runs_on_push_and_pull_requests(workflow: dict[Any, Any]) -> None:
     triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
     assert {"push", "pull_request"} <= set(triggers)
-    assert list(workflow["jobs"]) == ["e2e"]
+    assert list(workflow["jobs"]) == ["e2e", "catalogue", "catalogue-report"]
+
+
+def test_the_catalogue_runs_as_shards_merged_by_a_last_job(workflow: dict[Any, Any]) -> None:
+    shards = workflow["jobs"]["catalogue"]
+    count = len(shards["strategy"]["matrix"]["shard"])
+    run = " ".join(step.get("run", "") for step in shards["steps"])
+    assert f"coexist fixes --shard ${{{{ matrix.shard }}}}/{count}" in run
+    merge = workflow["jobs"]["catalogue-report"]
+    assert merge["needs"] == "catalogue"
+    merged = " ".join(step.get("run", "") for step in merge["steps"])
+    assert "coexist report merge" in merged and merged.count("catalogue-part-") == count
 
 
 def test_the_release_matrix_is_spread_over_jobs_on_a_kvm_runner(workflow: dict[Any, Any]) -> None:
