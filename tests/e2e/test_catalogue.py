@@ -43,3 +43,22 @@ def test_a_fix_does_on_its_release_what_the_recorded_table_says(fix: str, artifa
     print("\n".join(f"{column}: {cell.text} ({cell.reason})" for column, cell in row.cells.items()))
     assert row.restores is not None or row.cells["fix"].text == "nothing to fix", verdict.render()
     assert not row.mismatches, "\n".join(row.mismatches) + "\n\n" + verdict.render()
+
+
+def test_coexist_fixes_writes_the_table_a_person_and_a_program_read(tmp_path: Path) -> None:
+    """The command as a user runs it: one fix that runs on trixie, one that does not apply there."""
+    import json
+
+    from coexist import cli
+
+    out = tmp_path / "fixes"
+    code = cli.main(["fixes", "--release", "trixie", "--fix", "forward-accept,docker-ip-forward-no-drop",
+                     "--out", str(out)])
+    data = json.loads((out / "fixes.json").read_text())
+    rows = {row["fix"]: row for row in data["rows"]}
+    assert code == 0, rows
+    assert rows["docker-ip-forward-no-drop"]["not_applicable"].endswith("not on trixie")
+    assert rows["forward-accept"]["cells"]["fix"]["text"] == catalogue.setups()["seed"].plan(
+        catalogue.chosen(["forward-accept"])[0], "trixie").expected["fix"]
+    assert (out / rows["forward-accept"]["evidence"]).is_file()
+    assert "data-colour=" in (out / "fixes.html").read_text()

@@ -149,11 +149,13 @@ def test_the_record_keeps_what_every_run_agreed_on_and_a_new_run_is_compared_wit
     def table(after_reboot: str) -> dict[str, object]:
         cells = {"fix": {"text": "restored", "colour": "good"},
                  "after-reboot": {"text": after_reboot, "colour": "bad"}}
-        return {"setup": {"name": "seed"}, "rows": [{"release": "trixie", "fix": "forward-accept", "cells": cells}]}
+        return {"setup": {"name": "seed"}, "rows": [{"release": "trixie", "fix": "forward-accept", "cells": cells,
+                                                     "checks": {"policy": True}}]}
 
     made = catalogue.record([table("LOST: cut off again"), table("kept")], "two runs")
-    assert made["setups"] == {"seed": {"trixie": {"forward-accept": {"fix": "restored"}}}}
-    assert made["varies"] == ["seed trixie forward-accept after-reboot: LOST: cut off again / kept"]
+    assert made["setups"] == {"seed": {"trixie": {"forward-accept": {"cells": {"fix": "restored"},
+                                                                     "checks": {"policy": True}}}}}
+    assert made["varies"] == ["seed trixie forward-accept cells after-reboot: LOST: cut off again / kept"]
 
     plan, row = measured(tmp_path, "forward-accept", (CUT, True, True), (ONLINE, True, True),
                          (ONLINE, True, True), (ONLINE, True, True), (CUT, True, True))

@@ -56,6 +56,7 @@ class FixRow:
     evidence: str = ""       # relative to the report
     not_applicable: str | None = None
     error: str | None = None
+    checks: dict[str, bool] = dataclasses.field(default_factory=dict)   # the fix's host checks
 
     @property
     def mismatches(self) -> list[str]:
@@ -78,7 +79,7 @@ class FixRow:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FixRow:
-        fields = {name: data[name] for name in cls.__dataclass_fields__}
+        fields = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
         return cls(**{**fields, "cells": {c: Cell(**cell) for c, cell in data["cells"].items()}})
 
 
@@ -88,7 +89,8 @@ def rows(planned: Iterable[Planned], measured: Iterable[Row]) -> list[FixRow]:
     runs = {(row.scenario.host.release, row.scenario.name): row for row in measured}
     found = []
     for plan in planned:
-        base = dict(release=plan.release, fix=plan.fix.name, summary=plan.fix.summary, source=plan.fix.source)
+        base: dict[str, Any] = dict(release=plan.release, fix=plan.fix.name, summary=plan.fix.summary,
+                                    source=plan.fix.source)
         columns = ["boot", FIX_STEP, *(step for step, _ in plan.setup.survival())]
         run = runs.get((plan.release, plan.fix.name))
         if plan.not_applicable or (run and run.unsupported):
@@ -141,7 +143,8 @@ def _measured(base: dict[str, Any], run: Row) -> FixRow:
             cells[step] = Cell("LOST: cut off again" if restores else "still cut off", "bad", _probes(after))
             if restores:
                 paid.append(f"guest LOST {COLUMNS[step]}")
-    return FixRow(**base, cells=cells, restores=restores, costs=_once(paid), evidence=run.evidence)
+    return FixRow(**base, cells=cells, restores=restores, costs=_once(paid), evidence=run.evidence,
+                  checks={check.id: check.holds for check in fix.checks})
 
 
 def _online_cell(word: str, broken: list[str], result: StepResult) -> Cell:

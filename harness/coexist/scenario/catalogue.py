@@ -62,7 +62,10 @@ class Setup:
         host = {"release": release, **self.host}
         if self.deviation(release):
             host.pop("libvirt_firewall_backend")
-        steps: list[dict[str, Any]] = [{"do": "boot"}, {"fix": fix.name, "id": FIX_STEP}]
+        fixing: dict[str, Any] = {"fix": fix.name, "id": FIX_STEP}
+        if (checks := self.recorded_checks(fix, release)) is not None:
+            fixing["expect"] = {"checks": checks}
+        steps: list[dict[str, Any]] = [{"do": "boot"}, fixing]
         steps += [{"event": event.value, "id": step} for step, event in self.survival()]
         return {"scenario": {"name": fix.name, "summary": fix.summary,
                              "source": fix.source or "coexist's fix catalogue",
@@ -70,6 +73,17 @@ class Setup:
                                        *filter(None, [self.deviation(release)])]},
                 "host": host, "workload": self.workload,
                 "guest": [{"name": "guest", "network": self.network}], "step": steps}
+
+    def recorded(self, fix: Fix, release: str) -> dict[str, Any]:
+        """What the recorded table has of `fix` on this setup and release: `cells` (step -> the
+        cell's text) and `checks` (the fix's host checks: id -> held); {}: nothing."""
+        return dict(recorded()["setups"].get(self.name, {}).get(release, {}).get(fix.name, {}))
+
+    def recorded_checks(self, fix: Fix, release: str) -> dict[str, bool] | None:
+        """The fix's host checks as the recorded table saw them, for the scenario's fix step to
+        expect (a check that failed there is no surprise); None: none recorded."""
+        checks = self.recorded(fix, release).get("checks")
+        return dict(checks) if checks else None
 
     def plan(self, fix: Fix, release: str) -> Planned:
         """`fix` on this setup on `release`: its scenario, and why it cannot run (the fix needs a
@@ -93,8 +107,7 @@ class Planned:
     @property
     def expected(self) -> dict[str, str]:
         """What the recorded table (measured.json) says each step showed ({}: not recorded)."""
-        setup = recorded()["setups"].get(self.setup.name, {})
-        return dict(setup.get(self.release, {}).get(self.fix.name, {}))
+        return dict(self.setup.recorded(self.fix, self.release).get("cells", {}))
 
     def write(self, folder: Path) -> Path:
         """The scenario as a file in `folder`/<release>/<fix>.toml, read back as any scenario
@@ -118,22 +131,25 @@ def recorded() -> dict[str, Any]:
 
 def record(tables: Iterable[dict[str, Any]], source: str) -> dict[str, Any]:
     """measured.json's data from fixes.json tables (several runs of one setup, or several setups):
-    a cell every run agreed on is recorded; one the runs disagree on is not (it varies: no
-    expectation), and its texts are listed apart."""
-    seen: dict[tuple[str, str, str, str], set[str]] = {}
+    per row its cells' texts and its fix's checks. What every run agreed on is recorded; what the
+    runs disagree on is not (it varies: no expectation), and is listed apart."""
+    seen: dict[tuple[str, str, str, str, str], set[Any]] = {}
     for table in tables:
         for row in table["rows"]:
+            where = (table["setup"]["name"], row["release"], row["fix"])
             for step, cell in row["cells"].items():
                 if cell["colour"] != "error":
-                    seen.setdefault((table["setup"]["name"], row["release"], row["fix"], step),
-                                    set()).add(cell["text"])
+                    seen.setdefault((*where, "cells", step), set()).add(cell["text"])
+            for check, held in row.get("checks", {}).items():
+                seen.setdefault((*where, "checks", check), set()).add(held)
     setups: dict[str, Any] = {}
     varies = []
-    for (setup, release, fix, step), texts in sorted(seen.items()):
-        if len(texts) == 1:
-            setups.setdefault(setup, {}).setdefault(release, {}).setdefault(fix, {})[step] = texts.pop()
+    for (setup, release, fix, part, key), values in sorted(seen.items()):
+        if len(values) == 1:
+            found = setups.setdefault(setup, {}).setdefault(release, {}).setdefault(fix, {})
+            found.setdefault(part, {})[key] = values.pop()
         else:
-            varies.append(f"{setup} {release} {fix} {step}: {' / '.join(sorted(texts))}")
+            varies.append(f"{setup} {release} {fix} {part} {key}: {' / '.join(sorted(map(str, values)))}")
     return {"format": 1, "source": source, "setups": setups, "varies": varies}
 
 
