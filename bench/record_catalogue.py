@@ -1,0 +1,73 @@
+"""Record `coexist fixes` runs as the catalogue's expectations, and keep them in bench/results.
+
+    .venv/bin/python bench/record_catalogue.py RUN [RUN ...]
+
+Each RUN is a `coexist fixes --out RUN` folder. Its report is made again from its matrix.json
+with the code of this checkout (so a run made before a report change still records what this
+code says), then harness/coexist/scenario/measured.json is written from all of them
+(coexist.scenario.catalogue.record: a cell the runs disagree on is left out as varying), and each
+run's report, scenario files and verdicts (what its links point to) are copied to
+bench/results/fixes-<setup>-<date>[-<n>]/.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from coexist.report import catalogue as report
+from coexist.report import matrix
+from coexist.scenario import catalogue
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def remake(run: Path) -> dict[str, object]:
+    old = json.loads((run / "fixes.json").read_text())
+    setup = catalogue.setups()[old["setup"]["name"]]
+    fixes = catalogue.chosen(list(dict.fromkeys(row["fix"] for row in old["rows"])))
+    planned = catalogue.plan(setup, fixes, old["releases"])
+    measured = matrix.read_report(run)
+    found = report.rows(planned, measured)
+    environment = {**matrix.environment(measured), "command": old["environment"]["command"],
+                   "date": old["environment"]["date"]}
+    report.write_reports(setup, found, run, environment=environment, seconds=old["wall_seconds"])
+    data: dict[str, object] = json.loads((run / "fixes.json").read_text())
+    return data
+
+
+def keep(run: Path, name: str) -> Path:
+    kept = ROOT / "bench" / "results" / name
+    kept.mkdir(parents=True, exist_ok=True)
+    for file in ("fixes.md", "fixes.html", "fixes.json"):
+        shutil.copy(run / file, kept / file)
+    for toml in (run / "scenarios").glob("*/*.toml"):
+        (kept / toml.relative_to(run)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(toml, kept / toml.relative_to(run))
+    for verdict in (run / "scenarios").glob("*/verdict.txt"):
+        (kept / verdict.relative_to(run)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(verdict, kept / verdict.relative_to(run))
+    return kept
+
+
+def main(runs: list[Path]) -> None:
+    tables, kept = [], []
+    for index, run in enumerate(runs, 1):
+        table = remake(run)
+        tables.append(table)
+        name = f"fixes-{table['setup']['name']}-{time.strftime('%Y-%m-%d')}"   # type: ignore[index]
+        kept.append(keep(run, name if len(runs) == 1 else f"{name}-{index}").relative_to(ROOT))
+        print(f"{run}: kept in {kept[-1]}")
+    record = catalogue.record(tables, "coexist fixes, recorded by bench/record_catalogue.py from "
+                                      + ", ".join(map(str, kept)))
+    out = ROOT / "harness" / "coexist" / "scenario" / "measured.json"
+    out.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    print(f"{out}: {sum(len(f) for s in record['setups'].values() for f in s.values())} rows recorded, "
+          f"{len(record['varies'])} cells vary")
+
+
+if __name__ == "__main__":
+    main([Path(arg).resolve() for arg in sys.argv[1:]])
