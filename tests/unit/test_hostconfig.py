@@ -53,6 +53,15 @@ def test_settings_land_in_the_daemons_files(lab: FakeLab) -> None:
     assert [i.get("name") for i in zone.findall("interface")] == ["virbr5"]
 
 
+def test_a_setting_changed_later_is_changed_where_it_is_not_set_twice(lab: FakeLab) -> None:
+    # libvirt reads the first of two firewall_backend lines: an appended second one did nothing
+    hostconfig.apply(lab, HostSettings(libvirt={"firewall_backend": "nftables"}))
+    hostconfig.apply(lab, HostSettings(libvirt={"firewall_backend": "iptables"}))
+    active = [line for line in lab.path("/etc/libvirt/network.conf").read_text().splitlines()
+              if line.startswith("firewall_backend")]
+    assert active == ['firewall_backend = "iptables"']
+
+
 @pytest.mark.parametrize(("settings", "says"), [
     (HostSettings(libvirt={"firewall_backend_x": "nftables"}), "network.conf knows no key 'firewall_backend_x'"),
     (HostSettings(firewalld={"Colour": "blue"}), "firewalld.conf knows no key 'Colour'"),

@@ -80,10 +80,16 @@ def _network_conf(lab: Lab, release: str, keys: Mapping[str, Any]) -> None:
         if key not in known.conf_keys(text):   # named by the shipped file, set or commented out
             raise NotApplicable(f"libvirt on {release}: {NETWORK_CONF} knows no key {key!r}")
         shown = json.dumps(value) if not isinstance(value, bool) else str(int(value))
-        lines.append(f"{key} = {shown}")
+        line = f"{key} = {shown}"
+        lines.append(line)
         if key == "firewall_backend" and value == "nftables":
             lab.install_tc_csum_shim()
-    conf.write_text(text + "\n# coexist scenario\n" + "\n".join(lines) + "\n")
+        # a key set already is changed where it is, as an admin edits it: libvirt reads the
+        # first of two (an appended second firewall_backend was silently ignored)
+        pattern = re.compile(rf"^\s*{re.escape(key)}\s*=.*$", re.MULTILINE)
+        text = (pattern.sub(line, text, count=1) if pattern.search(text)
+                else text + f"\n# coexist scenario\n{line}\n")
+    conf.write_text(text)
     log.info(f"lab: {NETWORK_CONF}: {'; '.join(lines)}")
 
 
