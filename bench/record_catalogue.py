@@ -2,12 +2,12 @@
 
     .venv/bin/python bench/record_catalogue.py RUN [RUN ...]
 
-Each RUN is a `coexist fixes --out RUN` folder. Its report is made again from its matrix.json
-with the code of this checkout (so a run made before a report change still records what this
-code says), then harness/coexist/scenario/measured.json is written from all of them
-(coexist.scenario.catalogue.record: a cell the runs disagree on is left out as varying), and each
-run's report, scenario files and verdicts (what its links point to) are copied to
-bench/results/fixes-<setup>-<date>[-<n>]/.
+Each RUN is a `coexist fixes --out RUN` folder, or a `coexist report merge` one (taken as it
+is). A run's report is made again from its matrix.json with the code of this checkout (so a run
+made before a report change still records what this code says). Then
+harness/coexist/scenario/measured.json is written from all of them (coexist.scenario.catalogue.
+record: a cell the runs disagree on is left out as varying), and each report, with the verdicts
+and scenario files its links point to, is copied to bench/results/fixes-<setup>-<date>[-<n>]/.
 """
 
 from __future__ import annotations
@@ -40,23 +40,36 @@ def remake(run: Path) -> dict[str, object]:
 
 
 def keep(run: Path, name: str) -> Path:
+    """The report, with what its links point to (each row's verdict, beside its scenario file),
+    copied into bench/results/<name>: the links rewritten to the copies."""
     kept = ROOT / "bench" / "results" / name
     kept.mkdir(parents=True, exist_ok=True)
-    for file in ("fixes.md", "fixes.html", "fixes.json"):
-        shutil.copy(run / file, kept / file)
-    for toml in (run / "scenarios").glob("*/*.toml"):
-        (kept / toml.relative_to(run)).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(toml, kept / toml.relative_to(run))
-    for verdict in (run / "scenarios").glob("*/verdict.txt"):
-        (kept / verdict.relative_to(run)).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(verdict, kept / verdict.relative_to(run))
+    data = json.loads((run / "fixes.json").read_text())
+    for row in data["rows"]:
+        if not row["evidence"]:
+            continue
+        verdict = (run / row["evidence"]).resolve()
+        own = Path("runs") / row["release"] / row["fix"]
+        (kept / own).mkdir(parents=True, exist_ok=True)
+        shutil.copy(verdict, kept / own / "verdict.txt")
+        scenario = next(verdict.parent.parent.glob(f"{row['release']}/{row['fix']}.toml"), None)
+        if scenario is not None:
+            shutil.copy(scenario, kept / own / "scenario.toml")
+        row["evidence"] = f"{own}/verdict.txt"
+    (kept / "fixes.json").write_text(json.dumps(data, indent=2) + "\n")
+    (kept / "fixes.md").write_text(report.markdown(data))
+    (kept / "fixes.html").write_text(report.page(data))
     return kept
 
 
 def main(runs: list[Path]) -> None:
     tables, kept = [], []
     for index, run in enumerate(runs, 1):
-        table = remake(run)
+        # a run's report made again; a merged one (no matrix.json of its own) as it is
+        if (run / "matrix.json").is_file():
+            table = remake(run)
+        else:
+            table = json.loads((run / "fixes.json").read_text())
         tables.append(table)
         name = f"fixes-{table['setup']['name']}-{time.strftime('%Y-%m-%d')}"   # type: ignore[index]
         kept.append(keep(run, name if len(runs) == 1 else f"{name}-{index}").relative_to(ROOT))

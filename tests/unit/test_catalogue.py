@@ -98,7 +98,8 @@ def test_cells_say_what_happened_for_the_user_and_the_best_come_first(tmp_path: 
     useless = measured(tmp_path, "forward-accept-tagged", (CUT, True, True), (CUT, True, True), (CUT, True, True),
                        (CUT, True, True), (CUT, True, True))
     na = SEED.plan(catalogue.chosen(["docker-ip-forward-no-drop"])[0], "trixie")
-    found = report.rows([good[0], costly[0], useless[0], na], [good[1], costly[1], useless[1]])
+    found = report.rows([good[0], costly[0], useless[0], na], [good[1], costly[1], useless[1]],
+                        against_record=False)
     by_fix = {row.fix: row for row in found}
 
     assert by_fix["docker-user-libvirt"].free
@@ -139,7 +140,7 @@ def test_a_guest_online_before_the_fix_is_nothing_to_fix_and_a_missing_run_says_
     plan, row = measured(tmp_path, "forward-accept", (ONLINE, True, True), (ONLINE, True, True), (ONLINE, True, True),
                          (ONLINE, True, True), (ONLINE, True, True))
     other = SEED.plan(catalogue.chosen(["docker-user-router"])[0], "trixie")
-    found = report.rows([plan, other], [row])
+    found = report.rows([plan, other], [row], against_record=False)
     assert found[0].cells["fix"].text == "nothing to fix" and found[0].restores is None
     assert found[1].error == "not run (the catalogue run stopped first)"
     assert report.best(found, "trixie")["nothing_to_fix"] == ["forward-accept"]
@@ -159,7 +160,7 @@ def test_the_record_keeps_what_every_run_agreed_on_and_a_new_run_is_compared_wit
 
     plan, row = measured(tmp_path, "forward-accept", (CUT, True, True), (ONLINE, True, True),
                          (ONLINE, True, True), (ONLINE, True, True), (CUT, True, True))
-    found = report._against(report.rows([plan], [row])[0], {"fix": "still cut off", "after-reboot": "LOST: cut off again"})
+    found = report._against(report.rows([plan], [row], against_record=False)[0], {"fix": "still cut off", "after-reboot": "LOST: cut off again"})
     assert found.mismatches == ["the fix: restored (recorded: still cut off)"]
     assert found.cells["after-reboot"].recorded == ""
 
@@ -185,13 +186,13 @@ def test_two_merged_shards_equal_one_run(tmp_path: Path) -> None:
                    "versions": {"trixie": {"docker.io": "26.1.5"}}}
     whole = tmp_path / "whole"
     whole.mkdir()
-    report.write_reports(SEED, report.rows(planned, [row for _, row in rows]), whole,
+    report.write_reports(SEED, report.rows(planned, [row for _, row in rows], against_record=False), whole,
                          environment=environment, seconds=30)
     for k in (1, 2):
         part = tmp_path / f"part-{k}"
         part.mkdir()
         mine = catalogue.shard(planned, (k, 2))
-        report.write_reports(SEED, report.rows(mine, [row for _, row in rows]), part,
+        report.write_reports(SEED, report.rows(mine, [row for _, row in rows], against_record=False), part,
                              environment={**environment, "command": f"coexist fixes --shard {k}/2"}, seconds=10 + k)
     merged = tmp_path / "merged"
     assert cli.main(["report", "merge", "--out", str(merged), str(tmp_path / "part-2"), str(tmp_path / "part-1")]) == 0
@@ -208,3 +209,23 @@ def test_two_merged_shards_equal_one_run(tmp_path: Path) -> None:
 def test_merge_refuses_what_is_not_a_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["report", "merge", "--out", str(tmp_path / "o"), str(tmp_path)]) == 2
     assert "neither fixes.json nor matrix.json" in capsys.readouterr().err
+
+
+def test_a_later_part_replaces_an_earlier_ones_row_for_the_same_cell(tmp_path: Path) -> None:
+    environment = {"coexist": "0", "date": "d", "command": "c", "accelerator": [], "versions": {}}
+    for name, reboot in (("first", (CUT, True, True)), ("again", (ONLINE, True, True))):
+        plan, row = measured(tmp_path / name, "forward-accept", (CUT, True, True), (ONLINE, True, True),
+                             (ONLINE, True, True), (ONLINE, True, True), reboot)
+        (tmp_path / name).mkdir(exist_ok=True)
+        report.write_reports(SEED, report.rows([plan], [row], against_record=False), tmp_path / name, environment=environment, seconds=1)
+    merged = report.merge([tmp_path / "first", tmp_path / "again"], tmp_path / "merged", command="m")
+    assert len(merged) == 1 and merged[0].cells["after-reboot"].text == "kept"
+
+
+def test_the_recorded_table_has_every_fix_that_runs_on_the_seeds_setup() -> None:
+    """A fix added to fixes.toml is measured before it lands (bench/record_catalogue.py)."""
+    missing = [f"{p.release} {p.fix.name}" for p in catalogue.plan(SEED, catalogue.chosen(None), RELEASES)
+               if p.not_applicable is None and set(p.expected) != {"boot", "fix", "after-reload",
+                                                                     "after-docker-restart", "after-reboot"}]
+    assert missing == []
+    assert catalogue.recorded()["varies"] == []

@@ -83,9 +83,10 @@ class FixRow:
         return cls(**{**fields, "cells": {c: Cell(**cell) for c, cell in data["cells"].items()}})
 
 
-def rows(planned: Iterable[Planned], measured: Iterable[Row]) -> list[FixRow]:
+def rows(planned: Iterable[Planned], measured: Iterable[Row], *, against_record: bool = True) -> list[FixRow]:
     """The catalogue's rows: each planned fix with what its run measured (none for a fix that
-    is not applicable on its release; an error for a run that broke)."""
+    is not applicable on its release; an error for a run that broke), each cell compared with
+    the recorded table unless `against_record` is False."""
     runs = {(row.scenario.host.release, row.scenario.name): row for row in measured}
     found = []
     for plan in planned:
@@ -103,7 +104,7 @@ def rows(planned: Iterable[Planned], measured: Iterable[Row]) -> list[FixRow]:
                                                for c in columns},
                                 restores=None, costs=[], evidence=run.evidence if run else "", error=error))
         else:
-            found.append(_against(_measured(base, run), plan.expected))
+            found.append(_against(_measured(base, run), plan.expected if against_record else {}))
     return found
 
 
@@ -216,19 +217,23 @@ def write_reports(setup: Setup, found: list[FixRow], out: Path, *, environment: 
 
 
 def merge(parts: list[Path], out: Path, *, command: str) -> list[FixRow]:
-    """One report in `out` from the fixes.json of several parts (shards of one catalogue run):
-    their rows in catalogue order, each evidence link made relative to `out`, the environments
-    joined, the wall time the longest part's. ValueError: parts of different setups."""
+    """One report in `out` from the fixes.json of several parts (shards of one catalogue run, or
+    a run and cells measured again): their rows in catalogue order, a later part's row replacing
+    an earlier one's for the same fix and release, each evidence link made relative to `out`,
+    the environments joined, the wall time the longest part's. ValueError: parts of different
+    setups."""
     tables = [json.loads((part / "fixes.json").read_text()) for part in parts]
+    out.mkdir(parents=True, exist_ok=True)
     setups = {table["setup"]["name"] for table in tables}
     if len(setups) != 1:
         raise ValueError(f"the parts measure different setups: {', '.join(sorted(setups))}")
-    found = []
+    by_cell: dict[tuple[str, str], FixRow] = {}
     for part, table in zip(parts, tables, strict=True):
         for data in table["rows"]:
             row = FixRow.from_json(data)
             evidence = os.path.relpath(part / row.evidence, out) if row.evidence else ""
-            found.append(dataclasses.replace(row, evidence=evidence))
+            by_cell[row.release, row.fix] = dataclasses.replace(row, evidence=evidence)
+    found = list(by_cell.values())
     fixes = list(builtin())   # the catalogue's order
     found.sort(key=lambda row: (RELEASES.index(row.release),
                                 fixes.index(row.fix) if row.fix in fixes else len(fixes), row.fix))
