@@ -203,6 +203,11 @@ def test_reports_travel_with_their_folder_and_link_each_cell_to_its_evidence(tmp
     assert "<h2>Environment</h2>" in reports["matrix.html"] and "coexist " in reports["matrix.html"]
     assert "error: RuntimeError: dockerd exited with 1" in reports["matrix.html"]   # why it broke
     assert "[scenarios/seed-trixie](scenarios/seed-trixie/verdict.txt)" in reports["matrix.md"]
+    # and read back (to make another report of it, e.g. the fix catalogue's): the same links
+    from coexist.report.matrix import read_report
+
+    assert [row.evidence for row in read_report(tmp_path)] == [
+        "scenarios/seed-trixie/verdict.txt", "scenarios/seed-forky/verdict.txt", ""]
 
 
 def test_the_headline_says_what_a_fix_changed_and_what_it_cost() -> None:

@@ -164,11 +164,12 @@ def read_report(folder: Path) -> list[Row]:
     with their paths as this machine finds them: to make the report again, here or elsewhere."""
     rows = []
     for data in json.loads((folder / "matrix.json").read_text())["rows"]:
+        evidence = _evidence(data["artifacts"], folder)   # relative to the folder, as written
         data = {**data, "path": str(folder / data["path"]),
                 "artifacts": str(folder / data["artifacts"]) if data["artifacts"] else ""}
         if data["verdict"] is not None:
             data["verdict"] = {**data["verdict"], "artifacts": data["artifacts"]}
-        rows.append(Row.from_json(data))
+        rows.append(dataclasses.replace(Row.from_json(data), evidence=evidence))
     return rows
 
 
