@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         argv, to_pytest = argv[:argv.index("--")], argv[argv.index("--") + 1:]
     args = _parser().parse_args(argv)
     args.to_pytest = to_pytest
-    args.argv = argv
+    args.command_line = argv
     # the outline of what happens (-q: its top level only); -v: every line, however deep
     log.to_stderr(logging.DEBUG if args.verbose else logging.INFO)
     with log.showing(None if args.verbose else 0 if args.quiet else 2):
@@ -546,7 +546,7 @@ def _merge(args: argparse.Namespace) -> int:
         raise UserError("the parts are of different kinds (coexist fixes and coexist matrix reports)")
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    command = shlex.join(["coexist", *args.argv])
+    command = shlex.join(["coexist", *args.command_line])
     if kinds == {"fixes.json"}:
         try:
             merged = report.merge([p.resolve() for p in args.parts], out, command=command)

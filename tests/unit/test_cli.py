@@ -242,3 +242,11 @@ def test_an_error_a_flag_caused_is_blamed_on_the_flag_not_the_file(
     assert cli.main(["run", str(SEED), *flags]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(said) and err.endswith(f"(with {SEED})") and "{" not in err, err
+
+
+def test_shell_gets_its_own_command_not_the_whole_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    # main() once kept the whole command line in args.argv, the shell's own argument's name
+    seen = {}
+    monkeypatch.setattr(cli, "_shell", lambda args: seen.setdefault("argv", args.argv) and 0)
+    cli.main(["shell", "123.4-lab", "--", "ip -br link"])
+    assert seen["argv"] in (["ip -br link"], ["--", "ip -br link"])   # the shell drops a leading --
