@@ -65,3 +65,47 @@ def test_a_fix_whose_events_need_a_daemon_the_host_does_not_start_is_not_applica
                    "step": [{"do": "boot"}, {"fix": "docker-ip-forward-no-drop-later"}]})
     assert later.not_applicable() is None
     assert "needs dockerd" in str(later.variant(start_order=["libvirt"]).not_applicable())
+
+
+def test_a_fix_may_persist_as_a_start_hook_or_change_the_boot_order() -> None:
+    from coexist.host.daemons import Service
+
+    hook = parse_fix("mine", {"summary": "s", "params": {"bridge": "virbr0"},
+                              "after_start": {"dockerd": ["iptables -I DOCKER-USER -i {bridge} -j ACCEPT"]}})
+    assert hook.commands == ()
+    assert hook.with_params({"bridge": "virbr9"}).after_start == {
+        Service.DOCKERD: ("iptables -I DOCKER-USER -i virbr9 -j ACCEPT",)}
+    order = parse_fix("mine", {"summary": "s", "start_before": ["libvirt", "dockerd"], "then": ["host-reboot"]})
+    seed = (Service.FIREWALLD, Service.DOCKERD, Service.LIBVIRT)
+    assert order.boot_order(seed) == (Service.FIREWALLD, Service.LIBVIRT, Service.DOCKERD)
+    step = parse({"scenario": {"name": "s", "summary": "s"},
+                  "fix": {"mine": {"summary": "s", "start_before": ["libvirt", "dockerd"], "then": ["host-reboot"]},
+                          "hook": {"summary": "s", "after_start": {"dockerd": ["iptables -P FORWARD ACCEPT"]}}},
+                  "step": [{"do": "boot"}, {"fix": "mine"}, {"fix": "hook"}]}).steps
+    assert step[1].label() == "fix mine (libvirt now starts right before dockerd), then host-reboot"
+    assert step[2].label() == "fix hook (after every start of dockerd: iptables -P FORWARD ACCEPT)"
+
+
+@pytest.mark.parametrize(("table", "said"), [
+    ({"after_start": {"sshd": ["true"]}}, "after_start.sshd: 'sshd' is not allowed"),
+    ({"after_start": {"dockerd": []}}, "after_start.dockerd: a list of commands (at least one)"),
+    ({"start_before": ["libvirt", "libvirt"]}, "start_before: two different services"),
+    ({"start_before": ["libvirt"]}, "start_before: two different services"),
+])
+def test_hooks_and_orders_are_checked(table: dict[str, object], said: str) -> None:
+    with pytest.raises(FieldError, match=None) as raised:
+        parse_fix("mine", {"summary": "s", **table})
+    assert str(raised.value).startswith(said), str(raised.value)
+
+
+def test_an_order_or_hook_the_host_cannot_do_is_not_applicable_with_its_reason() -> None:
+    def why(fix: dict[str, object], order: list[str]) -> str | None:
+        return parse({"scenario": {"name": "s", "summary": "s"}, "host": {"start_order": order},
+                      "fix": {"mine": {"summary": "s", **fix}},
+                      "step": [{"do": "boot"}, {"fix": "mine"}]}, runnable=False).not_applicable()
+
+    assert why({"start_before": ["libvirt", "dockerd"]}, ["libvirt", "dockerd"]) == (
+        "step mine: fix mine: libvirt starts right before dockerd already (host.start_order): nothing to change")
+    assert "names firewalld, which host.start_order does not start" in (
+        why({"after_start": {"firewalld": ["true"]}}, ["dockerd", "libvirt"]) or "")
+    assert why({"start_before": ["libvirt", "dockerd"]}, ["dockerd", "libvirt"]) is None

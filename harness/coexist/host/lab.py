@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Protocol
@@ -136,6 +137,7 @@ class Lab(Verbs):
         self.cgroup = cgroups.RunCgroup(self.owner, name)
         self._boot_sysctls: dict[str, str] = {}
         self._daemons: dict[Daemon, tuple[subprocess.Popen[str], IO[str]]] = {}
+        self._after_start: dict[Daemon, list[str]] = {}
         self._libvirt: libvirt.virConnect | None = None
         self._docker: docker.DockerClient | None = None
 
@@ -238,6 +240,14 @@ class Lab(Verbs):
                 return spec.ready(self, last_try)
 
             retry(answers, timeout=spec.ready_timeout, what=f"{daemon} ready", interval=0.1)
+            for command in self._after_start.get(daemon, []):   # as ExecStartPost= runs them
+                done = self.execute(command)
+                log.info(f"host# {command}  -> exit {done.returncode} (after {daemon} started)")
+
+    def after_start(self, name: Daemon | str, commands: Iterable[str]) -> None:
+        """Commands to run right after `name` starts, at every start from now on (as a systemd
+        drop-in's ExecStartPost=; the service is not restarted for it)."""
+        self._after_start.setdefault(Daemon(name), []).extend(commands)
 
     def stop(self, name: Daemon | str, *, timeout: float = 30) -> None:
         """Stop a daemon (SIGTERM, then SIGKILL after `timeout`)."""

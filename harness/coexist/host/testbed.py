@@ -132,6 +132,12 @@ class Testbed:
             hostconfig.apply_sysctls(self.lab, settings)
         self.plan = dataclasses.replace(self.plan, settings=self.plan.settings.merged(settings))
 
+    def reorder(self, order: tuple[Service, ...]) -> None:
+        """The daemons' boot order changed by an admin (as systemd's After= would): from the next
+        boot on."""
+        log.info(f"lab: boot order from now on: {' > '.join(order)}")
+        self.plan = dataclasses.replace(self.plan, start_order=order)
+
     def boot(self, *, first: bool = True) -> None:
         """What a host's boot does before and while its daemons start: the LAN bridge, IPv6 on
         the uplink, sysctls, then the daemons in the plan's start order with its networks. The

@@ -108,6 +108,10 @@ class Run:
                             docker=tables.get("docker", {}), libvirt=tables.get("libvirt", {}),
                             firewalld=tables.get("firewalld", {}), sysctl=tables.get("sysctl", {}),
                             zones=tables.get("zones", {})))
+                    for service, run in fix.after_start.items():
+                        self.lab.after_start(service.daemon, run)
+                    if fix.start_before is not None:
+                        self.bed.reorder(fix.boot_order(self.bed.plan.start_order))
                     result.commands = self._commands(fix.commands)
                     events.happen(self.bed, self.guests, fix.then)
                 case RevertFix(fix=fix):

@@ -8,6 +8,7 @@ own output.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -24,7 +25,8 @@ from coexist.scenario.host import parse_settings
 _PARAM_VALUE = re.compile(r"^[A-Za-z0-9_.+:-]{1,40}$")
 _FIX_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 _FIELDS = {"summary": str, "source": str, "needs": list, "params": dict, "commands": list,
-           "settings": dict, "then": list, "revert": list, "check": list}
+           "settings": dict, "then": list, "revert": list, "check": list, "after_start": dict,
+           "start_before": list}
 _CHECK_FIELDS = {"id": str, "description": str, "run": str, "output": str, "contains": str,
                  "matches": str, "listing": str, "also": str}
 _MATCHERS = ("output", "contains", "matches", "listing")
@@ -85,6 +87,11 @@ class Fix:
     # host-reboot for what must be in place before the daemons start
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     then: tuple[Event, ...] = ()
+    # persistence as a systemd drop-in's ExecStartPost gives it: commands run on the host right
+    # after a service starts, at every start from then on (restarts and reboots included)
+    after_start: dict[Service, tuple[str, ...]] = field(default_factory=dict)
+    # the boot order changed: the first service starts right before the second from then on
+    start_before: tuple[Service, Service] | None = None
 
     def with_params(self, given: dict[str, str]) -> Fix:
         """The fix with its {name} parameters filled in (`given` over the defaults)."""
@@ -104,11 +111,21 @@ class Fix:
         def fill(text: str) -> str:
             return re.sub(r"\{(\w+)\}", lambda m: values.get(m[1], m[0]), text)
 
-        return Fix(self.name, fill(self.summary), tuple(map(fill, self.commands)), self.source,
-                   tuple(map(fill, self.revert)),
-                   tuple(HostCheck(c.id, fill(c.description), fill(c.run), c.matcher,
+        return dataclasses.replace(
+            self, summary=fill(self.summary), commands=tuple(map(fill, self.commands)),
+            revert=tuple(map(fill, self.revert)),
+            checks=tuple(HostCheck(c.id, fill(c.description), fill(c.run), c.matcher,
                                    fill(c.expected), c.also and fill(c.also)) for c in self.checks),
-                   self.needs, values, template=self, settings=self.settings, then=self.then)
+            params=values, template=self,
+            after_start={service: tuple(map(fill, run)) for service, run in self.after_start.items()})
+
+    def boot_order(self, order: tuple[Service, ...]) -> tuple[Service, ...]:
+        """`order` as this fix leaves it (start_before: the first right before the second)."""
+        if self.start_before is None:
+            return order
+        moved, before = self.start_before
+        rest = [service for service in order if service is not moved]
+        return (*rest[:rest.index(before)], moved, *rest[rest.index(before):])
 
 
 def parse_fix(name: str, data: Any) -> Fix:
@@ -127,8 +144,23 @@ def parse_fix(name: str, data: Any) -> Fix:
     commands = _commands(data, "commands")
     with within("settings"):
         settings = {part: table for part, table in parse_settings(data.get("settings", {})).items() if table}
-    if not commands and not settings:
-        raise FieldError("commands", "is required (at least one command), unless the fix is settings")
+    after_start = {}
+    for service, run in data.get("after_start", {}).items():
+        if service not in Service.names():
+            raise FieldError(f"after_start.{service}", not_allowed(service, Service.names()))
+        if not isinstance(run, list) or not run:
+            raise FieldError(f"after_start.{service}", "a list of commands (at least one)")
+        after_start[Service(service)] = tuple(_strings(run, f"after_start.{service}"))
+    start_before = None
+    if "start_before" in data:
+        pair = _strings(data["start_before"], "start_before")
+        if len(pair) != 2 or len(set(pair)) != 2 or any(p not in Service.names() for p in pair):
+            raise FieldError("start_before", f"two different services of {', '.join(Service.names())}: "
+                                             f"the first starts right before the second, got {shown(pair)}")
+        start_before = (Service(pair[0]), Service(pair[1]))
+    if not commands and not settings and not after_start and start_before is None:
+        raise FieldError("commands", "is required (at least one command), unless the fix is settings, "
+                                     "after_start or start_before")
     then = event_list("then", data.get("then", []))
     needs = _strings(data.get("needs", []), "needs")
     for service in needs:
@@ -144,8 +176,9 @@ def parse_fix(name: str, data: Any) -> Fix:
         raise FieldError("check", f"two checks share an id: {ids}")
     fix = Fix(name, data["summary"], tuple(commands), data.get("source", ""),
               tuple(_commands(data, "revert")), tuple(checks), tuple(map(Service, needs)), dict(params),
-              settings=settings, then=then)
-    used = {m for text in (*fix.commands, *fix.revert) for m in re.findall(r"\{(\w+)\}", text)}
+              settings=settings, then=then, after_start=after_start, start_before=start_before)
+    used = {m for text in (*fix.commands, *fix.revert, *(c for run in after_start.values() for c in run))
+            for m in re.findall(r"\{(\w+)\}", text)}
     undeclared = sorted(used - set(params))
     if undeclared:
         raise FieldError("commands", f"uses {{{undeclared[0]}}}, which is not in params")

@@ -51,6 +51,18 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _GUEST = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
 
 
+def _order_not_applicable(fix: Fix, order: tuple[Service, ...]) -> str | None:
+    """Why a fix's start hooks or boot order cannot apply to a host starting `order`."""
+    named = [*fix.after_start, *(fix.start_before or ())]
+    missing = [service for service in dict.fromkeys(named) if service not in order]
+    if missing:
+        return f"names {', '.join(missing)}, which host.start_order does not start"
+    if fix.start_before and fix.boot_order(order) == order:
+        return (f"{fix.start_before[0]} starts right before {fix.start_before[1]} already "
+                "(host.start_order): nothing to change")
+    return None
+
+
 @dataclass(frozen=True)
 class GuestSpec:
     name: str
@@ -139,6 +151,8 @@ class Scenario:
                             "does not start")
             if isinstance(step, ApplyFix) and (why := settings_not_applicable(self.host.release,
                                                                                 step.fix.settings)):
+                return f"step {step.id}: fix {step.fix.name}: {why}"
+            if isinstance(step, ApplyFix) and (why := _order_not_applicable(step.fix, self.host.start_order)):
                 return f"step {step.id}: fix {step.fix.name}: {why}"
             if isinstance(step, ApplyFix | RevertFix):
                 missing = [d for d in step.fix.needs if d not in self.host.start_order]

@@ -125,6 +125,10 @@ class ApplyFix(StepBase):
         parts = [f"{part} {key} = {json.dumps(value)}" for part, table in self.fix.settings.items()
                  for key, value in table.items()]
         said = f" (settings: {'; '.join(parts)})" if parts else ""
+        said += "".join(f" (after every start of {service}: {'; '.join(run)})"
+                        for service, run in self.fix.after_start.items())
+        if self.fix.start_before:
+            said += f" ({self.fix.start_before[0]} now starts right before {self.fix.start_before[1]})"
         then = f", then {', '.join(self.fix.then)}" if self.fix.then else ""
         return f"fix {self.fix.name}{said}{then}"
 
