@@ -7,7 +7,8 @@ is). A run's report is made again from its matrix.json with the code of this che
 made before a report change still records what this code says). Then
 harness/coexist/scenario/measured.json is written from all of them (coexist.scenario.catalogue.
 record: a cell the runs disagree on is left out as varying), and each report, with the verdicts
-and scenario files its links point to, is copied to bench/results/fixes-<setup>-<date>[-<n>]/.
+and scenario files its links point to, is copied to bench/results/fixes-<setup>-<date>/ (with
+-<n> after it where one setup has two runs).
 """
 
 from __future__ import annotations
@@ -64,15 +65,17 @@ def keep(run: Path, name: str) -> Path:
 
 def main(runs: list[Path]) -> None:
     tables, kept = [], []
-    for index, run in enumerate(runs, 1):
+    for run in runs:
         # a run's report made again; a merged one (no matrix.json of its own) as it is
         if (run / "matrix.json").is_file():
             table = remake(run)
         else:
             table = json.loads((run / "fixes.json").read_text())
         tables.append(table)
-        name = f"fixes-{table['setup']['name']}-{time.strftime('%Y-%m-%d')}"   # type: ignore[index]
-        kept.append(keep(run, name if len(runs) == 1 else f"{name}-{index}").relative_to(ROOT))
+    setups = [table["setup"]["name"] for table in tables]   # type: ignore[index]
+    for index, (run, setup) in enumerate(zip(runs, setups, strict=True), 1):
+        name = f"fixes-{setup}-{time.strftime('%Y-%m-%d')}"
+        kept.append(keep(run, name if setups.count(setup) == 1 else f"{name}-{index}").relative_to(ROOT))
         print(f"{run}: kept in {kept[-1]}")
     record = catalogue.record(tables, "coexist fixes, recorded by bench/record_catalogue.py from "
                                       + ", ".join(map(str, kept)))
