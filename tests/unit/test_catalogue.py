@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from coexist import cli
+from coexist.base.schema import toml_document
 from coexist.guest.accel import AccelDecision
 from coexist.net.connectivity import Connectivity, Probe
 from coexist.report import catalogue as report
@@ -58,7 +59,7 @@ def test_written_toml_reads_back_equal() -> None:
     data = {"scenario": {"name": "x", "notes": ["a \"quoted\" é", "b\\c"]},
             "host": {"start_order": ["dockerd", "libvirt"], "ipv6": True, "docker": {"ip-forward": False}},
             "step": [{"do": "boot"}, {"fix": "f", "params": {"bridge": "virbr+"}, "settle": 2.5}]}
-    assert tomllib.loads(catalogue.toml_document(data)) == data
+    assert tomllib.loads(toml_document(data)) == data
 
 
 def test_unknown_fix_and_setup_are_one_line_each(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,6 +11,7 @@ file's every mistake is said at once (FieldErrors), as a linter says them.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -254,18 +255,49 @@ _KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "tru
 def shown(value: Any, limit: int = 40) -> str:
     """A value as the error shows it, as a TOML file writes it (a string quoted, true, [1, 2],
     { a = 1 }), cut short."""
-    text = _toml(value)
+    text = toml_value(value)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
-def _toml(value: Any) -> str:
+def toml_value(value: Any, *, exact: bool = False) -> str:
+    """`value` as a TOML file writes it. `exact`: TOML that tomllib reads back equal (strings as
+    basic strings, keys quoted where not bare; TypeError for what TOML cannot hold); otherwise as
+    an error shows it (strings as Python writes them)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml(item) for item in value) + "]"
+        return "[" + ", ".join(toml_value(item, exact=exact) for item in value) + "]"
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{key} = {_toml(item)}" for key, item in value.items()) + " }"
+        return "{ " + ", ".join(f"{toml_key(key) if exact else key} = {toml_value(item, exact=exact)}"
+                                for key, item in value.items()) + " }"
+    if exact and isinstance(value, str):
+        return json.dumps(value)   # a JSON string is a TOML basic string
+    if exact and not isinstance(value, int | float):
+        raise TypeError(f"no TOML for {type(value).__name__}")
     return repr(value)
+
+
+def toml_key(name: str) -> str:
+    return name if re.fullmatch(_BARE, name) else json.dumps(name)
+
+
+def toml_document(data: dict[str, Any]) -> str:
+    """`data` (tables of strings, numbers, booleans, lists and inline tables; lists of tables as
+    [[arrays]]) as TOML text that tomllib reads back equal (tomllib reads TOML, never writes it)."""
+    lines: list[str] = []
+
+    def pairs(table: dict[str, Any]) -> list[str]:
+        return [f"{toml_key(k)} = {toml_value(v, exact=True)}" for k, v in table.items()]
+
+    for name, value in data.items():
+        if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+            for item in value:
+                lines += ["", f"[[{toml_key(name)}]]", *pairs(item)]
+        elif isinstance(value, dict):
+            lines += ["", f"[{toml_key(name)}]", *pairs(value)]
+        else:
+            lines.insert(0, f"{toml_key(name)} = {toml_value(value, exact=True)}")
+    return "\n".join(lines).lstrip("\n") + "\n"
 
 
 def choice(where: str, value: Any, allowed: tuple[str, ...]) -> str:

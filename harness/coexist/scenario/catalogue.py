@@ -9,7 +9,6 @@ survival event whose daemon the setup starts. No expectations: what happened is 
 from __future__ import annotations
 
 import json
-import re
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from coexist.base.schema import FieldError, ScenarioError, check_types, unknown
+from coexist.base.schema import FieldError, ScenarioError, check_types, toml_document, unknown
 from coexist.scenario import fixes as fix_catalogue
 from coexist.scenario.axes import RELEASES
 from coexist.scenario.events import Event
@@ -215,40 +214,3 @@ def shard(planned: list[Planned], part: tuple[int, int]) -> list[Planned]:
 
 def order(releases: Iterable[str]) -> list[str]:
     return sorted(set(releases), key=RELEASES.index)
-
-
-# -- TOML, written: tomllib reads only; the catalogue's files are a few tables of plain values ---
-_BARE = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def toml_document(data: dict[str, Any]) -> str:
-    """`data` (tables of strings, numbers, booleans, lists and inline tables; lists of tables as
-    [[arrays]]) as TOML text that tomllib reads back equal."""
-    lines: list[str] = []
-    for name, value in data.items():
-        if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
-            for item in value:
-                lines += ["", f"[[{_key(name)}]]", *(f"{_key(k)} = {toml_value(v)}" for k, v in item.items())]
-        elif isinstance(value, dict):
-            lines += ["", f"[{_key(name)}]", *(f"{_key(k)} = {toml_value(v)}" for k, v in value.items())]
-        else:
-            lines.insert(0, f"{_key(name)} = {toml_value(value)}")
-    return "\n".join(lines).lstrip("\n") + "\n"
-
-
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)   # a JSON string is a TOML basic string
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(toml_value(item) for item in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{_key(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
-    raise TypeError(f"no TOML for {type(value).__name__}")
-
-
-def _key(name: str) -> str:
-    return name if _BARE.fullmatch(name) else json.dumps(name)
