@@ -84,13 +84,17 @@ def _network_conf(lab: Lab, release: str, keys: Mapping[str, Any]) -> None:
         lines.append(line)
         if key == "firewall_backend" and value == "nftables":
             lab.install_tc_csum_shim()
-        # a key set already is changed where it is, as an admin edits it: libvirt reads the
-        # first of two (an appended second firewall_backend was silently ignored)
-        pattern = re.compile(rf"^\s*{re.escape(key)}\s*=.*$", re.MULTILINE)
-        text = (pattern.sub(line, text, count=1) if pattern.search(text)
-                else text + f"\n# coexist scenario\n{line}\n")
+        # libvirt reads the first of two: an appended second firewall_backend was silently ignored
+        text = _set_key(text, key, line, header="# coexist scenario\n")
     conf.write_text(text)
     log.info(f"lab: {NETWORK_CONF}: {'; '.join(lines)}")
+
+
+def _set_key(text: str, key: str, line: str, *, header: str = "") -> str:
+    """A `key = value` configuration file's `text` with `key` set by `line`, as an admin edits
+    it: where the key is set already, changed there; else `line` appended (after `header`)."""
+    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=.*$", re.MULTILINE)
+    return pattern.sub(line, text) if pattern.search(text) else text + f"\n{header}{line}\n"
 
 
 def _firewalld_conf(lab: Lab, release: str, keys: Mapping[str, Any]) -> None:
@@ -100,9 +104,8 @@ def _firewalld_conf(lab: Lab, release: str, keys: Mapping[str, Any]) -> None:
         if key not in known.conf_keys(text):   # named by the shipped file, set or commented out
             raise NotApplicable(f"firewalld on {release}: firewalld.conf knows no key {key!r}")
         shown = ("yes" if value else "no") if isinstance(value, bool) else str(value)
-        pattern = re.compile(rf"^\s*{re.escape(key)}\s*=.*$", re.MULTILINE)
         line = f"{key}={shown}"
-        text = pattern.sub(line, text) if pattern.search(text) else text + f"\n{line}\n"
+        text = _set_key(text, key, line)
         log.info(f"lab: firewalld.conf: {line}")
     conf.write_text(text)
 
