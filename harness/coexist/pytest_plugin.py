@@ -361,14 +361,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     text = config.getoption("coexist_shard") or config.getini("coexist_shard")
     if not text:
         return
-    from coexist.base.schema import part_of
+    from coexist.base.schema import dealt, part_of
 
     try:
-        k, n = part_of(text)
+        part = part_of(text)
     except ValueError as error:
         raise pytest.UsageError(f"--coexist-shard {error}") from None
-    scenarios = sorted(item.nodeid for item in items if isinstance(item, ScenarioItem))
-    mine = {nodeid for index, nodeid in enumerate(scenarios) if index % n == k - 1}
+    mine = set(dealt(sorted(item.nodeid for item in items if isinstance(item, ScenarioItem)), part))
     dropped = [item for item in items if isinstance(item, ScenarioItem) and item.nodeid not in mine]
     if dropped:
         config.hook.pytest_deselected(items=dropped)

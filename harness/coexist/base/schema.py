@@ -16,7 +16,9 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class FieldError(ValueError):
@@ -319,3 +321,10 @@ def part_of(text: str) -> tuple[int, int]:
     if not sep or not k.isdigit() or not n.isdigit() or not 1 <= int(k) <= int(n):
         raise ValueError(f"{text!r}: K/N, part K of N (1 <= K <= N), e.g. 2/3")
     return int(k), int(n)
+
+
+def dealt(items: Iterable[T], part: tuple[int, int]) -> list[T]:
+    """Part K of N of `items`, dealt round-robin: each item in exactly one part, the parts' sizes
+    within one of each other."""
+    k, n = part
+    return [item for index, item in enumerate(items) if index % n == k - 1]

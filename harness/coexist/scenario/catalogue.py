@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from coexist.base.schema import FieldError, ScenarioError, check_types, toml_document, unknown
+from coexist.base.schema import FieldError, ScenarioError, check_types, dealt, toml_document, unknown
 from coexist.scenario import fixes as fix_catalogue
 from coexist.scenario.axes import RELEASES
 from coexist.scenario.events import Event
@@ -206,10 +206,9 @@ def plan(setup: Setup, fixes: list[Fix], releases: Iterable[str]) -> list[Planne
 def shard(planned: list[Planned], part: tuple[int, int]) -> list[Planned]:
     """Part K of N of the catalogue's rows, deterministically: the runnable rows in catalogue
     order dealt round-robin, the rows that do not apply in part 1 (each row in exactly one part)."""
-    k, n = part
-    runnable = [plan for plan in planned if plan.not_applicable is None]
-    mine = {id(plan) for index, plan in enumerate(runnable) if index % n == k - 1}
-    return [plan for plan in planned if id(plan) in mine or (plan.not_applicable is not None and k == 1)]
+    mine = {id(plan) for plan in dealt([plan for plan in planned if plan.not_applicable is None], part)}
+    first = part[0] == 1
+    return [plan for plan in planned if id(plan) in mine or (plan.not_applicable is not None and first)]
 
 
 def order(releases: Iterable[str]) -> list[str]:
