@@ -119,13 +119,13 @@ def _measured(base: dict[str, Any], run: Row) -> FixRow:
     assert run.verdict is not None
     steps = {result.step.id: result for result in run.verdict.steps}
     boot, fix = steps["boot"], steps[FIX_STEP]
-    cells = {"boot": Cell("online: no symptom", "good", _probes(boot)) if _online(boot) else
+    cells = {"boot": Cell("online: no symptom", "good", _probes(boot)) if boot.online else
              Cell("cut off (the symptom)", "bad", _probes(boot))}
     paid: list[str] = []
-    if _online(boot):
+    if boot.online:
         cells[FIX_STEP] = Cell("nothing to fix", "none", "the guest was online before the fix")
         restores = None
-    elif not _online(fix):
+    elif not fix.online:
         cells[FIX_STEP] = Cell("still cut off", "bad", _probes(fix))
         restores = False
     else:
@@ -136,7 +136,7 @@ def _measured(base: dict[str, Any], run: Row) -> FixRow:
         if step not in steps:
             continue
         after = steps[step]
-        if _online(after):
+        if after.online:
             broken = costs(boot, after)
             cells[step] = _online_cell("kept" if restores else "online", broken, after)
             paid += [f"{cost} ({COLUMNS[step]})" for cost in broken if restores]
@@ -160,10 +160,6 @@ def _once(items: list[str]) -> list[str]:
     for item in items:
         seen.setdefault(item.split(" (")[0], item)
     return list(seen.values())
-
-
-def _online(result: StepResult) -> bool:
-    return bool(result.guests) and all(s.final.all_ok for s in result.guests.values())
 
 
 def _probes(result: StepResult) -> str:

@@ -89,7 +89,7 @@ def explain_steps(snapshots: list[Snapshot], results: list[StepResult],
             if old_tables != new_tables:
                 lines.append(f"[{step.id}] nft tables added: {sorted(new_tables - old_tables) or 'none'}; "
                              f"removed: {sorted(old_tables - new_tables) or 'none'}")
-        if all(s.final.all_ok for s in result.guests.values()):
+        if result.online:
             continue
         drops = dropped_by_policy(before, after)
         lines += [f"[{step.id}] while the guests were probed: {d}" for d in drops] or [

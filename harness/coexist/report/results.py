@@ -56,6 +56,11 @@ class StepResult:
     problems: list[str] = field(default_factory=list)   # e.g. Docker refusing a container
     seconds: float = 0.0
 
+    @property
+    def online(self) -> bool:
+        """Every guest reached everything its probes asked for (IPv6 included)."""
+        return all(s.final.all_ok for s in self.guests.values())
+
     def guest_value(self, name: str, key: str) -> bool | str | None:
         settled = self.guests.get(name)
         read = KEYS[key].read

@@ -34,7 +34,7 @@ class Verdict:
     def symptom(self) -> bool:
         """The first measurement (after boot) shows a guest cut off, in any way: the reported
         symptom (DNS works, the outside does not), offline, partly, or over IPv6 only."""
-        return any(not s.final.all_ok for s in self.steps[0].guests.values())
+        return not self.steps[0].online
 
     def mismatches(self) -> list[str]:
         """Where reality differs from what the scenario expects (empty: as expected)."""
@@ -49,7 +49,7 @@ class Verdict:
             step = result.step
             if isinstance(step, ApplyFix):
                 lines.append(f"Fix {step.fix.name} [{step.id}]: {outcome(before, result)}")
-            elif isinstance(step, Admin) and not _online(before):
+            elif isinstance(step, Admin) and not before.online:
                 lines.append(f"Commands [{step.id}]: {outcome(before, result)}")
         return lines
 
@@ -107,10 +107,6 @@ class Verdict:
                    artifacts=data.get("artifacts", ""))
 
 
-def _online(result: StepResult) -> bool:
-    return all(s.final.all_ok for s in result.guests.values())
-
-
 def _states(result: StepResult) -> str:
     return ", ".join(f"{name} {settled.final.state}" + (" (IPv6 fails)" if settled.final.state == "online"
                                                          and settled.final.ipv6_ok is False else "")
@@ -132,9 +128,9 @@ def costs(before: StepResult, after: StepResult) -> list[str]:
 def outcome(before: StepResult, after: StepResult) -> str:
     """What a fix (or an admin's commands) did, as the headline says it: nothing to fix, effective
     (and at what cost), or not effective."""
-    if _online(before):
+    if before.online:
         return f"nothing to fix (guests already online before it: {_states(before)})"
-    if not _online(after):
+    if not after.online:
         return f"effective: NO   (guests still cut off after it: {_states(after)})"
     paid = costs(before, after)
     return "effective: YES" + (f", but {', '.join(paid)}" if paid else "") + "   (guests online after it)"
