@@ -441,6 +441,15 @@ def run_folder(root: Path, name: str) -> Path:
         return folder
 
 
+def _report_folder(given: Path | None, name: str, releases: list[str]) -> Path:
+    """The report folder of a `matrix` or `fixes` run, after the preflight of its releases:
+    `--out` as given, else a new ./artifacts/<name>-<time>-<run id>."""
+    _preflight(artifacts_root=given.resolve().parent if given else Path("artifacts"), releases=releases)
+    out = given.resolve() if given else run_folder(Path("artifacts"), name)
+    _partial.append(out)
+    return out
+
+
 def _matrix(args: argparse.Namespace) -> int:
     """A thin wrapper over pytest: the scenario files as items crossed with the axes (the plugin's
     --axis), the report written from the items' results; -n runs that many labs at once."""
@@ -468,10 +477,7 @@ def _matrix(args: argparse.Namespace) -> int:
         raise UserError(error.blamed(lambda name, value: f"--{AXES[name].flag} "
                                                          f"{AXES[name].to_option([value])}")) from None
     releases = sorted({v.host.release for v in variants})
-    _preflight(artifacts_root=args.out.resolve().parent if args.out else Path("artifacts"),
-               releases=releases)
-    out = args.out.resolve() if args.out else run_folder(Path("artifacts"), "matrix")
-    _partial.append(out)
+    out = _report_folder(args.out, "matrix", releases)
     log.info(f"coexist matrix: {len(variants)} runs -> {out}" + (f", {args.n} at once" if args.n > 1 else ""))
     shard = [] if args.shard == (1, 1) else ["--coexist-shard", "/".join(map(str, args.shard))]
     code = pytest.main(pytest_argv(files, out, options, args.n, [*shard, *args.to_pytest]))
@@ -506,9 +512,7 @@ def _fixes(args: argparse.Namespace) -> int:
     releases = catalogue.order([r for chunk in args.release for r in chunk] or RELEASES)
     planned = catalogue.shard(catalogue.plan(setup, fixes, releases), args.shard)
     runnable = [plan for plan in planned if plan.not_applicable is None]
-    _preflight(artifacts_root=args.out.resolve().parent if args.out else Path("artifacts"), releases=releases)
-    out = args.out.resolve() if args.out else run_folder(Path("artifacts"), "fixes")
-    _partial.append(out)
+    out = _report_folder(args.out, "fixes", releases)
     files = [plan.write(out / "scenarios") for plan in runnable]
     log.info(f"coexist fixes: {len(fixes)} fixes x {', '.join(releases)} on setup {setup.name}: "
              f"{len(files)} runs ({len(planned) - len(files)} not applicable) -> {out}"
