@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from coexist.report.matrix import Row
+from coexist.report.matrix import Row, environment_html, environment_markdown
 from coexist.report.results import StepResult
 from coexist.report.verdict import costs
 from coexist.scenario.axes import RELEASES
@@ -129,8 +129,9 @@ def _measured(base: dict[str, Any], run: Row) -> FixRow:
         cells[FIX_STEP] = Cell("still cut off", "bad", _probes(fix))
         restores = False
     else:
-        cells[FIX_STEP] = _online_cell("restored", costs(boot, fix), fix)
-        paid += [f"{cost} ({COLUMNS[FIX_STEP]})" for cost in costs(boot, fix)]
+        broken = costs(boot, fix)
+        cells[FIX_STEP] = _online_cell("restored", broken, fix)
+        paid += [f"{cost} ({COLUMNS[FIX_STEP]})" for cost in broken]
         restores = True
     for step, _ in SURVIVAL:
         if step not in steps:
@@ -294,7 +295,7 @@ def markdown(data: dict[str, Any]) -> str:
         if row["fix"] not in seen:
             seen.add(row["fix"])
             lines.append(f"- **{row['fix']}**: {row['summary']} (source: {row['source'] or 'none given'})")
-    lines += ["", *_environment_md(data["environment"])]
+    lines += ["", *environment_markdown(data["environment"], versions=False)]
     return "\n".join(lines) + "\n"
 
 
@@ -315,12 +316,6 @@ def _md_cell(cell: dict[str, Any] | None) -> str:
     if cell["recorded"]:
         text += f" **UNEXPECTED** (recorded: {cell['recorded']})"
     return text if cell["colour"] == "none" else f"{text}<br>{cell['reason']}"
-
-
-def _environment_md(environment: dict[str, Any]) -> list[str]:
-    return ["## Environment", "", f"- coexist {environment['coexist']}, {environment['date']}",
-            f"- command: `{environment['command']}`",
-            f"- accelerator: {', '.join(environment['accelerator']) or 'none ran'}"]
 
 
 def page(data: dict[str, Any]) -> str:
@@ -387,10 +382,5 @@ def page(data: dict[str, Any]) -> str:
             seen.add(row["fix"])
             source = e(row["source"] or "no source")
             out.append(f"<li><b>{e(row['fix'])}</b>: {e(row['summary'])} <small>({source})</small></li>")
-    env = data["environment"]
-    out += ["</ul><h2>Environment</h2><ul>", f"<li>coexist {e(env['coexist'])}, {e(env['date'])}</li>",
-            f"<li>command: <code>{e(env['command'])}</code></li>",
-            f"<li>accelerator: {e(', '.join(env['accelerator']) or 'none ran')}</li>"]
-    out += [f"<li>{e(r)}: {e(', '.join(f'{k} {v}' for k, v in sorted(v.items())))}</li>"
-            for r, v in env["versions"].items()]
-    return "\n".join([*out, "</ul>"]) + "\n"
+    out += ["</ul>", *environment_html(data["environment"])]
+    return "\n".join(out) + "\n"

@@ -268,12 +268,32 @@ def _markdown(table: dict[str, dict[str, Row]], releases: list[str], summary: di
         elif row.verdict:
             lines += [f"  - {m}" for m in row.verdict.mismatches()]
             lines += [f"  - why: {w}" for w in row.verdict.explanation[:4]]
-    lines += ["", "## Environment", "", f"- coexist {environment['coexist']}, {environment['date']}",
-              f"- command: `{environment['command']}`",
-              f"- accelerator: {', '.join(environment['accelerator']) or 'none ran'}"]
-    lines += [f"- {release}: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
-              for release, versions in environment["versions"].items()]
+    lines += ["", *environment_markdown(environment)]
     return "\n".join(lines) + "\n"
+
+
+def environment_markdown(environment: dict[str, Any], *, versions: bool = True) -> list[str]:
+    """What a report was made with (`environment()`), as markdown lines; `versions`: each
+    release's package versions too."""
+    lines = ["## Environment", "", f"- coexist {environment['coexist']}, {environment['date']}",
+             f"- command: `{environment['command']}`",
+             f"- accelerator: {', '.join(environment['accelerator']) or 'none ran'}"]
+    if versions:
+        lines += [f"- {release}: " + ", ".join(f"{k} {v}" for k, v in sorted(packages.items()))
+                  for release, packages in environment["versions"].items()]
+    return lines
+
+
+def environment_html(environment: dict[str, Any]) -> list[str]:
+    """The same as HTML: a heading and a list."""
+    e = html.escape
+    out = ["<h2>Environment</h2><ul>",
+           f"<li>coexist {e(environment['coexist'])}, {e(environment['date'])}</li>",
+           f"<li>command: <code>{e(environment['command'])}</code></li>",
+           f"<li>accelerator: {e(', '.join(environment['accelerator']) or 'none ran')}</li>"]
+    out += [f"<li>{e(release)}: " + e(", ".join(f"{k} {v}" for k, v in sorted(packages.items()))) + "</li>"
+            for release, packages in environment["versions"].items()]
+    return [*out, "</ul>"]
 
 
 def _html(table: dict[str, dict[str, Row]], releases: list[str], summary: dict[str, Any],
@@ -334,15 +354,8 @@ def _html_evidence(rows: list[Row], environment: dict[str, Any]) -> list[str]:
                 label = f"<a href=\"{html.escape(row.evidence, quote=True)}\">{label}</a>"
             items.append(f"<li>{label}<ul>"
                          + "".join(f"<li>{html.escape(line)}</li>" for line in said) + "</ul></li>")
-    out = ["<h2>Notes on the runs</h2>", f"<ul>{''.join(items)}</ul>" if items else "<p>None.</p>",
-           "<h2>Environment</h2><ul>",
-           f"<li>coexist {html.escape(environment['coexist'])}, {html.escape(environment['date'])}</li>",
-           f"<li>command: <code>{html.escape(environment['command'])}</code></li>",
-           f"<li>accelerator: {html.escape(', '.join(environment['accelerator']) or 'none ran')}</li>"]
-    out += [f"<li>{html.escape(release)}: " + html.escape(", ".join(f"{k} {v}" for k, v in
-                                                                     sorted(versions.items()))) + "</li>"
-            for release, versions in environment["versions"].items()]
-    return [*out, "</ul>"]
+    return ["<h2>Notes on the runs</h2>", f"<ul>{''.join(items)}</ul>" if items else "<p>None.</p>",
+            *environment_html(environment)]
 
 
 def contradictions(verdict: Verdict) -> list[str]:
