@@ -230,3 +230,9 @@ def test_the_recorded_table_has_every_fix_that_runs_on_the_seeds_setup() -> None
                                                                      "after-docker-restart", "after-reboot"}]
     assert missing == []
     assert catalogue.recorded()["varies"] == []
+
+
+def test_a_wrong_setup_names_its_own_field() -> None:
+    with pytest.raises(catalogue.FieldError) as wrong:
+        catalogue._setup("x", {"summary": "s", "host": {}, "workload": {}, "network": "wifi"})
+    assert wrong.value.field == "network" and "'wifi' is not allowed" in wrong.value.problem

@@ -181,7 +181,7 @@ def _setup(name: str, table: Any) -> Setup:
     try:   # the setup as a scenario: every field checked as a scenario file's would be
         parse(setup.data(next(iter(fix_catalogue.builtin().values())), "trixie"), runnable=False)
     except ScenarioError as error:
-        raise FieldError(error.where.replace("guest.0.", "network"), error.problem) from None
+        raise FieldError(error.where.replace("guest[0].network", "network"), error.problem) from None
     return setup
 
 
