@@ -149,10 +149,9 @@ class Scenario:
                 if need is not None and need not in self.host.start_order:
                     return (f"step {step.id}: event {event} needs {need}, which host.start_order "
                             "does not start")
-            if isinstance(step, ApplyFix) and (why := settings_not_applicable(self.host.release,
-                                                                                step.fix.settings)):
-                return f"step {step.id}: fix {step.fix.name}: {why}"
-            if isinstance(step, ApplyFix) and (why := _order_not_applicable(step.fix, self.host.start_order)):
+            if isinstance(step, ApplyFix) and (
+                    why := settings_not_applicable(self.host.release, step.fix.settings)
+                    or _order_not_applicable(step.fix, self.host.start_order)):
                 return f"step {step.id}: fix {step.fix.name}: {why}"
             if isinstance(step, ApplyFix | RevertFix):
                 missing = [d for d in step.fix.needs if d not in self.host.start_order]
