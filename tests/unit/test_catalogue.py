@@ -15,7 +15,7 @@ from coexist.net.connectivity import Connectivity, Probe
 from coexist.report import catalogue as report
 from coexist.report.matrix import Row
 from coexist.report.results import Settled, StepResult
-from coexist.report.verdict import Verdict
+from coexist.report.verdict import CONTROL_BLIND, CONTROL_SEEN, Verdict, costs
 from coexist.scenario import catalogue
 from coexist.scenario.axes import RELEASES
 from coexist.scenario.model import load
@@ -45,7 +45,8 @@ def test_why_a_fix_does_not_apply_names_the_release_or_the_daemon() -> None:
     seed_fix = catalogue.plan(bridged, catalogue.chosen(["seed-firewalld-direct"]), ["trixie"])[0]
     assert "needs firewalld" in (seed_fix.not_applicable or "")
     # and a setup without firewalld has no reload to survive
-    assert [step for step, _ in bridged.survival()] == ["after-docker-restart", "after-reboot"]
+    assert [step for step, _ in bridged.survival()] == ["after-docker-restart", "after-libvirtd-restart",
+                                                         "after-guest-restart", "after-reboot"]
 
 
 def test_a_release_without_the_setups_libvirt_backend_runs_its_only_one_and_says_so() -> None:
@@ -80,13 +81,18 @@ CUT, ONLINE = reach(True, False, False), reach(True, True, True)
 
 
 def measured(folder: Path, fix: str, *steps: tuple[Connectivity, bool, bool]) -> tuple[catalogue.Planned, Row]:
-    """A catalogue row as its run would measure it: per step, the guest's reach, the published
-    port, Docker's isolation."""
+    """A catalogue row as its run would measure it: per step of boot, the fix, after-reload,
+    after-docker-restart and after-reboot, the guest's reach, the published port, Docker's
+    isolation (the other events' steps measure what the step before them did; the fix applied
+    again, what the reboot did, adding nothing)."""
     plan = SEED.plan(catalogue.chosen([fix])[0], "trixie")
     scenario = load(plan.write(folder))
-    results = [StepResult(step, guests={"guest": Settled(conn, 1, 1.0, True)}, published_port=port,
-                          docker_isolation=isolated)
-               for step, (conn, port, isolated) in zip(scenario.steps, steps, strict=True)]
+    given = dict(zip(["boot", "fix", "after-reload", "after-docker-restart", "after-reboot"], steps, strict=True))
+    results, last = [], steps[0]
+    for step in scenario.steps:
+        conn, port, isolated = last = given.get(step.id, last)
+        results.append(StepResult(step, guests={"guest": Settled(conn, 1, 1.0, True)}, published_port=port,
+                                  docker_isolation=isolated))
     verdict = Verdict(scenario, {"docker.io": "26.1.5"}, AccelDecision("tcg", "test"), [], results)
     return plan, Row(scenario, verdict, evidence=f"scenarios/{fix}/verdict.txt")
 
@@ -132,7 +138,7 @@ def test_cells_say_what_happened_for_the_user_and_the_best_come_first(tmp_path: 
     assert "[docker-user-libvirt](scenarios/docker-user-libvirt/verdict.txt)" in md
     assert "not applicable: step fix: fix docker-ip-forward-no-drop" in md
     page = (tmp_path / "fixes.html").read_text()
-    assert page.count("data-colour=cost") == 2 and "href=\"scenarios/seed-firewalld-direct/verdict.txt\"" in page
+    assert page.count("data-colour=cost") == 3 and "href=\"scenarios/seed-firewalld-direct/verdict.txt\"" in page
     # the reports are made again from the JSON alone (a merged or recorded table)
     assert report.markdown(data) == md and report.page(data) == page
 
@@ -236,3 +242,22 @@ def test_a_wrong_setup_names_its_own_field() -> None:
     with pytest.raises(catalogue.FieldError) as wrong:
         catalogue._setup("x", {"summary": "s", "host": {}, "workload": {}, "network": "wifi"})
     assert wrong.value.field == "network" and "'wifi' is not allowed" in wrong.value.problem
+
+
+def test_the_cost_probes_are_costs_where_they_held_before_and_a_blind_probe_is_unexpected(tmp_path: Path) -> None:
+    plan = SEED.plan(catalogue.chosen(["forward-accept"])[0], "trixie")
+    scenario = load(plan.write(tmp_path))
+    assert scenario.workload.probes == ("container_egress", "guests_closed", "containers_closed")
+    boot = StepResult(scenario.steps[0], guests={"guest": Settled(CUT, 1, 1.0, True)}, container_egress=True,
+                      guests_closed=True, containers_closed=True)
+    fix = StepResult(scenario.steps[1], guests={"guest": Settled(ONLINE, 1, 1.0, True)}, container_egress=False,
+                     guests_closed=False, containers_closed=False)
+    assert costs(boot, fix) == ["container egress BROKEN", "guests OPEN to the outside",
+                                "containers OPEN to the guests"]
+    assert costs(fix, boot) == []   # closed again is no cost; nor is a probe that failed before
+    verdict = Verdict(scenario, {}, AccelDecision("tcg", "test"), [], [boot, fix],
+                      controls={"guests_closed": CONTROL_SEEN, "containers_closed": CONTROL_BLIND})
+    assert verdict.mismatches()[-1].startswith("probe containers_closed is BLIND")
+    again = Verdict.from_json(json.loads(verdict.dumps()), scenario)
+    assert again.controls == verdict.controls and again.steps[1].guests_closed is False
+    assert "guests from outside OPEN" in verdict.render()

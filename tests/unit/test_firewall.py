@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from coexist.host.firewall import Snapshot, chain_policy, diff, forward_hooks, tables
+from coexist.host.firewall import Snapshot, added_rules, chain_policy, diff, forward_hooks, tables
 from coexist.host.guestnet import guest_network
 from coexist.net.connectivity import Connectivity, Probe
 from coexist.report.explain import dropped_by_policy, explain_steps, policy_counters
@@ -192,3 +192,25 @@ def test_the_legacy_policy_is_asked_only_where_the_legacy_table_exists() -> None
     some = _RecordingLab("nat\nfilter\n")
     assert HostFirewall(some).legacy_forward_policy() == "DROP"  # type: ignore[arg-type]
     assert some.commands[-1] == ["iptables-legacy", "-S", "FORWARD"]
+
+
+def test_added_rules_counts_lines_and_ignores_handles_counters_and_order() -> None:
+    before = Snapshot("a", {"nft-ruleset.txt": (
+        "table inet firewalld { # handle 21 progname firewalld\n"
+        "\tchain DOCKER-USER { # handle 9\n"
+        '\t\tiifname "virbr0" counter packets 0 bytes 0 accept # handle 12\n'
+        '\t\toifname "virbr0" ct state related,established counter packets 3 bytes 9 accept # handle 13\n'
+        "\t}\n}\n"), "iptables-legacy-save.txt": "*filter\n[0:0] -A FORWARD -j ACCEPT\nCOMMIT\n"}, {})
+    reloaded = Snapshot("b", {"nft-ruleset.txt": (   # a reload: new handles, counters, order
+        "table inet firewalld { # handle 34 progname firewalld\n"
+        "\tchain DOCKER-USER { # handle 2\n"
+        '\t\toifname "virbr0" ct state related,established counter packets 90 bytes 900 accept # handle 5\n'
+        '\t\tiifname "virbr0" counter packets 7 bytes 70 accept # handle 4\n'
+        "\t}\n}\n"), "iptables-legacy-save.txt": "*filter\n[5:50] -A FORWARD -j ACCEPT\nCOMMIT\n"}, {})
+    assert added_rules(before, reloaded) == []
+    twice = Snapshot("c", {**reloaded.files, "nft-ruleset.txt": reloaded.files["nft-ruleset.txt"].replace(
+        '\t\tiifname "virbr0" counter packets 7 bytes 70 accept # handle 4\n',
+        '\t\tiifname "virbr0" counter packets 7 bytes 70 accept # handle 4\n'
+        '\t\tiifname "virbr0" counter packets 0 bytes 0 accept # handle 6\n'),
+        "iptables-legacy-save.txt": "*filter\n[5:50] -A FORWARD -j ACCEPT\n[0:0] -A FORWARD -j ACCEPT\nCOMMIT\n"}, {})
+    assert added_rules(reloaded, twice) == ['iifname "virbr0" counter accept', "iptables-legacy -A FORWARD -j ACCEPT"]

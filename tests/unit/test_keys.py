@@ -17,7 +17,7 @@ from coexist.report.results import CommandRun, Settled, StepResult
 from coexist.run.measure import host_facts, wanted_facts
 from coexist.scenario.expect import parse_expect
 from coexist.scenario.fixes import CheckResult
-from coexist.scenario.keys import FACTS, KEYS, Source
+from coexist.scenario.keys import FACTS, KEYS, PROBES, Source
 from coexist.scenario.steps import Admin
 
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "reference.md"   # the README links to it
@@ -58,6 +58,7 @@ def measured(value: dict[str, Any]) -> StepResult:
     facts = {key.name: value[key.name] for key in FACTS}
     return StepResult(Admin(("true",), id="s"), published_port=value["published_port"],
                       docker_isolation=value["docker_isolation"], facts=facts,
+                      **{name: value[name] for name in PROBES},
                       commands=[CommandRun("true", 0 if value["commands"] else 1, "")],
                       checks=[CheckResult(c, c, holds) for c, holds in value["checks"].items()])
 

@@ -7,7 +7,7 @@ import shutil
 import tarfile
 from typing import TYPE_CHECKING, Any
 
-from coexist.base import log
+from coexist.base import interrupt, log
 from coexist.base.commands import run
 from coexist.host.lab import Lab
 from coexist.net.connectivity import PAGE, http_get
@@ -95,23 +95,47 @@ def run_isolated_server(lab: Lab) -> Container:
         return _web_server(lab, ISOLATED_SERVER, network=ISOLATED_NETWORKS[1])
 
 
+def address(server: Container) -> str:
+    """The isolated server's address on its network (not published: reachable only by routing)."""
+    server.reload()
+    return str(server.attrs["NetworkSettings"]["Networks"][ISOLATED_NETWORKS[1]]["IPAddress"])
+
+
+def _one_shot(lab: Lab, command: str, network: str) -> bytes:
+    """What a one-shot container on `network` prints running `command` (b"" when it fails)."""
+    import docker.errors
+
+    try:
+        output = lab.docker().containers.run(BASE_IMAGE, ["sh", "-c", command], remove=True,
+                                             network=network, labels={LABEL: lab.owner})
+    except docker.errors.ContainerError:
+        return b""
+    return bytes(output)
+
+
 def reaches_across(lab: Lab, server: Container) -> bool:
     """Does a container on the other network get the server's page over HTTP?
 
     Asked by a one-shot container on the first network, which has nothing else running in it.
     """
-    import docker.errors
-
-    server.reload()
-    address = server.attrs["NetworkSettings"]["Networks"][ISOLATED_NETWORKS[1]]["IPAddress"]
-    request = http_get(address)
-    try:
-        output = lab.docker().containers.run(BASE_IMAGE, ["sh", "-c", request], remove=True,
-                                             network=ISOLATED_NETWORKS[0],
-                                             labels={LABEL: lab.owner})
-    except docker.errors.ContainerError:
-        output = b""
-    reached = PAGE in output
-    log.info(f"container on {ISOLATED_NETWORKS[0]} -> {address}:80 on {ISOLATED_NETWORKS[1]}: "
+    where = address(server)
+    reached = PAGE in _one_shot(lab, http_get(where), ISOLATED_NETWORKS[0])
+    log.info(f"container on {ISOLATED_NETWORKS[0]} -> {where}:80 on {ISOLATED_NETWORKS[1]}: "
              f"{'REACHED' if reached else 'blocked'}")
     return reached
+
+
+def egress(lab: Lab, host: str, port: int, body: str) -> dict[str, bool]:
+    """Does a container reach the outside (an HTTP GET of `host`:`port` answered with `body`),
+    on Docker's default bridge and, where the lab has them, on a user-defined network? By
+    network; one-shot containers, at once."""
+    networks = ["bridge"]
+    if any(n.name == ISOLATED_NETWORKS[0] for n in lab.docker().networks.list(names=[ISOLATED_NETWORKS[0]])):
+        networks.append(ISOLATED_NETWORKS[0])
+    request = http_get(host, port)
+    with interrupt.Pool(len(networks), thread_name_prefix="egress") as pool:
+        got = dict(zip(networks, pool.map(lambda n: body.encode() in _one_shot(lab, request, n), networks),
+                       strict=True))
+    log.info("containers -> " + ", ".join(f"{host}:{port} from {n}: {'ok' if ok else 'FAILS'}"
+                                          for n, ok in got.items()))
+    return got

@@ -3,8 +3,10 @@ the questions the scenarios' host facts ask (coexist.scenario.keys)."""
 
 from __future__ import annotations
 
+import collections
 import difflib
 import json
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,3 +208,23 @@ def _without_counters(line: str) -> str:
     if line.startswith(":") and " [" in line:
         return line.split(" [", 1)[0]
     return line
+
+
+_HANDLE = re.compile(r"\s*# handle \d+( progname \S+)?$")   # nft -a; a table's owner after it
+_NFT_COUNTER = re.compile(r"counter packets \d+ bytes \d+")
+
+
+def added_rules(before: Snapshot, after: Snapshot) -> list[str]:
+    """The ruleset lines `after` has more of than `before` (counted, not ordered: a reload that
+    moves rules adds nothing), from nft's listing (iptables-nft's rules too) and iptables-legacy's.
+    Empty: the step between them added no rule, e.g. a fix applied a second time."""
+
+    def counted(snap: Snapshot) -> collections.Counter[str]:
+        nft = (_NFT_COUNTER.sub("counter", _HANDLE.sub("", line)).strip()
+               for line in snap.files.get("nft-ruleset.txt", "").splitlines())
+        saved = snap.files.get("iptables-legacy-save.txt", "").splitlines()
+        legacy = (f"iptables-legacy {rule}" for line in saved
+                  if (rule := _without_counters(line)).startswith("-A "))
+        return collections.Counter(line for line in (*nft, *legacy) if line and line != "}")
+
+    return sorted((counted(after) - counted(before)).elements())

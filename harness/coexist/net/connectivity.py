@@ -145,3 +145,24 @@ def published_port_answers(wan: Wan, port: int, *, timeout: float = 10) -> bool:
         return retry(attempt, timeout=timeout, what=f"published port {port} from outside")
     except DeadlineExceeded:
         return False
+
+
+GUEST_PORT = 22   # a port every guest listens on (its SSH server): the inbound probe's target
+
+
+def inbound(wan: Wan, address: str, port: int = GUEST_PORT, *, timeout: float = 2 * PROBE_WAIT) -> str:
+    """A NEW TCP connection from the simulated internet to `address`:`port`: "open" (it
+    connected), "refused" (a reset or an ICMP reject), or "dropped" (no answer in `timeout` s).
+
+    The caller gives the wan a route to `address` where the internet would have none (Wan.routed)."""
+    try:
+        with wan.holder.connect(address, port, timeout=timeout):
+            outcome = "open"
+    except TimeoutError:
+        outcome = "dropped"
+    except (ConnectionRefusedError, ConnectionResetError):
+        outcome = "refused"
+    except OSError as error:   # EHOSTUNREACH, ENETUNREACH: an ICMP reject of another kind
+        outcome = f"refused ({error.strerror or error})"
+    log.info(f"wan -> {address}:{port} (a new connection from outside): {outcome}")
+    return outcome

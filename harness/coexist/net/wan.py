@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -77,6 +80,7 @@ class Wan:
         self._holder: Holder | None = None
         self._logs: list[IO[str]] = []
         self._services: list[subprocess.Popen[str]] = []
+        self._routes = threading.Lock()   # probes towards guests, one at a time
 
     @property
     def holder(self) -> Holder:
@@ -157,6 +161,23 @@ class Wan:
     def route(self, subnet: str, *, via: str) -> None:
         """A route on the wan's router to `subnet` through `via` (the lab host, for a routed net)."""
         Executor(self.holder, mount=False, where="wan").run(["ip", "route", "add", subnet, "via", via])
+
+    @contextmanager
+    def routed(self, subnet: str, *, via: str) -> Iterator[None]:
+        """While in the block, the router has a route to `subnet` through `via`, as a LAN
+        neighbour of the host has (a NAT network's subnet is not routed on the internet: the route
+        lives only as long as a probe towards the guests needs it). A route already there (a
+        routed network's) is used and left alone."""
+        wan = Executor(self.holder, mount=False, where="wan")
+        with self._routes:
+            if wan.run(["ip", "route", "show", "exact", subnet]).output.strip():
+                yield
+                return
+            wan.run(["ip", "route", "add", subnet, "via", via])
+            try:
+                yield
+            finally:
+                wan.run(["ip", "route", "del", subnet, "via", via])
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -18,15 +18,20 @@ from typing import Any
 
 from coexist.report.matrix import Row, environment_html, environment_markdown
 from coexist.report.results import StepResult
-from coexist.report.verdict import costs
+from coexist.report.verdict import CONTROL_BLIND, costs
 from coexist.scenario.axes import RELEASES
-from coexist.scenario.catalogue import FIX_STEP, SURVIVAL, Planned, Setup, order
+from coexist.scenario.catalogue import AGAIN_STEP, FIX_STEP, SURVIVAL, Planned, Setup, order
 from coexist.scenario.fixes import builtin
+from coexist.scenario.keys import KEYS, PROBES
 
 FORMAT = 1
 COLUMNS = {"boot": "before the fix", FIX_STEP: "the fix", "after-reload": "after firewall-cmd --reload",
-           "after-docker-restart": "after a dockerd restart", "after-reboot": "after a host reboot"}
-assert set(COLUMNS) == {"boot", FIX_STEP, *(step for step, _ in SURVIVAL)}
+           "after-firewalld-restart": "after a firewalld restart",
+           "after-docker-restart": "after a dockerd restart",
+           "after-libvirtd-restart": "after a libvirtd restart",
+           "after-guest-restart": "after a guest restart",
+           "after-reboot": "after a host reboot", AGAIN_STEP: "the fix applied again"}
+assert set(COLUMNS) == {"boot", FIX_STEP, *(step for step, _ in SURVIVAL), AGAIN_STEP}
 COLOURS = {"good": "#bfe8bf", "cost": "#f7cf8f", "bad": "#f2a7a7", "none": "#e6e6e6", "error": "#f0e08a"}
 LEGEND = {"good": "good for the user: the guest online, Docker as before",
           "cost": "the guest online, but something BROKEN that worked before the fix",
@@ -57,12 +62,17 @@ class FixRow:
     not_applicable: str | None = None
     error: str | None = None
     checks: dict[str, bool] = dataclasses.field(default_factory=dict)   # the fix's host checks
+    commands: dict[str, bool] = dataclasses.field(default_factory=dict)   # fix steps: all exit 0
+    blind: list[str] = dataclasses.field(default_factory=list)   # probes whose positive control failed
 
     @property
     def mismatches(self) -> list[str]:
-        """Where this run differs from the catalogue's recorded table."""
+        """Where this run differs from the catalogue's recorded table, and probes that could not
+        see what they look for."""
         return [f"{COLUMNS[column]}: {cell.text} (recorded: {cell.recorded})"
-                for column, cell in self.cells.items() if cell.recorded]
+                for column, cell in self.cells.items() if cell.recorded] + \
+            [f"probe {name} is blind (its positive control failed): its \"closed\" proves nothing"
+             for name in self.blind]
 
     @property
     def free(self) -> bool:
@@ -92,7 +102,7 @@ def rows(planned: Iterable[Planned], measured: Iterable[Row], *, against_record:
     for plan in planned:
         base: dict[str, Any] = dict(release=plan.release, fix=plan.fix.name, summary=plan.fix.summary,
                                     source=plan.fix.source)
-        columns = ["boot", FIX_STEP, *(step for step, _ in plan.setup.survival())]
+        columns = ["boot", FIX_STEP, *(step for step, _ in plan.setup.survival()), AGAIN_STEP]
         run = runs.get((plan.release, plan.fix.name))
         if plan.not_applicable or (run and run.unsupported):
             why = plan.not_applicable or (run.unsupported if run else None)
@@ -145,8 +155,37 @@ def _measured(base: dict[str, Any], run: Row) -> FixRow:
             cells[step] = Cell("LOST: cut off again" if restores else "still cut off", "bad", _probes(after))
             if restores:
                 paid.append(f"guest LOST {COLUMNS[step]}")
+    if AGAIN_STEP in steps:
+        before = run.verdict.steps[-2]
+        cells[AGAIN_STEP], cost = _again(before, steps[AGAIN_STEP])
+        paid += [f"{cost} ({COLUMNS[AGAIN_STEP]})"] if cost else []
     return FixRow(**base, cells=cells, restores=restores, costs=_once(paid), evidence=run.evidence,
-                  checks={check.id: check.holds for check in fix.checks})
+                  checks={check.id: check.holds for check in fix.checks},
+                  commands={step: all(c.returncode == 0 for c in steps[step].commands)
+                            for step in (FIX_STEP, AGAIN_STEP) if step in steps},
+                  blind=[name for name, seen in run.verdict.controls.items()
+                         if seen.startswith(CONTROL_BLIND)])
+
+
+def _again(before: StepResult, again: StepResult) -> tuple[Cell, str]:
+    """The fix applied a second time (`before`: the step before it): does it add its rules again
+    (idempotence), does a command refuse, does an online guest stay online? The cell, and its
+    cost ("": none)."""
+    failed = [c for c in again.commands if c.returncode != 0]
+    if failed:
+        said = failed[0].output.strip().splitlines()[-1:] or [""]
+        reason = f"`{failed[0].command}` exit {failed[0].returncode}: {said[0][:120]}"
+        what = "a command FAILS when applied again"
+        return Cell(what, "cost", reason), what
+    if again.added:
+        more = len(again.added) - 3
+        shown = "; ".join(again.added[:3]) + (f"; ... {more} more" if more > 0 else "")
+        what = f"adds {len(again.added)} ruleset line(s) again"
+        return Cell(what, "cost", shown), f"not idempotent: {what}"
+    if before.online and not again.online:
+        return Cell("LOST: cut off again", "bad", _probes(again)), "guest LOST when applied again"
+    return Cell("adds nothing", "good" if again.online else "bad",
+                "no ruleset line added; every command exit 0; " + _probes(again)), ""
 
 
 def _online_cell(word: str, broken: list[str], result: StepResult) -> Cell:
@@ -170,9 +209,10 @@ def _probes(result: StepResult) -> str:
 
 
 def _docker(result: StepResult) -> str:
-    port = {True: "answers", False: "BROKEN", None: "not probed"}[result.published_port]
-    isolation = {True: "kept", False: "BROKEN", None: "not probed"}[result.docker_isolation]
-    return f"published port {port}, isolation {isolation}"
+    """Docker's workload and the cost probes, as the verdict's host line words them."""
+    said = [f"{key.title} {key.word(value)}" for name in ("published_port", "docker_isolation", *PROBES)
+            if (value := result.host_value(name)) is not None and (key := KEYS[name])]
+    return ", ".join(said) or "Docker not probed"
 
 
 def best(found: list[FixRow], release: str) -> dict[str, list[str]]:

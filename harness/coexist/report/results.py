@@ -9,7 +9,7 @@ from typing import Any
 
 from coexist.net.connectivity import Connectivity, Probe
 from coexist.scenario.fixes import CheckResult
-from coexist.scenario.keys import KEYS, Source
+from coexist.scenario.keys import KEYS, PROBES, Source
 from coexist.scenario.steps import ApplyFix, Step, events_of
 
 
@@ -51,9 +51,13 @@ class StepResult:
     guests: dict[str, Settled] = field(default_factory=dict)
     published_port: bool | None = None     # None: the scenario publishes none
     docker_isolation: bool | None = None   # None: not probed
+    container_egress: bool | None = None   # the cost probes ([workload] probes); None: not probed
+    guests_closed: bool | None = None
+    containers_closed: bool | None = None
     facts: HostFacts | None = None
     checks: list[CheckResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)   # e.g. Docker refusing a container
+    added: list[str] = field(default_factory=list)   # a fix step: ruleset lines it added (counted)
     seconds: float = 0.0
 
     @property
@@ -69,6 +73,7 @@ class StepResult:
     def host_value(self, key: str) -> Any:
         """The host-side value of an expectation key: the step's own, or the firewall's answer."""
         own = {"published_port": self.published_port, "docker_isolation": self.docker_isolation,
+               **{name: getattr(self, name) for name in PROBES},
                "commands": all(c.returncode == 0 for c in self.commands),
                "checks": {c.id: c.holds for c in self.checks}}
         return own[key] if key in own else (self.facts or {}).get(key)
@@ -126,8 +131,9 @@ class StepResult:
                                "seconds": round(s.seconds, 1), "stable": s.stable,
                                "transient": list(s.transient)} for n, s in self.guests.items()},
                 "published_port": self.published_port, "docker_isolation": self.docker_isolation,
-                "facts": self.facts,
+                **{name: getattr(self, name) for name in PROBES}, "facts": self.facts,
                 "checks": [asdict(c) for c in self.checks], "problems": self.problems,
+                "added": self.added,
                 "seconds": round(self.seconds, 1), "mismatches": self.mismatches()}
 
     @classmethod
@@ -139,8 +145,10 @@ class StepResult:
             guests={name: Settled(_connectivity(g["final"]), g["rounds"], g["seconds"], g["stable"],
                                   tuple(g["transient"])) for name, g in data["guests"].items()},
             published_port=data["published_port"], docker_isolation=data["docker_isolation"],
+            **{name: data.get(name) for name in PROBES},   # absent from verdicts before the probes
             facts=dict(data["facts"]) if data["facts"] is not None else None,
             checks=[CheckResult(**c) for c in data["checks"]], problems=list(data["problems"]),
+            added=list(data.get("added", [])),
             seconds=data["seconds"])
 
 

@@ -12,6 +12,10 @@ from coexist.report.results import StepResult
 from coexist.scenario.model import Scenario
 from coexist.scenario.steps import Admin, ApplyFix
 
+# a positive control's outcome (coexist.run.runner.Run.controls)
+CONTROL_SEEN = "sees an open path: OPEN with the lab's firewall flushed"
+CONTROL_BLIND = "BLIND: still closed with the lab's firewall flushed"
+
 
 @dataclass
 class Verdict:
@@ -23,6 +27,7 @@ class Verdict:
     explanation: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     artifacts: str = ""
+    controls: dict[str, str] = field(default_factory=dict)   # probe -> its positive control's outcome
 
     def step(self, step_id: str) -> StepResult:
         for result in self.steps:
@@ -38,7 +43,9 @@ class Verdict:
 
     def mismatches(self) -> list[str]:
         """Where reality differs from what the scenario expects (empty: as expected)."""
-        return [line for result in self.steps for line in result.mismatches()]
+        found = [line for result in self.steps for line in result.mismatches()]
+        return found + [f"probe {name} is {seen}: its \"closed\" proves nothing"
+                        for name, seen in self.controls.items() if seen.startswith(CONTROL_BLIND)]
 
     def headline(self) -> list[str]:
         """The answer at a glance: whether the guests were cut off after boot, and for each fix
@@ -69,6 +76,9 @@ class Verdict:
             lines += _render_step(number, result)
         if self.explanation:
             lines += ["", "  Why:"] + [f"    {line}" for line in self.explanation]
+        if self.controls:
+            lines += ["", "  Positive controls (after the last step):"]
+            lines += [f"    {name}: {seen}" for name, seen in self.controls.items()]
         lines.append("")
         lines += [f"  expectation note: {note}" for note in s.expect_notes]
         mismatches = self.mismatches()
@@ -91,6 +101,7 @@ class Verdict:
             "symptom": self.symptom, "steps": [r.to_json() for r in self.steps],
             "expect_notes": list(self.scenario.expect_notes), "explanation": self.explanation,
             "mismatches": self.mismatches(), "timings": self.timings, "artifacts": self.artifacts,
+            "controls": self.controls,
         }
 
     def dumps(self) -> str:
@@ -104,7 +115,7 @@ class Verdict:
         return cls(scenario, dict(data["versions"]), AccelDecision(**data["accel"]),
                    list(data["deviations"]), [StepResult.from_json(s, steps[s["id"]]) for s in data["steps"]],
                    explanation=list(data["explanation"]), timings=dict(data["timings"]),
-                   artifacts=data.get("artifacts", ""))
+                   artifacts=data.get("artifacts", ""), controls=dict(data.get("controls", {})))
 
 
 def _states(result: StepResult) -> str:
@@ -115,12 +126,19 @@ def _states(result: StepResult) -> str:
 
 def costs(before: StepResult, after: StepResult) -> list[str]:
     """What a step broke that held before it, in the words the reports use: Docker's published
-    port, Docker's isolation, a promise of the fix that does not hold."""
+    port, Docker's isolation, the cost probes ([workload] probes), a promise of the fix that
+    does not hold."""
     found = []
     if before.published_port and after.published_port is False:
         found.append("published port BROKEN")
     if before.docker_isolation and after.docker_isolation is False:
         found.append("Docker isolation BROKEN")
+    if before.container_egress and after.container_egress is False:
+        found.append("container egress BROKEN")
+    if before.guests_closed and after.guests_closed is False:
+        found.append("guests OPEN to the outside")
+    if before.containers_closed and after.containers_closed is False:
+        found.append("containers OPEN to the guests")
     found += [f"check {check.id} FAILS" for check in after.checks if not check.holds]
     return found
 
@@ -159,6 +177,11 @@ def _render_step(number: int, result: StepResult) -> list[str]:
         if not check.holds:
             lines += [f"          {line}" for line in check.evidence.splitlines()[:24]]
     lines += [f"      [{step.id}] {problem}" for problem in result.problems]
+    if isinstance(step, ApplyFix):
+        lines.append(f"      [{step.id}] ruleset lines the step added: {len(result.added) or 'none'}")
+        lines += [f"          {line}" for line in result.added[:8]]
+        if len(result.added) > 8:
+            lines.append(f"          ... {len(result.added) - 8} more (verdict.json)")
     mismatches = result.mismatches()
     lines.append(f"      [{step.id}] {'UNEXPECTED' if mismatches else 'as expected'} "
                  f"({step.expect_summary()})")

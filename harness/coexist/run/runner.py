@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import assert_never
 
 import docker.errors
+import paramiko
 
 from coexist.base import interrupt, log
 from coexist.guest.accel import AccelDecision
@@ -19,15 +20,22 @@ from coexist.host.hostconfig import HostSettings
 from coexist.host.testbed import Testbed
 from coexist.images.built import Images, build_images
 from coexist.net import connectivity
+from coexist.net.wan import LAB_UPLINK
 from coexist.report.explain import explain_steps
 from coexist.report.results import CommandRun, StepResult
-from coexist.report.verdict import Verdict
+from coexist.report.verdict import CONTROL_BLIND, CONTROL_SEEN, Verdict
 from coexist.run import events
 from coexist.run.measure import host_facts, settle, wanted_facts
 from coexist.scenario.model import Scenario
 from coexist.scenario.steps import Admin, ApplyFix, AxisEvents, Boot, Events, Measure, RevertFix, Step
 
 WEB = "coexist-web"
+FLUSH = ("nft flush ruleset",   # iptables-nft's rules too; then iptables-legacy's, where it has tables
+         "for t in $(cat /proc/net/ip_tables_names); do iptables-legacy -t $t -F; iptables-legacy -t $t -X; "
+         "done; if grep -qx filter /proc/net/ip_tables_names; then iptables-legacy -P FORWARD ACCEPT; fi",
+         "for t in $(cat /proc/net/ip6_tables_names); do ip6tables-legacy -t $t -F; done",
+         "sysctl -qw net.ipv4.ip_forward=1")
+
 PORT_TIMEOUT = 5.0   # how long the published port may take to answer from outside
 
 
@@ -122,6 +130,7 @@ class Run:
             self._measure(step, result, number)
             if isinstance(step, ApplyFix):
                 result.checks = [check.evaluate(self.lab) for check in step.fix.checks]
+                result.added = firewall.added_rules(self.snapshots[-2], self.snapshots[-1])
         result.seconds = time.monotonic() - started
         for line in result.mismatches():
             log.info(f"UNEXPECTED {line}")
@@ -145,16 +154,20 @@ class Run:
         broken a few seconds later), and the guests' settling is what says the step is over."""
         with log.step(f"measure after [{step.id}] (until settled, at most {step.settle:.0f}s)"):
             workload = self.scenario.workload
-            with interrupt.Pool(max(len(self.guests), 3), thread_name_prefix="measure") as pool:
+            probes = workload.probes
+            with interrupt.Pool(max(len(self.guests), 6), thread_name_prefix="measure") as pool:
                 settled = {name: pool.submit(settle, guest, limit=step.settle)
                            for name, guest in self.guests.items()}
                 result.guests = {name: future.result() for name, future in settled.items()}
                 port = pool.submit(self._published_port_answers) \
                     if workload.published_port is not None else None
                 isolation = pool.submit(self._isolation_kept) if workload.isolated_networks else None
+                asked = {name: pool.submit(getattr(self, f"_{name}")) for name in probes}
                 facts = pool.submit(host_facts, self.lab, self.wanted)
                 result.published_port = port.result() if port is not None else None
                 result.docker_isolation = isolation.result() if isolation is not None else None
+                for name, future in asked.items():
+                    setattr(result, name, future.result())
                 result.facts = facts.result()
             self.snapshot(f"{number:02d}-{step.id}")
 
@@ -178,6 +191,70 @@ class Run:
             return None
         server = self.lab.docker().containers.get(containers.ISOLATED_SERVER)
         return not containers.reaches_across(self.lab, server)
+
+    # -- the cost probes ([workload] probes), one method each, named as the probe ---------------
+    def _container_egress(self) -> bool:
+        """Containers on docker0 and on a user-defined network fetch the internet's page."""
+        if not self.lab.running(Daemon.DOCKERD):
+            return False
+        far = self.lab.wan.endpoints
+        return all(containers.egress(self.lab, far.http_host, far.http_port, far.http_body).values())
+
+    def _guests_closed(self) -> bool | None:
+        """No guest accepts a new connection from the simulated internet (None: a guest has no
+        address)."""
+        seen = [self._inbound(guest) for guest in self.guests.values()]
+        return None if None in seen else all(outcome != "open" for outcome in seen)
+
+    def _inbound(self, guest: Guest) -> str | None:
+        if guest.address is None:
+            return None
+        subnet = guest.network.spec.ipv4
+        if subnet is None:   # on the uplink's LAN: the internet's router reaches it as it is
+            return connectivity.inbound(self.lab.wan, guest.address)
+        with self.lab.wan.routed(subnet, via=LAB_UPLINK):
+            return connectivity.inbound(self.lab.wan, guest.address)
+
+    def _containers_closed(self) -> bool | None:
+        """No guest gets the isolated server's page from its address and unpublished port
+        (None: the server is not running, or a guest could not be asked)."""
+        if not self._container_running(containers.ISOLATED_SERVER):
+            return None
+        where = containers.address(self.lab.docker().containers.get(containers.ISOLATED_SERVER))
+        seen = [self._guest_fetches(guest, where) for guest in self.guests.values()]
+        return None if None in seen else not any(seen)
+
+    @staticmethod
+    def _guest_fetches(guest: Guest, where: str) -> bool | None:
+        try:
+            _, output = guest.execute(connectivity.http_get(where), timeout=20)
+        except (paramiko.SSHException, OSError, EOFError) as error:
+            log.info(f"guest {guest.role} -> container {where}:80: not measured ({error!r})")
+            return None
+        reached = connectivity.PAGE.decode() in output
+        log.info(f"guest {guest.role} -> container {where}:80 (unpublished): "
+                 f"{'REACHED' if reached else 'blocked'}")
+        return reached
+
+    def controls(self) -> dict[str, str]:
+        """The positive controls of the probes that look for a bad outcome (guests_closed,
+        containers_closed), once per run after its last measurement: with the lab's firewall
+        flushed (firewalld stopped first: from 2.0 it owns its table, which `nft flush ruleset`
+        leaves in place while it runs) and forwarding on, each must now see the path OPEN. A
+        probe that still says "closed" cannot see an open path, and its "closed" proved nothing:
+        the verdict says so.
+        Nothing is measured after this (the lab is powered off next)."""
+        probes = self.scenario.workload.probes
+        wanted = [name for name in ("guests_closed", "containers_closed") if name in probes]
+        if not wanted or not self.guests:
+            return {}
+        with log.step(f"positive controls of {', '.join(wanted)}: the lab's firewall flushed"):
+            if self.lab.running(Daemon.FIREWALLD):   # firewalld >= 2 owns its nft table: a flush
+                self.lab.stop(Daemon.FIREWALLD)       # leaves it while firewalld runs
+            self._commands(FLUSH)
+            self.snapshot("99-controls-flushed")
+            return {name: CONTROL_SEEN if getattr(self, f"_{name}")() is False else
+                    f"{CONTROL_BLIND} (the probe still said closed or could not ask)" for name in wanted}
 
     def snapshot(self, phase: str) -> None:
         self.snapshots.append(self.bed.snapshot(phase))
@@ -209,6 +286,7 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
         verdict = Verdict(scenario, dict(images.host.manifest), run.decision, list(lab.deviations),
                           results, timings=run.timings, artifacts=str(artifacts))
         verdict.explanation = explain_steps(run.snapshots, results, run.networks)
+        verdict.controls = run.controls()
         ending = time.monotonic()
         run.timings["steps"] = ending - stepping
         lab.power_off()   # nothing more to measure: no daemon or guest needs a graceful end

@@ -25,9 +25,14 @@ from coexist.scenario.fixes import Fix
 from coexist.scenario.model import NO_BACKEND, load, parse
 
 # the steps after the fix, by their id in every catalogue scenario: what the fix must survive
-SURVIVAL = (("after-reload", Event.FIREWALLD_RELOAD), ("after-docker-restart", Event.DOCKERD_RESTART),
+SURVIVAL = (("after-reload", Event.FIREWALLD_RELOAD),
+            ("after-firewalld-restart", Event.FIREWALLD_RESTART),
+            ("after-docker-restart", Event.DOCKERD_RESTART),
+            ("after-libvirtd-restart", Event.LIBVIRTD_RESTART),
+            ("after-guest-restart", Event.GUEST_RESTART),
             ("after-reboot", Event.HOST_REBOOT))
 FIX_STEP = "fix"
+AGAIN_STEP = "again"   # the fix applied a second time, last: does it add its rules again?
 _FIELDS: dict[str, type | tuple[type, ...]] = {"summary": str, "host": dict, "workload": dict,
                                                "network": str}
 _FILE = "setups.toml"
@@ -61,11 +66,15 @@ class Setup:
         host = {"release": release, **self.host}
         if self.deviation(release):
             host.pop("libvirt_firewall_backend")
-        fixing: dict[str, Any] = {"fix": fix.name, "id": FIX_STEP}
-        if (checks := self.recorded_checks(fix, release)) is not None:
-            fixing["expect"] = {"checks": checks}
-        steps: list[dict[str, Any]] = [{"do": "boot"}, fixing]
+        recorded = self.recorded(fix, release)
+        steps: list[dict[str, Any]] = [{"do": "boot"}, {"fix": fix.name, "id": FIX_STEP}]
         steps += [{"event": event.value, "id": step} for step, event in self.survival()]
+        steps.append({"fix": fix.name, "id": AGAIN_STEP})
+        for step in (steps[1], steps[-1]):   # what the record saw is no surprise
+            expect = {"checks": dict(recorded.get("checks", {})),
+                      "commands": recorded.get("commands", {}).get(step["id"])}
+            if expect := {key: value for key, value in expect.items() if value not in (None, {})}:
+                step["expect"] = expect
         return {"scenario": {"name": fix.name, "summary": fix.summary,
                              "source": fix.source or "coexist's fix catalogue",
                              "notes": [f"the fix catalogue's setup {self.name!r}: {self.summary}",
@@ -75,14 +84,9 @@ class Setup:
 
     def recorded(self, fix: Fix, release: str) -> dict[str, Any]:
         """What the recorded table has of `fix` on this setup and release: `cells` (step -> the
-        cell's text) and `checks` (the fix's host checks: id -> held); {}: nothing."""
+        cell's text), `checks` (the fix's host checks: id -> held) and `commands` (the fix's steps:
+        id -> every command exited 0); {}: nothing."""
         return dict(recorded()["setups"].get(self.name, {}).get(release, {}).get(fix.name, {}))
-
-    def recorded_checks(self, fix: Fix, release: str) -> dict[str, bool] | None:
-        """The fix's host checks as the recorded table saw them, for the scenario's fix step to
-        expect (a check that failed there is no surprise); None: none recorded."""
-        checks = self.recorded(fix, release).get("checks")
-        return dict(checks) if checks else None
 
     def plan(self, fix: Fix, release: str) -> Planned:
         """`fix` on this setup on `release`: its scenario, and why it cannot run (the fix needs a
@@ -130,8 +134,9 @@ def recorded() -> dict[str, Any]:
 
 def record(tables: Iterable[dict[str, Any]], source: str) -> dict[str, Any]:
     """measured.json's data from fixes.json tables (several runs of one setup, or several setups):
-    per row its cells' texts and its fix's checks. What every run agreed on is recorded; what the
-    runs disagree on is not (it varies: no expectation), and is listed apart."""
+    per row its cells' texts, its fix's checks and its fix steps' commands. What every run agreed
+    on is recorded; what the runs disagree on is not (it varies: no expectation), and is listed
+    apart."""
     seen: dict[tuple[str, str, str, str, str], set[Any]] = {}
     for table in tables:
         for row in table["rows"]:
@@ -141,6 +146,8 @@ def record(tables: Iterable[dict[str, Any]], source: str) -> dict[str, Any]:
                     seen.setdefault((*where, "cells", step), set()).add(cell["text"])
             for check, held in row.get("checks", {}).items():
                 seen.setdefault((*where, "checks", check), set()).add(held)
+            for step, succeeded in row.get("commands", {}).items():
+                seen.setdefault((*where, "commands", step), set()).add(succeeded)
     setups: dict[str, Any] = {}
     varies = []
     for (setup, release, fix, part, key), values in sorted(seen.items()):

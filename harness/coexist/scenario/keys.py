@@ -37,6 +37,7 @@ class Need(Enum):
     ISOLATION = "given, but the scenario probes no Docker isolation ([workload] isolated_networks = true)"
     IPV6 = "given, but no guest network has IPv6 (host.ipv6 = true)"
     FIX_STEP = "only on a fix step (the fix's host checks)"
+    PROBE = "given, but [workload] probes does not name it"
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,15 @@ KEYS: dict[str, Key] = {key.name: key for key in (
         words=("reachable", "UNREACHABLE"), needs=Need.PUBLISHED_PORT, title="published port"),
     Key("docker_isolation", Source.WORKLOAD, bool, "a container on one Docker network cannot reach "
         "another's", words=("kept", "BROKEN"), needs=Need.ISOLATION, title="Docker isolation"),
+    Key("container_egress", Source.WORKLOAD, bool, "containers reach the outside (HTTP to 198.51.100.1), "
+        "on docker0 and on a user-defined network", words=("works", "BROKEN"), needs=Need.PROBE,
+        title="container egress"),
+    Key("guests_closed", Source.WORKLOAD, bool, "a new connection from the outside to a guest's listening "
+        "port (22) is refused or dropped, every guest", words=("closed", "OPEN"), needs=Need.PROBE,
+        title="guests from outside"),
+    Key("containers_closed", Source.WORKLOAD, bool, "no guest opens the isolated server's unpublished "
+        "port by the container's address", words=("closed", "OPEN"), needs=Need.PROBE,
+        title="containers from the guests"),
     Key("forward_policy", Source.FIREWALL, str, "iptables (nft) filter FORWARD policy", allowed=POLICIES,
         title="FORWARD policy", hidden=(), ask=HostFirewall.forward_policy),
     Key("legacy_forward_policy", Source.FIREWALL, str, "iptables-legacy filter FORWARD policy",
@@ -124,3 +134,4 @@ KEYS: dict[str, Key] = {key.name: key for key in (
 )}
 GUEST_KEYS = tuple(name for name, key in KEYS.items() if key.source is Source.GUEST)
 FACTS = tuple(key for key in KEYS.values() if key.source is Source.FIREWALL)
+PROBES = tuple(key.name for key in KEYS.values() if key.needs is Need.PROBE)   # [workload] probes

@@ -41,7 +41,7 @@ from coexist.scenario.expect import Expect, parse_expect
 from coexist.scenario.fixes import Fix
 from coexist.scenario.host import HOST_TABLE, Host, parse_host, settings_not_applicable
 from coexist.scenario.host import not_applicable as host_not_applicable
-from coexist.scenario.keys import KEYS, Need
+from coexist.scenario.keys import KEYS, PROBES, Need
 from coexist.scenario.steps import ApplyFix, AxisEvents, RevertFix, Step, events_of, parse_steps
 
 GUEST_NETWORKS = guestnet.KINDS
@@ -73,10 +73,11 @@ class GuestSpec:
 class Workload:
     published_port: int | None = None   # a container publishing this port; None: no container
     isolated_networks: bool = False     # two containers on two Docker networks (isolation probe)
+    probes: tuple[str, ...] = ()        # the cost probes measured after every step (keys.PROBES)
 
     @property
     def any(self) -> bool:
-        return self.published_port is not None or self.isolated_networks
+        return self.published_port is not None or self.isolated_networks or bool(self.probes)
 
 
 @dataclass(frozen=True)
@@ -226,7 +227,7 @@ _TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
     "scenario": {"name": str, "summary": str, "source": str, "notes": list},
     "host": HOST_TABLE,
     "events": {name: list for name in EVENT_AXES},
-    "workload": {"published_port": int, "isolated_networks": bool},
+    "workload": {"published_port": int, "isolated_networks": bool, "probes": list},
     "fix": {},
     "network": {},
     "guest": {},
@@ -316,7 +317,15 @@ def _parse(data: dict[str, Any], path: Path, runnable: bool) -> Scenario:
         port = workload_data.get("published_port")
         if port is not None and not 1 <= port <= 65535:
             raise FieldError("workload.published_port", f"must be 1..65535, got {port}")
-        workload = Workload(port, workload_data.get("isolated_networks", False))
+        probes = tuple(strings("workload.probes", workload_data.get("probes", [])))
+        for probe in probes:
+            if probe not in PROBES:
+                raise FieldError("workload.probes", unknown(f"probe {probe!r}", probe, PROBES))
+        isolated = workload_data.get("isolated_networks", False)
+        if "containers_closed" in probes and not isolated:
+            raise FieldError("workload.probes", "\"containers_closed\" probes the isolated server's "
+                                                "port: it needs isolated_networks = true")
+        workload = Workload(port, isolated, probes)
     own_fixes = {}
     fix_errors = False
     for name, table in tables.get("fix", {}).items():
@@ -501,12 +510,13 @@ def _check_consistency(scenario: Scenario) -> None:
                Need.ISOLATION: scenario.workload.isolated_networks,
                Need.IPV6: ipv6 or any(c.match.get("ipv6") for c in scenario.cases),
                Need.FIX_STEP: isinstance(step, ApplyFix)}
+        probed = set(scenario.workload.probes)
         for expect, where in [(step.expect, f"step[{index}].expect"),
                               *[(c.expect[step.id], f"case[{i}].expect.{step.id}")
                                 for i, c in enumerate(scenario.cases) if step.id in c.expect]]:
             for need in Need:
                 for key in (k.name for k in KEYS.values() if k.needs is need and k.name in expect.keys()):
-                    if not met[need]:
+                    if not met.get(need, key in probed):
                         raise FieldError(f"{where}.{key}", need.value)
             if "checks" in expect.host and isinstance(step, ApplyFix):
                 ids = [c.id for c in step.fix.checks]
