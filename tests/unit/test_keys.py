@@ -26,14 +26,16 @@ REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "reference.md"   # th
 def a_value(name: str) -> Any:
     """A value the key accepts: a table's one item, a string's first allowed value, or true."""
     key = KEYS[name]
-    plain = (key.allowed[0] if key.allowed else "x") if key.type is str else True
+    plain = (key.allowed[0] if key.allowed else "x") if key.type is str else 1 if key.type is int else True
     return {"item": plain} if key.table else plain
 
 
 def other(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: other(v) for k, v in value.items()}
-    return (not value) if isinstance(value, bool) else value + "-other"
+    if isinstance(value, bool):
+        return not value
+    return value + 1 if isinstance(value, int) else value + "-other"
 
 
 def test_every_key_has_a_way_to_be_measured() -> None:
@@ -106,7 +108,9 @@ class _Host:
         answers = {"iptables -S FORWARD": "-P FORWARD DROP\n", "iptables-legacy -S FORWARD": "-P FORWARD ACCEPT\n",
                    "iptables -C FORWARD -i virbr0 -j ACCEPT": "", "iptables -t filter -S DOCKER-USER": "",
                    "sh -ec cat /proc/sys/net/ipv4/ip_forward": "1\n",
-                   "cat /proc/net/ip_tables_names": "filter\n"}   # a host with a legacy filter table
+                   "cat /proc/net/ip_tables_names": "filter\n",   # a host with a legacy filter table
+                   "iptables -S DOCKER-USER": "-N DOCKER-USER\n-A DOCKER-USER -i virbr0 -j ACCEPT\n"
+                                              "-A DOCKER-USER -j RETURN\n-A DOCKER-USER -i virbr0 -j ACCEPT\n"}
         return Result(0, answers[shown]) if shown in answers else Result(1, "No chain/target/match")
 
     def succeed(self, command: Command, *, timeout: float | None = None) -> str:
@@ -134,19 +138,26 @@ def test_host_facts_are_the_firewalls_answers_to_every_fact_key(tmp_path: Path, 
     wanted = wanted_facts([parse_expect({"iptables": {"FORWARD -i virbr0 -j ACCEPT": True,
                                                       "-t nat POSTROUTING -j MASQUERADE": False},
                                          "chains": {"filter DOCKER-USER": True},
+                                         "rule_position": {"DOCKER-USER -i virbr0 -j ACCEPT": 1,
+                                                           "FORWARD -o virbr0 -j ACCEPT": 1},
+                                         "rule_count": {"DOCKER-USER -i virbr0 -j ACCEPT": 1},
                                          "nft_tables": {"ip libvirt_network": True},
                                          "zone_of": {"virbr0": "libvirt"}, "masquerade": {"libvirt": True}}, ())])
     host = _Host(tmp_path)
     facts = host_facts(host, wanted)  # type: ignore[arg-type]
     assert list(facts) == [key.name for key in FACTS] == [   # verdict.json's "facts", in this order
-        "forward_policy", "legacy_forward_policy", "ip_forward", "iptables", "chains", "nft_tables",
+        "forward_policy", "legacy_forward_policy", "ip_forward", "iptables", "rule_position", "rule_count",
+        "chains", "nft_tables",
         "zone_of", "masquerade"]
     assert facts == {"forward_policy": "DROP", "legacy_forward_policy": "ACCEPT", "ip_forward": True,
                      "iptables": {"FORWARD -i virbr0 -j ACCEPT": True, "-t nat POSTROUTING -j MASQUERADE": False},
+                     "rule_position": {"DOCKER-USER -i virbr0 -j ACCEPT": 1, "FORWARD -o virbr0 -j ACCEPT": 0},
+                     "rule_count": {"DOCKER-USER -i virbr0 -j ACCEPT": 2},   # a fix applied twice
                      "chains": {"filter DOCKER-USER": True}, "nft_tables": {"ip libvirt_network": True},
                      "zone_of": {"virbr0": "libvirt" if running else ""}, "masquerade": {"libvirt": running}}
     assert sorted(host.ran) == [   # only looking: nothing a listing creates, firewalld asked only when up
-        "cat /proc/net/ip_tables_names", "iptables -C FORWARD -i virbr0 -j ACCEPT", "iptables -S FORWARD", "iptables -t filter -S DOCKER-USER",
+        "cat /proc/net/ip_tables_names", "iptables -C FORWARD -i virbr0 -j ACCEPT", "iptables -S DOCKER-USER",
+        "iptables -S DOCKER-USER", "iptables -S FORWARD", "iptables -S FORWARD", "iptables -t filter -S DOCKER-USER",
         "iptables -t nat -C POSTROUTING -j MASQUERADE", "iptables-legacy -S FORWARD", "nft -j list tables",
         "sh -ec cat /proc/sys/net/ipv4/ip_forward"]
     assert sorted(asked) == (["libvirt", "virbr0"] if running else [])

@@ -353,6 +353,25 @@ def test_every_event_a_scenario_may_name_can_happen() -> None:
     assert set(EVENTS) == set(events.HAPPEN)
 
 
+@pytest.mark.parametrize(
+    ("order", "events", "why"),
+    [
+        (["firewalld", "libvirt"], ["dockerd-start", "dockerd-restart"], None),   # Docker installed later
+        (["dockerd", "libvirt"], ["dockerd-stop", "dockerd-restart"], "dockerd-restart needs dockerd, which an "
+                                                                      "earlier step stopped"),
+        (["dockerd", "libvirt"], ["dockerd-disable", "host-reboot", "dockerd-restart"], "an earlier step stopped"),
+        (["libvirt"], ["dockerd-enable", "host-reboot", "dockerd-restart"], None),
+        (["libvirt"], ["firewalld-reload"], "needs firewalld, which host.start_order does not start"),
+        (["libvirt"], ["firewalld-disable", "libvirtd-stop", "libvirtd-start"], None),
+    ],
+)
+def test_systemctl_events_change_what_runs_now_and_at_the_next_boot(order: list, events: list,
+                                                                      why: str | None) -> None:
+    scenario = parse(minimal({"event": events}, host={"start_order": order}), runnable=False)
+    found = scenario.not_applicable()
+    assert found is None if why is None else why in (found or ""), found
+
+
 def test_ipv6_is_an_axis_with_its_own_expectation() -> None:
     scenario = parse(minimal(host={"ipv6": True}, case=[{"release": "forky", "expect": {"boot": {"ipv6": False}}}]))
     assert scenario.host.ipv6 and scenario.guest_networks()["guest"].ipv6

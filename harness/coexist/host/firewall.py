@@ -100,6 +100,27 @@ class HostFirewall:
         table = words[:2] if words[:1] == ["-t"] else []
         return self.lab.execute(["iptables", *table, "-C", *words[len(table):]]).returncode == 0
 
+    def rule_positions(self, spec: str) -> list[int]:
+        """Where the rule `spec` ("[-t table] CHAIN rule...", as `iptables -S` prints it) stands
+        in its chain, 1 being the top, once per copy ([]: absent), from `iptables -S CHAIN`."""
+        words = shlex.split(spec)
+        table = words[:2] if words[:1] == ["-t"] else []
+        chain, rule = words[len(table)], words[len(table) + 1:]
+        listed = self.lab.execute(["iptables", *table, "-S", chain])
+        if listed.returncode != 0:   # no such chain or table: no copy
+            return []
+        rules = [shlex.split(line)[2:] for line in listed.output.splitlines()
+                 if line.startswith(f"-A {chain} ")]
+        return [index for index, found in enumerate(rules, 1) if found == rule]
+
+    def rule_position(self, spec: str) -> int:
+        """The rule's place in its chain, 1 = the top (its first copy; 0: absent)."""
+        return next(iter(self.rule_positions(spec)), 0)
+
+    def rule_count(self, spec: str) -> int:
+        """How many copies of the rule its chain has (a fix applied twice may add a second)."""
+        return len(self.rule_positions(spec))
+
     def has_chain(self, spec: str) -> bool:
         """The chain exists (`spec`: "table CHAIN", e.g. "filter DOCKER-USER")."""
         table, chain = spec.split(None, 1)

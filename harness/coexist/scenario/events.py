@@ -20,13 +20,39 @@ class Event(StrEnum):
     LIBVIRTD_RESTART = "libvirtd-restart"
     GUEST_RESTART = "guest-restart"
     HOST_REBOOT = "host-reboot"
+    # an admin's systemctl on the running host: stop, start; disable, enable (from the next boot)
+    FIREWALLD_STOP = "firewalld-stop"
+    FIREWALLD_START = "firewalld-start"
+    FIREWALLD_DISABLE = "firewalld-disable"
+    FIREWALLD_ENABLE = "firewalld-enable"
+    DOCKERD_STOP = "dockerd-stop"
+    DOCKERD_START = "dockerd-start"
+    DOCKERD_DISABLE = "dockerd-disable"
+    DOCKERD_ENABLE = "dockerd-enable"
+    LIBVIRTD_STOP = "libvirtd-stop"
+    LIBVIRTD_START = "libvirtd-start"
+    LIBVIRTD_DISABLE = "libvirtd-disable"
+    LIBVIRTD_ENABLE = "libvirtd-enable"
+
+    @property
+    def service(self) -> Service | None:
+        """The service the event acts on (None: a guest, or the whole host)."""
+        return _SERVICES.get(self.value.rsplit("-", 1)[0])
+
+    @property
+    def verb(self) -> str:
+        """What happens to it: reload, restart, stop, start, disable, enable, reboot."""
+        return self.value.rsplit("-", 1)[1]
 
     @property
     def needs(self) -> Service | None:
-        """The service host.start_order must start for this event to happen (None: any host)."""
-        return {Event.FIREWALLD_RELOAD: Service.FIREWALLD, Event.FIREWALLD_RESTART: Service.FIREWALLD,
-                Event.DOCKERD_RESTART: Service.DOCKERD, Event.LIBVIRT_NETWORK_RESTART: Service.LIBVIRT,
-                Event.LIBVIRTD_RESTART: Service.LIBVIRT}.get(self)
+        """The service that must be running for this event to happen (None: any host). Starting
+        and enabling need nothing; disabling a service the host does not start changes nothing."""
+        return self.service if self.verb in ("reload", "restart", "stop") else None
+
+
+_SERVICES = {"firewalld": Service.FIREWALLD, "dockerd": Service.DOCKERD, "libvirtd": Service.LIBVIRT,
+             "libvirt-network": Service.LIBVIRT}
 
 
 EVENTS = tuple(event.value for event in Event)

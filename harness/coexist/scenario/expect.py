@@ -76,8 +76,8 @@ def parse_expect(data: Any, guests: tuple[str, ...]) -> Expect:
 
 
 def _value(where: str, value: Any, key: Key) -> Any:
-    if not isinstance(value, key.type) or (key.type is str and isinstance(value, bool)):
-        kind = "boolean" if key.type is bool else "string"
+    if not isinstance(value, key.type) or (key.type is not bool and isinstance(value, bool)):
+        kind = {bool: "boolean", int: "whole number"}.get(key.type, "string")
         raise FieldError(where, f"must be a {kind}, got {shown(value)}")
     if key.allowed is not None and value not in key.allowed:
         raise FieldError(where, not_allowed(value, key.allowed))

@@ -44,7 +44,7 @@ class Need(Enum):
 class Key:
     name: str
     source: Source
-    type: type                                 # bool or str: of the value, or of a table's items
+    type: type                                 # bool, int or str: of the value, or a table's items
     meaning: str
     allowed: tuple[str, ...] | None = None     # a string's allowed values (None: any)
     example: str = ""                          # a table key's example item ("": a plain value)
@@ -119,6 +119,13 @@ KEYS: dict[str, Key] = {key.name: key for key in (
     Key("iptables", Source.FIREWALL, bool, "`iptables -C <rule>` finds the rule (key: `[-t table] "
         "CHAIN rule...`)", example='"FORWARD -i virbr0 -j ACCEPT" = true', words=YES_NO,
         title="iptables", ask_item=HostFirewall.has_rule),
+    Key("rule_position", Source.FIREWALL, int, "where the rule stands in its chain, 1 = the top, 0 = "
+        "absent (key: `[-t table] CHAIN rule...` as `iptables -S` prints it)",
+        example='"FORWARD -i virbr0 -j ACCEPT" = 1', title="rule_position",
+        ask_item=HostFirewall.rule_position),
+    Key("rule_count", Source.FIREWALL, int, "how many copies of the rule its chain holds (key: as for "
+        "rule_position)", example='"DOCKER-USER -i virbr0 -j ACCEPT" = 1', title="rule_count",
+        ask_item=HostFirewall.rule_count),
     Key("chains", Source.FIREWALL, bool, "iptables chain exists (key: `table CHAIN`, e.g. \"filter "
         "DOCKER-USER\")", example='"filter DOCKER-USER" = true', words=YES_NO, title="chains",
         ask_item=HostFirewall.has_chain),

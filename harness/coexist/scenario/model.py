@@ -144,12 +144,15 @@ class Scenario:
             return NO_BACKEND[self.host.release]
         if (why := host_not_applicable(self.host)) is not None:
             return why
+        running, enabled = set(self.host.start_order), list(self.host.start_order)
         for step in self.steps:
             for event in events_of(step):
                 need = event.needs
-                if need is not None and need not in self.host.start_order:
-                    return (f"step {step.id}: event {event} needs {need}, which host.start_order "
-                            "does not start")
+                if need is not None and need not in running:
+                    return (f"step {step.id}: event {event} needs {need}, which " +
+                            ("an earlier step stopped" if need in self.host.start_order else
+                             "host.start_order does not start"))
+                _systemctl(event, running, enabled)
             if isinstance(step, ApplyFix) and (
                     why := settings_not_applicable(self.host.release, step.fix.settings)
                     or _order_not_applicable(step.fix, self.host.start_order)):
@@ -494,6 +497,23 @@ def _check_networks(scenario: Scenario) -> None:
                 raise FieldError("network", f"networks {other} and {spec.name} share a bridge "
                                             "or overlapping subnets")
         seen[spec.name] = (spec.ipv4 or "", spec.bridge)
+
+
+def _systemctl(event: Event, running: set[Service], enabled: list[Service]) -> None:
+    """What `event` does to the services running and those started at boot (in their order)."""
+    service = event.service
+    match event.verb:
+        case "start" if service is not None:
+            running.add(service)
+        case "stop" if service is not None:
+            running.discard(service)
+        case "enable" if service is not None and service not in enabled:
+            enabled.append(service)
+        case "disable" if service in enabled:
+            enabled.remove(service)
+        case "reboot":
+            running.clear()
+            running.update(enabled)
 
 
 def _overlap(a: str, b: str) -> bool:
