@@ -13,10 +13,14 @@ from coexist.host import firewall
 from coexist.host.testbed import HostPlan, Testbed
 from coexist.images.built import build_images
 from coexist.run.measure import host_facts
+from coexist.scenario.keys import FACTS
 
 pytestmark = pytest.mark.e2e
 
 ASKED = {"iptables": ["FORWARD -i virbr0 -j ACCEPT", "-t nat POSTROUTING -s 192.168.122.0/24 -j MASQUERADE"],
+         "ip6tables": ["FORWARD -i virbr0 -j ACCEPT"],
+         "rule_position": ["FORWARD -j DOCKER-USER", "-t nat POSTROUTING -j LIBVIRT_PRT"],
+         "rule_count": ["DOCKER-USER -i virbr0 -j ACCEPT"],
          "chains": ["filter DOCKER-USER", "filter LIBVIRT_FWI"],
          "nft_tables": ["ip libvirt_network", "inet firewalld"],
          "zone_of": ["virbr0", "docker0"], "masquerade": ["libvirt", "public"]}
@@ -35,6 +39,7 @@ def rulesets(bed: Testbed) -> dict[str, str]:
 
 
 def test_measuring_a_host_leaves_its_rulesets_as_they_were(tmp_path: Path) -> None:
+    assert set(ASKED) == {key.name for key in FACTS if key.table}, "ask every table fact"
     images = build_images("trixie")
     with Testbed(HostPlan(release="trixie"), images, name="reads", artifacts=tmp_path) as bed:
         bed.boot()

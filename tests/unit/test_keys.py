@@ -107,7 +107,8 @@ class _Host:
             return Result(0, json.dumps({"nftables": [{"table": {"family": "ip", "name": "libvirt_network"}}]}))
         answers = {"iptables -S FORWARD": "-P FORWARD DROP\n", "iptables-legacy -S FORWARD": "-P FORWARD ACCEPT\n",
                    "iptables -C FORWARD -i virbr0 -j ACCEPT": "", "iptables -t filter -S DOCKER-USER": "",
-                   "sh -ec cat /proc/sys/net/ipv4/ip_forward": "1\n",
+                   "sh -ec cat /proc/sys/net/ipv4/ip_forward": "1\n", "ip6tables -S FORWARD": "-P FORWARD DROP\n",
+                   "sh -ec cat /proc/sys/net/ipv6/conf/all/forwarding": "0\n",
                    "cat /proc/net/ip_tables_names": "filter\n",   # a host with a legacy filter table
                    "iptables -S DOCKER-USER": "-N DOCKER-USER\n-A DOCKER-USER -i virbr0 -j ACCEPT\n"
                                               "-A DOCKER-USER -j RETURN\n-A DOCKER-USER -i virbr0 -j ACCEPT\n"}
@@ -138,6 +139,7 @@ def test_host_facts_are_the_firewalls_answers_to_every_fact_key(tmp_path: Path, 
     wanted = wanted_facts([parse_expect({"iptables": {"FORWARD -i virbr0 -j ACCEPT": True,
                                                       "-t nat POSTROUTING -j MASQUERADE": False},
                                          "chains": {"filter DOCKER-USER": True},
+                                         "ip6tables": {"FORWARD -i virbr0 -j ACCEPT": False},
                                          "rule_position": {"DOCKER-USER -i virbr0 -j ACCEPT": 1,
                                                            "FORWARD -o virbr0 -j ACCEPT": 1},
                                          "rule_count": {"DOCKER-USER -i virbr0 -j ACCEPT": 1},
@@ -146,20 +148,24 @@ def test_host_facts_are_the_firewalls_answers_to_every_fact_key(tmp_path: Path, 
     host = _Host(tmp_path)
     facts = host_facts(host, wanted)  # type: ignore[arg-type]
     assert list(facts) == [key.name for key in FACTS] == [   # verdict.json's "facts", in this order
-        "forward_policy", "legacy_forward_policy", "ip_forward", "iptables", "rule_position", "rule_count",
+        "forward_policy", "legacy_forward_policy", "ip_forward", "forward6_policy", "ipv6_forwarding", "iptables",
+        "ip6tables", "rule_position", "rule_count",
         "chains", "nft_tables",
         "zone_of", "masquerade"]
     assert facts == {"forward_policy": "DROP", "legacy_forward_policy": "ACCEPT", "ip_forward": True,
+                     "forward6_policy": "DROP", "ipv6_forwarding": False,
+                     "ip6tables": {"FORWARD -i virbr0 -j ACCEPT": False},
                      "iptables": {"FORWARD -i virbr0 -j ACCEPT": True, "-t nat POSTROUTING -j MASQUERADE": False},
                      "rule_position": {"DOCKER-USER -i virbr0 -j ACCEPT": 1, "FORWARD -o virbr0 -j ACCEPT": 0},
                      "rule_count": {"DOCKER-USER -i virbr0 -j ACCEPT": 2},   # a fix applied twice
                      "chains": {"filter DOCKER-USER": True}, "nft_tables": {"ip libvirt_network": True},
                      "zone_of": {"virbr0": "libvirt" if running else ""}, "masquerade": {"libvirt": running}}
     assert sorted(host.ran) == [   # only looking: nothing a listing creates, firewalld asked only when up
-        "cat /proc/net/ip_tables_names", "iptables -C FORWARD -i virbr0 -j ACCEPT", "iptables -S DOCKER-USER",
+        "cat /proc/net/ip_tables_names", "ip6tables -C FORWARD -i virbr0 -j ACCEPT", "ip6tables -S FORWARD",
+        "iptables -C FORWARD -i virbr0 -j ACCEPT", "iptables -S DOCKER-USER",
         "iptables -S DOCKER-USER", "iptables -S FORWARD", "iptables -S FORWARD", "iptables -t filter -S DOCKER-USER",
         "iptables -t nat -C POSTROUTING -j MASQUERADE", "iptables-legacy -S FORWARD", "nft -j list tables",
-        "sh -ec cat /proc/sys/net/ipv4/ip_forward"]
+        "sh -ec cat /proc/sys/net/ipv4/ip_forward", "sh -ec cat /proc/sys/net/ipv6/conf/all/forwarding"]
     assert sorted(asked) == (["libvirt", "virbr0"] if running else [])
 
 

@@ -76,6 +76,20 @@ class HostFirewall:
         """iptables' (nft) filter FORWARD policy (None: iptables lists none)."""
         return chain_policy(self.lab.execute(["iptables", "-S", "FORWARD"]).output)
 
+    def forward6_policy(self) -> str | None:
+        """ip6tables' (nft) filter FORWARD policy (None: ip6tables lists none)."""
+        return chain_policy(self.lab.execute(["ip6tables", "-S", "FORWARD"]).output)
+
+    def ipv6_forwarding(self) -> bool:
+        """Does the host forward IPv6 (net.ipv6.conf.all.forwarding is 1)?"""
+        return self.lab.sysctl("net.ipv6.conf.all.forwarding") == "1"
+
+    def has_rule6(self, spec: str) -> bool:
+        """`ip6tables [-t table] -C CHAIN rule...` finds the rule."""
+        words = shlex.split(spec)
+        table = words[:2] if words[:1] == ["-t"] else []
+        return self.lab.execute(["ip6tables", *table, "-C", *words[len(table):]]).returncode == 0
+
     def legacy_forward_policy(self) -> str | None:
         """iptables-legacy's filter FORWARD policy (None: there is no legacy filter table). Asked
         only where the table exists: `iptables-legacy -S` would create it, and from then on every

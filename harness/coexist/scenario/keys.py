@@ -114,11 +114,18 @@ KEYS: dict[str, Key] = {key.name: key for key in (
         ask=HostFirewall.legacy_forward_policy),
     Key("ip_forward", Source.FIREWALL, bool, "net.ipv4.ip_forward is 1", words=("1", "0"),
         title="ip_forward", ask=HostFirewall.ip_forward),
+    Key("forward6_policy", Source.FIREWALL, str, "ip6tables (nft) filter FORWARD policy", allowed=POLICIES,
+        title="IPv6 FORWARD policy", hidden=(None, "ACCEPT"), ask=HostFirewall.forward6_policy),
+    Key("ipv6_forwarding", Source.FIREWALL, bool, "net.ipv6.conf.all.forwarding is 1", words=("1", "0"),
+        title="IPv6 forwarding", hidden=(None, False), ask=HostFirewall.ipv6_forwarding),
     Key("commands", Source.STEP, bool, "every command of the step exited 0 (default: expected)",
         words=("all exit 0", "one FAILED")),
     Key("iptables", Source.FIREWALL, bool, "`iptables -C <rule>` finds the rule (key: `[-t table] "
         "CHAIN rule...`)", example='"FORWARD -i virbr0 -j ACCEPT" = true', words=YES_NO,
         title="iptables", ask_item=HostFirewall.has_rule),
+    Key("ip6tables", Source.FIREWALL, bool, "`ip6tables -C <rule>` finds the rule (key: `[-t table] "
+        "CHAIN rule...`)", example='"FORWARD -i virbr0 -j ACCEPT" = true', words=YES_NO,
+        title="ip6tables", ask_item=HostFirewall.has_rule6),
     Key("rule_position", Source.FIREWALL, int, "where the rule stands in its chain, 1 = the top, 0 = "
         "absent (key: `[-t table] CHAIN rule...` as `iptables -S` prints it)",
         example='"FORWARD -i virbr0 -j ACCEPT" = 1', title="rule_position",
