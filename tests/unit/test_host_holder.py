@@ -221,7 +221,8 @@ def test_a_killed_runs_host_is_reaped_by_its_own_not_left_to_the_machines_pid_1(
         run.wait()
         retry(gone, timeout=30, interval=0.02, what="every process of the killed run's host gone")
         assert not orphaned, f"left to the machine's PID 1: {sorted(orphaned)}"
-        assert not processes.running(init)
+        # the init ends too (on a loaded machine, seen still running when the rest had gone)
+        retry(lambda _: not processes.running(init), timeout=30, interval=0.02, what="the host's init ended")
     finally:
         run.kill()
         run.wait()

@@ -161,6 +161,14 @@ def test_defaults() -> None:
         (minimal(workload={"probes": ["guest_closed"]}), "workload.probes",
          "unknown probe 'guest_closed'; did you mean 'guests_closed'?"),
         (minimal(workload={"probes": ["containers_closed"]}), "workload.probes", "needs isolated_networks = true"),
+        (minimal(probe=[{"id": "p", "where": "gest", "run": "true"}]), "probe[0].where",
+         "'gest' is not allowed; did you mean 'guest'?"),
+        (minimal(probe=[{"id": "p", "where": "wan"}]), "probe[0].run", "is required"),
+        (minimal(probe=[{"id": "p", "where": "wan", "run": "a"}, {"id": "p", "where": "host", "run": "b"}]),
+         "probe[1].id", "two probes are called 'p'"),
+        (minimal({"run": ["true"], "expect": {"probe": {"dns": True}}}, probe=[{"id": "dsn", "where": "guest",
+                                                                              "run": "x"}]),
+         "step[1].expect.probe.dns", "unknown probe; allowed: dsn (define it in [[probe]])"),
         (minimal({"run": ["true"], "expect": {"checks": {"masquerade": True}}}), "step[1].expect.checks",
          "only on a fix step"),
         (minimal({"fix": "seed-firewalld-direct", "expect": {"checks": {"listing": True}}}),
@@ -351,6 +359,16 @@ def test_every_event_a_scenario_may_name_can_happen() -> None:
     from coexist.scenario.steps import EVENTS
 
     assert set(EVENTS) == set(events.HAPPEN)
+
+
+def test_a_scenarios_own_probes_are_data() -> None:
+    scenario = parse(minimal({"run": ["true"], "expect": {"probe": {"dns-forwarded": True, "ssh-in": False}}},
+                             probe=[{"id": "dns-forwarded", "where": "guest", "run": "nslookup example.test 203.0.113.1"},
+                                    {"id": "ssh-in", "where": "wan", "run": "nc -z -w 2 {guest} 22"}]))
+    assert [(p.id, p.where) for p in scenario.probes] == [("dns-forwarded", "guest"), ("ssh-in", "wan")]
+    assert scenario.probes[1].command("192.168.122.5") == "nc -z -w 2 192.168.122.5 22"
+    container = minimal(probe=[{"id": "c", "where": "container", "run": "true"}], host={"start_order": ["libvirt"]})
+    assert "needs dockerd" in (parse(container, runnable=False).not_applicable() or "")
 
 
 @pytest.mark.parametrize(

@@ -113,6 +113,20 @@ def _one_shot(lab: Lab, command: str, network: str) -> bytes:
     return bytes(output)
 
 
+def run_once(lab: Lab, command: str, network: str = "bridge") -> tuple[int, str]:
+    """A one-shot container on `network` running `command`: its exit status and output."""
+    import docker.errors
+
+    import_base_image(lab)
+    try:
+        output = lab.docker().containers.run(BASE_IMAGE, ["sh", "-c", command], remove=True, network=network,
+                                             labels={LABEL: lab.owner}, stderr=True)
+    except docker.errors.ContainerError as error:
+        said = error.stderr or b""
+        return error.exit_status, said.decode(errors="replace") if isinstance(said, bytes) else said
+    return 0, bytes(output).decode(errors="replace")
+
+
 def reaches_across(lab: Lab, server: Container) -> bool:
     """Does a container on the other network get the server's page over HTTP?
 

@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import IO
 
 from coexist.base import interrupt, log
+from coexist.base.commands import Result
 from coexist.base.retry import retry
 from coexist.sandbox import cgroups
 from coexist.sandbox.namespaces import Executor, Holder
@@ -161,6 +162,11 @@ class Wan:
     def route(self, subnet: str, *, via: str) -> None:
         """A route on the wan's router to `subnet` through `via` (the lab host, for a routed net)."""
         Executor(self.holder, mount=False, where="wan").run(["ip", "route", "add", subnet, "via", via])
+
+    def execute(self, command: str, *, timeout: float = 30) -> Result:
+        """A shell command on the router, in the wan's network namespace (a scenario's probe)."""
+        return Executor(self.holder, mount=False, where="wan").run(["sh", "-c", command], check=False,
+                                                                   timeout=timeout)
 
     @contextmanager
     def routed(self, subnet: str, *, via: str) -> Iterator[None]:

@@ -58,6 +58,7 @@ class StepResult:
     checks: list[CheckResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)   # e.g. Docker refusing a container
     added: list[str] = field(default_factory=list)   # a fix step: ruleset lines it added (counted)
+    probes: dict[str, CommandRun] = field(default_factory=dict)   # the scenario's own, by id
     seconds: float = 0.0
 
     @property
@@ -75,7 +76,8 @@ class StepResult:
         own = {"published_port": self.published_port, "docker_isolation": self.docker_isolation,
                **{name: getattr(self, name) for name in PROBES},
                "commands": all(c.returncode == 0 for c in self.commands),
-               "checks": {c.id: c.holds for c in self.checks}}
+               "checks": {c.id: c.holds for c in self.checks},
+               "probe": {name: run.returncode == 0 for name, run in self.probes.items()}}
         return own[key] if key in own else (self.facts or {}).get(key)
 
     def mismatches(self) -> list[str]:
@@ -133,7 +135,7 @@ class StepResult:
                 "published_port": self.published_port, "docker_isolation": self.docker_isolation,
                 **{name: getattr(self, name) for name in PROBES}, "facts": self.facts,
                 "checks": [asdict(c) for c in self.checks], "problems": self.problems,
-                "added": self.added,
+                "added": self.added, "probes": {name: asdict(run) for name, run in self.probes.items()},
                 "seconds": round(self.seconds, 1), "mismatches": self.mismatches()}
 
     @classmethod
@@ -149,6 +151,7 @@ class StepResult:
             facts=dict(data["facts"]) if data["facts"] is not None else None,
             checks=[CheckResult(**c) for c in data["checks"]], problems=list(data["problems"]),
             added=list(data.get("added", [])),
+            probes={name: CommandRun(**run) for name, run in data.get("probes", {}).items()},
             seconds=data["seconds"])
 
 

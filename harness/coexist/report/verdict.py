@@ -177,6 +177,11 @@ def _render_step(number: int, result: StepResult) -> list[str]:
         if not check.holds:
             lines += [f"          {line}" for line in check.evidence.splitlines()[:24]]
     lines += [f"      [{step.id}] {problem}" for problem in result.problems]
+    for name, ran in result.probes.items():
+        if ran.returncode != 0:
+            tail = ran.output.strip().splitlines()[-3:] or [""]
+            said = " | ".join(tail)[:200]
+            lines.append(f"      [{step.id}] probe {name}: `{ran.command}` exit {ran.returncode}: {said}")
     if isinstance(step, ApplyFix):
         lines.append(f"      [{step.id}] ruleset lines the step added: {len(result.added) or 'none'}")
         lines += [f"          {line}" for line in result.added[:8]]

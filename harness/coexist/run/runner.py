@@ -163,11 +163,13 @@ class Run:
                     if workload.published_port is not None else None
                 isolation = pool.submit(self._isolation_kept) if workload.isolated_networks else None
                 asked = {name: pool.submit(getattr(self, f"_{name}")) for name in probes}
+                own = pool.submit(self._own_probes) if self.scenario.probes else None
                 facts = pool.submit(host_facts, self.lab, self.wanted)
                 result.published_port = port.result() if port is not None else None
                 result.docker_isolation = isolation.result() if isolation is not None else None
                 for name, future in asked.items():
                     setattr(result, name, future.result())
+                result.probes = own.result() if own is not None else {}
                 result.facts = facts.result()
             self.snapshot(f"{number:02d}-{step.id}")
 
@@ -235,6 +237,39 @@ class Run:
         log.info(f"guest {guest.role} -> container {where}:80 (unpublished): "
                  f"{'REACHED' if reached else 'blocked'}")
         return reached
+
+    def _own_probes(self) -> dict[str, CommandRun]:
+        """The scenario's own probes ([[probe]]), one after the other, each where it says."""
+        first = next(iter(self.guests.values()), None)
+        found = {}
+        for probe in self.scenario.probes:
+            command = probe.command(first.address if first else None)
+            match probe.where:
+                case "guest":
+                    runs = [self._in_guest(guest, command) for guest in self.guests.values()]
+                    failed = [run for run in runs if run.returncode != 0]
+                    found[probe.id] = (failed or runs or [CommandRun(command, 1, "no guest")])[0]
+                case "container":
+                    if self.lab.running(Daemon.DOCKERD):
+                        found[probe.id] = CommandRun(command, *containers.run_once(self.lab, command))
+                    else:
+                        found[probe.id] = CommandRun(command, 1, "dockerd is not running")
+                case "wan":
+                    done = self.lab.wan.execute(command)
+                    found[probe.id] = CommandRun(command, done.returncode, done.output)
+                case _:
+                    done = self.lab.execute(command)
+                    found[probe.id] = CommandRun(command, done.returncode, done.output)
+            log.info(f"probe {probe.id} ({probe.where})$ {command}  -> exit {found[probe.id].returncode}")
+        return found
+
+    @staticmethod
+    def _in_guest(guest: Guest, command: str) -> CommandRun:
+        try:
+            rc, output = guest.execute(command, timeout=20)
+        except (paramiko.SSHException, OSError, EOFError) as error:
+            return CommandRun(command, 255, f"not measured: the host lost its SSH session ({error!r})")
+        return CommandRun(command, rc, output)
 
     def controls(self) -> dict[str, str]:
         """The positive controls of the probes that look for a bad outcome (guests_closed,

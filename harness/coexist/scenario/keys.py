@@ -143,6 +143,8 @@ KEYS: dict[str, Key] = {key.name: key for key in (
         "none)", example='virbr0 = "libvirt"', title="zone_of", ask_item=HostFirewall.zone_of),
     Key("masquerade", Source.FIREWALL, bool, "firewalld's zone masquerades (key: zone)",
         example="libvirt = true", words=YES_NO, title="masquerade", ask_item=HostFirewall.masquerade),
+    Key("probe", Source.STEP, bool, "a probe of the scenario's own ([[probe]]) exits 0 (key: its id)",
+        example="dns-forwarded = true", words=("succeeds", "FAILS"), title="probe"),
     Key("checks", Source.STEP, bool, "a host check of the step's fix holds (key: the check's id)",
         example="masquerade = true", words=("holds", "FAILS"), needs=Need.FIX_STEP),
 )}

@@ -42,6 +42,7 @@ from coexist.scenario.fixes import Fix
 from coexist.scenario.host import HOST_TABLE, Host, parse_host, settings_not_applicable
 from coexist.scenario.host import not_applicable as host_not_applicable
 from coexist.scenario.keys import KEYS, PROBES, Need
+from coexist.scenario.probes import OwnProbe, parse_probes
 from coexist.scenario.steps import ApplyFix, AxisEvents, RevertFix, Step, events_of, parse_steps
 
 GUEST_NETWORKS = guestnet.KINDS
@@ -104,6 +105,7 @@ class Scenario:
     axis_events: Mapping[str, tuple[Event, ...]] = field(default_factory=dict)
     cases: tuple[Case, ...] = ()
     notes: tuple[str, ...] = ()
+    probes: tuple[OwnProbe, ...] = ()     # the scenario's own probes ([[probe]])
 
     # -- axes -----------------------------------------------------------------------------------
     def axes(self) -> dict[str, Any]:
@@ -164,6 +166,8 @@ class Scenario:
                             "host.start_order does not start")
         if self.workload.any and Service.DOCKERD not in self.host.start_order:
             return "[workload] needs dockerd in host.start_order"
+        if any(p.where == "container" for p in self.probes) and Service.DOCKERD not in self.host.start_order:
+            return "a [[probe]] with where = \"container\" needs dockerd in host.start_order"
         return None
 
     def label(self) -> str:
@@ -236,8 +240,9 @@ _TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
     "guest": {},
     "step": {},
     "case": {},
+    "probe": {},
 }
-_ARRAYS = ("network", "guest", "step", "case")
+_ARRAYS = ("network", "guest", "step", "case", "probe")
 _CASE_MATCH = {axis.name: axis.toml_type for axis in AXES.values()}   # what [[case]] may match
 
 MAX_BYTES = 1_000_000   # a scenario is a few KB; anything this big is not one
@@ -338,6 +343,9 @@ def _parse(data: dict[str, Any], path: Path, runnable: bool) -> Scenario:
                 raise FieldError("", "is a built-in fix's name; name yours differently")
             own_fixes[name] = fixes.parse_fix(name, table)
             fix_errors = False
+    own_probes: tuple[OwnProbe, ...] = ()
+    with found.part():
+        own_probes = parse_probes(tables.get("probe", []))
     axis_events: dict[str, tuple[Event, ...]] = {}
     for name in EVENT_AXES:
         with found.part():
@@ -351,7 +359,7 @@ def _parse(data: dict[str, Any], path: Path, runnable: bool) -> Scenario:
     scenario = Scenario(
         path=path, name=meta["name"], summary=meta["summary"], source=meta.get("source", ""),
         notes=notes, host=host, guests=guests, networks=networks, workload=workload,
-        fixes=own_fixes, step_list=steps, axis_events=axis_events)
+        fixes=own_fixes, step_list=steps, axis_events=axis_events, probes=own_probes)
     for axis in EVENT_AXES:
         if axis_events[axis] and not any(isinstance(s, AxisEvents) and s.axis == axis for s in steps):
             with found.part():
@@ -538,6 +546,10 @@ def _check_consistency(scenario: Scenario) -> None:
                 for key in (k.name for k in KEYS.values() if k.needs is need and k.name in expect.keys()):
                     if not met.get(need, key in probed):
                         raise FieldError(f"{where}.{key}", need.value)
+            for probe in expect.host.get("probe", {}):
+                if probe not in [p.id for p in scenario.probes]:
+                    raise FieldError(f"{where}.probe.{probe}", unknown(
+                        "probe", probe, [p.id for p in scenario.probes]) + " (define it in [[probe]])")
             if "checks" in expect.host and isinstance(step, ApplyFix):
                 ids = [c.id for c in step.fix.checks]
                 for check in expect.host["checks"]:
