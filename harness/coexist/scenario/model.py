@@ -166,8 +166,12 @@ class Scenario:
                             "host.start_order does not start")
         if self.workload.any and Service.DOCKERD not in self.host.start_order:
             return "[workload] needs dockerd in host.start_order"
-        if any(p.where == "container" for p in self.probes) and Service.DOCKERD not in self.host.start_order:
-            return "a [[probe]] with where = \"container\" needs dockerd in host.start_order"
+        docker_ever = Service.DOCKERD in self.host.start_order or any(
+            event.service is Service.DOCKERD and event.verb in ("start", "enable")
+            for step in self.steps for event in events_of(step))
+        if any(p.where == "container" for p in self.probes) and not docker_ever:
+            return ("a [[probe]] with where = \"container\" needs dockerd: in host.start_order, or "
+                    "started by an event (while it is not running, the probe fails)")
         return None
 
     def label(self) -> str:
