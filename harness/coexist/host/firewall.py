@@ -86,9 +86,7 @@ class HostFirewall:
 
     def has_rule6(self, spec: str) -> bool:
         """`ip6tables [-t table] -C CHAIN rule...` finds the rule."""
-        words = shlex.split(spec)
-        table = words[:2] if words[:1] == ["-t"] else []
-        return self.lab.execute(["ip6tables", *table, "-C", *words[len(table):]]).returncode == 0
+        return self._has("ip6tables", spec)
 
     def legacy_forward_policy(self) -> str | None:
         """iptables-legacy's filter FORWARD policy (None: there is no legacy filter table). Asked
@@ -110,16 +108,16 @@ class HostFirewall:
 
     def has_rule(self, spec: str) -> bool:
         """`iptables [-t table] -C CHAIN rule...` finds the rule (`spec` as a user writes it)."""
-        words = shlex.split(spec)
-        table = words[:2] if words[:1] == ["-t"] else []
-        return self.lab.execute(["iptables", *table, "-C", *words[len(table):]]).returncode == 0
+        return self._has("iptables", spec)
+
+    def _has(self, tool: str, spec: str) -> bool:
+        table, chain, rule = _rule_spec(spec)
+        return self.lab.execute([tool, *table, "-C", chain, *rule]).returncode == 0
 
     def rule_positions(self, spec: str) -> list[int]:
         """Where the rule `spec` ("[-t table] CHAIN rule...", as `iptables -S` prints it) stands
         in its chain, 1 being the top, once per copy ([]: absent), from `iptables -S CHAIN`."""
-        words = shlex.split(spec)
-        table = words[:2] if words[:1] == ["-t"] else []
-        chain, rule = words[len(table)], words[len(table) + 1:]
+        table, chain, rule = _rule_spec(spec)
         listed = self.lab.execute(["iptables", *table, "-S", chain])
         if listed.returncode != 0:   # no such chain or table: no copy
             return []
@@ -247,6 +245,13 @@ def _without_counters(line: str) -> str:
 
 _HANDLE = re.compile(r"\s*# handle \d+( progname \S+)?$")   # nft -a; a table's owner after it
 _NFT_COUNTER = re.compile(r"counter packets \d+ bytes \d+")
+
+
+def _rule_spec(spec: str) -> tuple[list[str], str, list[str]]:
+    """"[-t table] CHAIN rule..." as a user writes it: the table's arguments, the chain, the rule."""
+    words = shlex.split(spec)
+    table = words[:2] if words[:1] == ["-t"] else []
+    return table, words[len(table)], words[len(table) + 1:]
 
 
 def added_rules(before: Snapshot, after: Snapshot) -> list[str]:
