@@ -361,6 +361,16 @@ def test_every_event_a_scenario_may_name_can_happen() -> None:
     assert set(EVENTS) == set(events.HAPPEN)
 
 
+def test_a_host_without_the_stock_network() -> None:
+    bridged = parse(minimal(host={"stock_network": False}, guest=[{"name": "vm", "network": "bridged"}]))
+    assert [n.name for n in bridged.host_networks()] == ["bridged"]
+    assert bridged.host_plan().libvirt_networks() == []
+    assert [n.name for n in parse(minimal(guest=[{"name": "vm", "network": "bridged"}])).host_networks()] == [
+        "default", "bridged"]
+    with pytest.raises(ScenarioError, match="false, but guest guest is on the stock network 'default'"):
+        parse(minimal(host={"stock_network": False}))
+
+
 def test_a_scenarios_own_probes_are_data() -> None:
     scenario = parse(minimal({"run": ["true"], "expect": {"probe": {"dns-forwarded": True, "ssh-in": False}}},
                              probe=[{"id": "dns-forwarded", "where": "guest", "run": "nslookup example.test 203.0.113.1"},

@@ -20,7 +20,7 @@ from coexist.scenario.axes import HOST_AXES
 # [host]'s keys and their TOML types: the host axes, then the daemons' settings
 HOST_TABLE: dict[str, type | tuple[type, ...]] = {
     **{axis.name: axis.toml_type for axis in HOST_AXES},
-    "docker": dict, "libvirt": dict, "firewalld": dict, "sysctl": dict, "zones": dict}
+    "docker": dict, "libvirt": dict, "firewalld": dict, "sysctl": dict, "zones": dict, "stock_network": bool}
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class Host:
     firewalld_conf: Mapping[str, Any] = field(default_factory=dict)
     sysctl: Mapping[str, Any] = field(default_factory=dict)
     zones: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    stock_network: bool = True   # false: libvirt's `default` is not started (disabled, or removed)
 
     def axes(self) -> dict[str, Any]:
         """The host axes' values, as a scenario file writes them (a list for a list)."""
@@ -46,7 +47,8 @@ class Host:
         """This host as a [host] table (parse_host makes the same host of it)."""
         return {**self.axes(), "docker": dict(self.docker), "libvirt": dict(self.libvirt),
                 "firewalld": dict(self.firewalld_conf), "sysctl": dict(self.sysctl),
-                "zones": {zone: list(interfaces) for zone, interfaces in self.zones.items()}}
+                "zones": {zone: list(interfaces) for zone, interfaces in self.zones.items()},
+                "stock_network": self.stock_network}
 
     def settings(self) -> HostSettings:
         """The files and sysctls to write, the backend axes included."""
@@ -87,7 +89,8 @@ def parse_host(data: dict[str, Any]) -> Host:
         settings = parse_settings({part: data[part] for part in SETTINGS if part in data})
     found.check()
     return Host(**axes, docker=settings["docker"], libvirt=settings["libvirt"],
-                firewalld_conf=settings["firewalld"], sysctl=settings["sysctl"], zones=settings["zones"])
+                firewalld_conf=settings["firewalld"], sysctl=settings["sysctl"], zones=settings["zones"],
+                stock_network=data.get("stock_network", True))
 
 
 SETTINGS = ("docker", "libvirt", "firewalld", "sysctl", "zones")   # the daemons' own settings' tables

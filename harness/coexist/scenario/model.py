@@ -225,8 +225,10 @@ class Scenario:
         return self.host.plan(tuple(self.host_networks()))
 
     def host_networks(self) -> list[NetworkSpec]:
-        """Every network the host has: the stock one, the scenario's own, and the guests'."""
-        names = dict.fromkeys(["default", *self.networks, *(g.network for g in self.guests)])
+        """Every network the host has: the stock one (unless host.stock_network = false), the
+        scenario's own, and the guests'."""
+        stock = [guestnet.STOCK_NETWORK] if self.host.stock_network else []
+        names = dict.fromkeys([*stock, *self.networks, *(g.network for g in self.guests)])
         return [self.network(name) for name in names]
 
     @property
@@ -494,6 +496,10 @@ def _bridge_networks(scenario: Scenario) -> set[str]:
 
 
 def _check_networks(scenario: Scenario) -> None:
+    on_stock = [g.name for g in scenario.guests if g.network == guestnet.STOCK_NETWORK]
+    if not scenario.host.stock_network and on_stock:
+        raise FieldError("host.stock_network", f"false, but guest {on_stock[0]} is on the stock network "
+                                               f"'{guestnet.STOCK_NETWORK}' (give it another network)")
     bridges = [g for g in scenario.guests if scenario.network(g.network).forward == "bridge"]
     if scenario.host.ipv6 and bridges:
         raise FieldError("host.ipv6", "IPv6 is an option of libvirt networks (default, nat2, "
