@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import assert_never
 
 import docker.errors
-import paramiko
 
 from coexist.base import interrupt, log
 from coexist.guest.accel import AccelDecision
@@ -19,24 +18,20 @@ from coexist.host.daemons import Daemon, NotApplicable
 from coexist.host.hostconfig import HostSettings
 from coexist.host.testbed import Testbed
 from coexist.images.built import Images, build_images
-from coexist.net import connectivity
-from coexist.net.wan import LAB_UPLINK
 from coexist.report.explain import explain_steps
 from coexist.report.results import CommandRun, StepResult
 from coexist.report.verdict import CONTROL_BLIND, CONTROL_SEEN, Verdict
 from coexist.run import events
 from coexist.run.measure import host_facts, settle, wanted_facts
+from coexist.run.probing import WEB, Probing
 from coexist.scenario.model import Scenario
 from coexist.scenario.steps import Admin, ApplyFix, AxisEvents, Boot, Events, Measure, RevertFix, Step
 
-WEB = "coexist-web"
 FLUSH = ("nft flush ruleset",   # iptables-nft's rules too; then iptables-legacy's, where it has tables
          "for t in $(cat /proc/net/ip_tables_names); do iptables-legacy -t $t -F; iptables-legacy -t $t -X; "
          "done; if grep -qx filter /proc/net/ip_tables_names; then iptables-legacy -P FORWARD ACCEPT; fi",
          "for t in $(cat /proc/net/ip6_tables_names); do ip6tables-legacy -t $t -F; done",
          "sysctl -qw net.ipv4.ip_forward=1")
-
-PORT_TIMEOUT = 5.0   # how long the published port may take to answer from outside
 
 
 class Run:
@@ -54,6 +49,7 @@ class Run:
         self.snapshots: list[firewall.Snapshot] = []
         self.wanted = wanted_facts([step.expect for step in scenario.steps])
         self.timings: dict[str, float] = {}
+        self.probing = Probing(self.lab, scenario, self.guests)
 
     # -- the host's life ------------------------------------------------------------------------
     def boot(self) -> list[str]:
@@ -159,11 +155,11 @@ class Run:
                 settled = {name: pool.submit(settle, guest, limit=step.settle)
                            for name, guest in self.guests.items()}
                 result.guests = {name: future.result() for name, future in settled.items()}
-                port = pool.submit(self._published_port_answers) \
-                    if workload.published_port is not None else None
-                isolation = pool.submit(self._isolation_kept) if workload.isolated_networks else None
-                asked = {name: pool.submit(getattr(self, f"_{name}")) for name in probes}
-                own = pool.submit(self._own_probes) if self.scenario.probes else None
+                probing = self.probing
+                port = pool.submit(probing.published_port) if workload.published_port is not None else None
+                isolation = pool.submit(probing.docker_isolation) if workload.isolated_networks else None
+                asked = {name: pool.submit(getattr(probing, name)) for name in probes}
+                own = pool.submit(probing.own) if self.scenario.probes else None
                 facts = pool.submit(host_facts, self.lab, self.wanted)
                 result.published_port = port.result() if port is not None else None
                 result.docker_isolation = isolation.result() if isolation is not None else None
@@ -172,104 +168,6 @@ class Run:
                 result.probes = own.result() if own is not None else {}
                 result.facts = facts.result()
             self.snapshot(f"{number:02d}-{step.id}")
-
-    def _published_port_answers(self) -> bool:
-        port = self.scenario.workload.published_port
-        assert port is not None
-        return self._container_running(WEB) and \
-            connectivity.published_port_answers(self.lab.wan, port, timeout=PORT_TIMEOUT)
-
-    def _container_running(self, name: str) -> bool:
-        if not self.lab.running(Daemon.DOCKERD):
-            return False
-        try:
-            return bool(self.lab.docker().containers.get(name).status == "running")
-        except docker.errors.DockerException:
-            return False
-
-    def _isolation_kept(self) -> bool | None:
-        """Are Docker's two networks still kept apart? None: the probe's server is not running."""
-        if not self._container_running(containers.ISOLATED_SERVER):
-            return None
-        server = self.lab.docker().containers.get(containers.ISOLATED_SERVER)
-        return not containers.reaches_across(self.lab, server)
-
-    # -- the cost probes ([workload] probes), one method each, named as the probe ---------------
-    def _container_egress(self) -> bool:
-        """Containers on docker0 and on a user-defined network fetch the internet's page."""
-        if not self.lab.running(Daemon.DOCKERD):
-            return False
-        far = self.lab.wan.endpoints
-        return all(containers.egress(self.lab, far.http_host, far.http_port, far.http_body).values())
-
-    def _guests_closed(self) -> bool | None:
-        """No guest accepts a new connection from the simulated internet (None: a guest has no
-        address)."""
-        seen = [self._inbound(guest) for guest in self.guests.values()]
-        return None if None in seen else all(outcome != "open" for outcome in seen)
-
-    def _inbound(self, guest: Guest) -> str | None:
-        if guest.address is None:
-            return None
-        subnet = guest.network.spec.ipv4
-        if subnet is None:   # on the uplink's LAN: the internet's router reaches it as it is
-            return connectivity.inbound(self.lab.wan, guest.address)
-        with self.lab.wan.routed(subnet, via=LAB_UPLINK):
-            return connectivity.inbound(self.lab.wan, guest.address)
-
-    def _containers_closed(self) -> bool | None:
-        """No guest gets the isolated server's page from its address and unpublished port
-        (None: the server is not running, or a guest could not be asked)."""
-        if not self._container_running(containers.ISOLATED_SERVER):
-            return None
-        where = containers.address(self.lab.docker().containers.get(containers.ISOLATED_SERVER))
-        seen = [self._guest_fetches(guest, where) for guest in self.guests.values()]
-        return None if None in seen else not any(seen)
-
-    @staticmethod
-    def _guest_fetches(guest: Guest, where: str) -> bool | None:
-        try:
-            _, output = guest.execute(connectivity.http_get(where), timeout=20)
-        except (paramiko.SSHException, OSError, EOFError) as error:
-            log.info(f"guest {guest.role} -> container {where}:80: not measured ({error!r})")
-            return None
-        reached = connectivity.PAGE.decode() in output
-        log.info(f"guest {guest.role} -> container {where}:80 (unpublished): "
-                 f"{'REACHED' if reached else 'blocked'}")
-        return reached
-
-    def _own_probes(self) -> dict[str, CommandRun]:
-        """The scenario's own probes ([[probe]]), one after the other, each where it says."""
-        first = next(iter(self.guests.values()), None)
-        found = {}
-        for probe in self.scenario.probes:
-            command = probe.command(first.address if first else None)
-            match probe.where:
-                case "guest":
-                    runs = [self._in_guest(guest, command) for guest in self.guests.values()]
-                    failed = [run for run in runs if run.returncode != 0]
-                    found[probe.id] = (failed or runs or [CommandRun(command, 1, "no guest")])[0]
-                case "container":
-                    if self.lab.running(Daemon.DOCKERD):
-                        found[probe.id] = CommandRun(command, *containers.run_once(self.lab, command))
-                    else:
-                        found[probe.id] = CommandRun(command, 1, "dockerd is not running")
-                case "wan":
-                    done = self.lab.wan.execute(command)
-                    found[probe.id] = CommandRun(command, done.returncode, done.output)
-                case _:
-                    done = self.lab.execute(command)
-                    found[probe.id] = CommandRun(command, done.returncode, done.output)
-            log.info(f"probe {probe.id} ({probe.where})$ {command}  -> exit {found[probe.id].returncode}")
-        return found
-
-    @staticmethod
-    def _in_guest(guest: Guest, command: str) -> CommandRun:
-        try:
-            rc, output = guest.execute(command, timeout=20)
-        except (paramiko.SSHException, OSError, EOFError) as error:
-            return CommandRun(command, 255, f"not measured: the host lost its SSH session ({error!r})")
-        return CommandRun(command, rc, output)
 
     def controls(self) -> dict[str, str]:
         """The positive controls of the probes that look for a bad outcome (guests_closed,
@@ -288,7 +186,7 @@ class Run:
                 self.lab.stop(Daemon.FIREWALLD)       # leaves it while firewalld runs
             self._commands(FLUSH)
             self.snapshot("99-controls-flushed")
-            return {name: CONTROL_SEEN if getattr(self, f"_{name}")() is False else
+            return {name: CONTROL_SEEN if getattr(self.probing, name)() is False else
                     f"{CONTROL_BLIND} (the probe still said closed or could not ask)" for name in wanted}
 
     def snapshot(self, phase: str) -> None:
