@@ -232,8 +232,8 @@ def test_a_later_part_replaces_an_earlier_ones_row_for_the_same_cell(tmp_path: P
 def test_the_recorded_table_has_every_fix_that_runs_on_the_seeds_setup() -> None:
     """A fix added to fixes.toml is measured before it lands (bench/record_catalogue.py)."""
     missing = [f"{p.release} {p.fix.name}" for p in catalogue.plan(SEED, catalogue.chosen(None), RELEASES)
-               if p.not_applicable is None and set(p.expected) != {"boot", "fix", "after-reload",
-                                                                     "after-docker-restart", "after-reboot"}]
+               if p.not_applicable is None and set(p.expected) != {
+                   "boot", catalogue.FIX_STEP, *(step for step, _ in SEED.survival()), catalogue.AGAIN_STEP}]
     assert missing == []
     assert catalogue.recorded()["varies"] == []
 
