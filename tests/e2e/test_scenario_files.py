@@ -71,3 +71,17 @@ def test_a_control_run_without_docker(artifacts: Path, request: pytest.FixtureRe
     assert not (artifacts / "logs" / "dockerd.log").exists()
     assert all(r.published_port is None for r in verdict.steps)
     assert not verdict.mismatches(), verdict.render()
+
+
+def test_docker_started_on_a_running_libvirt_host_and_enabled_leaves_the_guest_online(
+        artifacts: Path, request: pytest.FixtureRequest) -> None:
+    verdict = run("docker-installed-later", artifacts, request)
+    assert [r.probes["container-out"].returncode == 0 for r in verdict.steps] == [False, True, True]
+    assert not verdict.mismatches(), verdict.render()
+
+
+def test_the_posts_priority_0_rules_land_at_the_end_of_forward_and_a_second_fix_adds_none(
+        artifacts: Path, request: pytest.FixtureRequest) -> None:
+    verdict = run("seed-post-at-the-top", artifacts, request)
+    assert verdict.step("applied-again").added == []
+    assert not verdict.mismatches(), verdict.render()
