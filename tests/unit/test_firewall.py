@@ -208,6 +208,10 @@ def test_added_rules_counts_lines_and_ignores_handles_counters_and_order() -> No
         '\t\tiifname "virbr0" counter packets 7 bytes 70 accept # handle 4\n'
         "\t}\n}\n"), "iptables-legacy-save.txt": "*filter\n[5:50] -A FORWARD -j ACCEPT\nCOMMIT\n"}, {})
     assert added_rules(before, reloaded) == []
+    policy = Snapshot("p", {"nft-ruleset.txt": "table ip filter {\n\tchain FORWARD {\n"
+                            "\t\ttype filter hook forward priority filter; policy drop;\n\t}\n}\n"}, {})
+    accepting = Snapshot("q", {"nft-ruleset.txt": policy.files["nft-ruleset.txt"].replace("drop;", "accept;")}, {})
+    assert added_rules(policy, accepting) == []   # a policy set again adds no rule
     twice = Snapshot("c", {**reloaded.files, "nft-ruleset.txt": reloaded.files["nft-ruleset.txt"].replace(
         '\t\tiifname "virbr0" counter packets 7 bytes 70 accept # handle 4\n',
         '\t\tiifname "virbr0" counter packets 7 bytes 70 accept # handle 4\n'

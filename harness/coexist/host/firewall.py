@@ -265,6 +265,12 @@ def added_rules(before: Snapshot, after: Snapshot) -> list[str]:
         saved = snap.files.get("iptables-legacy-save.txt", "").splitlines()
         legacy = (f"iptables-legacy {rule}" for line in saved
                   if (rule := _without_counters(line)).startswith("-A "))
-        return collections.Counter(line for line in (*nft, *legacy) if line and line != "}")
+        return collections.Counter(line for line in (*nft, *legacy) if is_rule(line))
 
     return sorted((counted(after) - counted(before)).elements())
+
+
+def is_rule(line: str) -> bool:
+    """A line of a listing that is a rule or a declaration (not a closing brace, and not a base
+    chain's `type ... policy ...;`, which a policy change alters without adding anything)."""
+    return bool(line) and line != "}" and not line.startswith("type ")

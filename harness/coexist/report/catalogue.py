@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from coexist.host.firewall import is_rule
 from coexist.report.matrix import Row, environment_html, environment_markdown
 from coexist.report.results import StepResult
 from coexist.report.verdict import CONTROL_BLIND, costs
@@ -177,10 +178,11 @@ def _again(before: StepResult, again: StepResult) -> tuple[Cell, str]:
         reason = f"`{failed[0].command}` exit {failed[0].returncode}: {said[0][:120]}"
         what = "a command FAILS when applied again"
         return Cell(what, "cost", reason), what
-    if again.added:
-        more = len(again.added) - 3
-        shown = "; ".join(again.added[:3]) + (f"; ... {more} more" if more > 0 else "")
-        what = f"adds {len(again.added)} ruleset line(s) again"
+    added = [line for line in again.added if is_rule(line)]   # also in verdicts made before is_rule
+    if added:
+        more = len(added) - 3
+        shown = "; ".join(added[:3]) + (f"; ... {more} more" if more > 0 else "")
+        what = f"adds {len(added)} ruleset line(s) again"
         return Cell(what, "cost", shown), f"not idempotent: {what}"
     if before.online and not again.online:
         return Cell("LOST: cut off again", "bad", _probes(again)), "guest LOST when applied again"
@@ -298,7 +300,13 @@ def _best_lines(picked: dict[str, list[str]]) -> list[str]:
              "with_costs": "restore it, at a cost", "not_restoring": "do not restore it",
              "nothing_to_fix": "had nothing to fix (the guest was online before them)",
              "not_applicable": "not applicable here", "errors": "the run broke"}
-    return [f"{words[key]}: {', '.join(names)}" for key, names in picked.items() if names]
+    lines = []
+    for key, names in picked.items():
+        if key == "with_costs" and names:   # one fix a line: its costs are long
+            lines += [f"{words[key]}:", *(f"  {name}" for name in names)]
+        elif names:
+            lines.append(f"{words[key]}: {', '.join(names)}")
+    return lines
 
 
 def markdown(data: dict[str, Any]) -> str:
@@ -310,7 +318,8 @@ def markdown(data: dict[str, Any]) -> str:
              "## Best per release", ""]
     for release in data["releases"]:
         lines.append(f"- **{release}**:")
-        lines += [f"  - {line}" for line in _best_lines(data["best"][release])]
+        lines += [f"{'    ' if line.startswith('  ') else '  '}- {line.strip()}"
+                  for line in _best_lines(data["best"][release])]
     for release in data["releases"]:
         lines += ["", f"## {release}" + _main_versions(data, release), ""]
         if release in data["deviations"]:
@@ -376,7 +385,14 @@ def page(data: dict[str, Any]) -> str:
            f"<p>{e(setup['summary'])}. {len(data['rows'])} rows, {data['wall_seconds']:.0f} s.</p>",
            f"<p>{legend}</p>", "<h2>Best per release</h2><ul>"]
     for release in data["releases"]:
-        said = "".join(f"<li>{e(line)}</li>" for line in _best_lines(data["best"][release]))
+        said = ""
+        for line in _best_lines(data["best"][release]):
+            if line.startswith("  "):   # a fix under "restore it, at a cost:"
+                said = said.removesuffix("</ul></li>") + f"<li>{e(line.strip())}</li></ul></li>"
+            elif line.endswith(":"):
+                said += f"<li>{e(line)}<ul></ul></li>"
+            else:
+                said += f"<li>{e(line)}</li>"
         out.append(f"<li><b>{e(release)}</b><ul>{said}</ul></li>")
     out.append("</ul>")
     for release in data["releases"]:
