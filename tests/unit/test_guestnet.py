@@ -35,6 +35,12 @@ def test_extra_networks_have_their_own_bridge_subnet_and_dhcp(kind: str, mode: s
     assert not network.spec.stock and network.kernel_args() == ""
 
 
+def test_an_isolated_network_has_no_forward_element() -> None:
+    spec = parse_network("iso", {"forward": "isolated", "bridge": "virbr7", "ipv4": "192.168.170.0/24"})
+    root = ET.fromstring(spec.network_xml(STOCK))
+    assert root.find("forward") is None and root.find("ip").get("address") == "192.168.170.1"
+
+
 def test_the_stock_network_is_libvirts_own_xml() -> None:
     network = guest_network("default")
     assert network.spec.stock and not network.ipv6
@@ -115,7 +121,7 @@ def test_a_scenario_network_is_its_own_bridge_subnet_and_mode() -> None:
     ({"bridge": "a-very-long-bridge-name"}, "bridge", "no interface name"),
     ({"bridge": "v", "ipv4": "203.0.113.0/24"}, "ipv4", "simulated internet"),
     ({"bridge": "v", "ipv4": "8.8.8.0/24"}, "ipv4", "private"),
-    ({"bridge": "v", "ipv4": "192.168.1.0/24", "forward": "macvtap"}, "forward", "allowed: nat, route, open, bridge"),
+    ({"bridge": "v", "ipv4": "192.168.1.0/24", "forward": "macvtap"}, "forward", "allowed: nat, route, open, isolated, bridge"),
     ({"bridge": "v", "ipv4": "10.0.0.0/8"}, "ipv4", "/16 to /29"),
     ({"bridge": "v", "ipv4": "nope"}, "ipv4", "no IPv4 subnet"),
     ({"bridge": "v", "ipv4": "10.1.0.0/24", "ipv6": "fd00::/64"}, "ipv6", "documentation range"),

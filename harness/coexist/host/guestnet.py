@@ -7,6 +7,8 @@ The networks coexist knows by name are in `networks.toml` beside this module (th
   stock `default` is libvirt's own definition, as the package ships it;
 - `route`: no NAT, so the upstream router gets a route to the subnet through the host (as a
   routed network requires);
+- `isolated`: no `<forward>` element: the guests reach the host (DHCP, DNS) and one another, and
+  libvirt rejects everything else;
 - `bridge`: no libvirt network: the host's uplink is enslaved to a Linux bridge, the guests'
   taps join it and each guest takes a static address on the uplink's LAN (there is no DHCP
   server there). br_netfilter is in the kernel and `net.bridge.bridge-nf-call-iptables=1` (as
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
     from coexist.net.wan import Wan
 
 STOCK_NETWORK = "default"
-FORWARD_MODES = ("nat", "route", "open", "bridge")
+FORWARD_MODES = ("nat", "route", "open", "isolated", "bridge")   # isolated: no <forward> at all
 BRIDGED_GUESTS = "203.0.113.50"   # the first bridged guest's static address on the uplink's LAN
 _FIELDS = {"forward": str, "bridge": str, "ipv4": str, "ipv6": str, "libvirt_name": str}
 _IFACE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")
@@ -96,7 +98,8 @@ class NetworkSpec:
             hosts = list(net.hosts())
             root = ET.Element("network")
             ET.SubElement(root, "name").text = self.libvirt_name
-            ET.SubElement(root, "forward", mode=self.forward)
+            if self.forward != "isolated":   # an isolated network has no <forward> element
+                ET.SubElement(root, "forward", mode=self.forward)
             ET.SubElement(root, "bridge", name=self.bridge, stp="on", delay="0")
             ip = ET.SubElement(root, "ip", address=str(hosts[0]), netmask=str(net.netmask))
             ET.SubElement(ET.SubElement(ip, "dhcp"), "range", start=str(hosts[1]), end=str(hosts[-1]))
