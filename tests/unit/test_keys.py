@@ -63,7 +63,8 @@ def measured(value: dict[str, Any]) -> StepResult:
                       **{name: value[name] for name in PROBES},
                       commands=[CommandRun("true", 0 if value["commands"] else 1, "")],
                       checks=[CheckResult(c, c, holds) for c, holds in value["checks"].items()],
-                      probes={p: CommandRun(p, 0 if ok else 1, "") for p, ok in value["probe"].items()})
+                      probes={p: CommandRun(p, 0 if ok else 1, "") for p, ok in value["probe"].items()},
+                      unreverted=[] if value["reverted"] else ["+ a line"])
 
 
 def test_every_key_is_judged_and_worded_from_its_record() -> None:

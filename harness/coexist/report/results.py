@@ -59,6 +59,7 @@ class StepResult:
     problems: list[str] = field(default_factory=list)   # e.g. Docker refusing a container
     added: list[str] = field(default_factory=list)   # a fix step: ruleset lines it added (counted)
     probes: dict[str, CommandRun] = field(default_factory=dict)   # the scenario's own, by id
+    unreverted: list[str] | None = None   # a revert step: lines not as before the fix (+ more, - fewer)
     seconds: float = 0.0
 
     @property
@@ -77,7 +78,8 @@ class StepResult:
                **{name: getattr(self, name) for name in PROBES},
                "commands": all(c.returncode == 0 for c in self.commands),
                "checks": {c.id: c.holds for c in self.checks},
-               "probe": {name: run.returncode == 0 for name, run in self.probes.items()}}
+               "probe": {name: run.returncode == 0 for name, run in self.probes.items()},
+               "reverted": None if self.unreverted is None else not self.unreverted}
         return own[key] if key in own else (self.facts or {}).get(key)
 
     def mismatches(self) -> list[str]:
@@ -135,7 +137,8 @@ class StepResult:
                 "published_port": self.published_port, "docker_isolation": self.docker_isolation,
                 **{name: getattr(self, name) for name in PROBES}, "facts": self.facts,
                 "checks": [asdict(c) for c in self.checks], "problems": self.problems,
-                "added": self.added, "probes": {name: asdict(run) for name, run in self.probes.items()},
+                "added": self.added, "unreverted": self.unreverted,
+                "probes": {name: asdict(run) for name, run in self.probes.items()},
                 "seconds": round(self.seconds, 1), "mismatches": self.mismatches()}
 
     @classmethod
@@ -150,7 +153,7 @@ class StepResult:
             **{name: data.get(name) for name in PROBES},   # absent from verdicts before the probes
             facts=dict(data["facts"]) if data["facts"] is not None else None,
             checks=[CheckResult(**c) for c in data["checks"]], problems=list(data["problems"]),
-            added=list(data.get("added", [])),
+            added=list(data.get("added", [])), unreverted=data.get("unreverted"),
             probes={name: CommandRun(**run) for name, run in data.get("probes", {}).items()},
             seconds=data["seconds"])
 

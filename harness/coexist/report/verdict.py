@@ -182,6 +182,9 @@ def _render_step(number: int, result: StepResult) -> list[str]:
             tail = ran.output.strip().splitlines()[-3:] or [""]
             said = " | ".join(tail)[:200]
             lines.append(f"      [{step.id}] probe {name}: `{ran.command}` exit {ran.returncode}: {said}")
+    if result.unreverted:
+        lines.append(f"      [{step.id}] not as before the fix: {len(result.unreverted)} ruleset line(s)")
+        lines += [f"          {line}" for line in result.unreverted[:8]]
     if isinstance(step, ApplyFix):
         lines.append(f"      [{step.id}] ruleset lines the step added: {len(result.added) or 'none'}")
         lines += [f"          {line}" for line in result.added[:8]]

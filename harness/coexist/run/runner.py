@@ -47,6 +47,7 @@ class Run:
         self.guests: dict[str, Guest] = {}
         self.decision: AccelDecision | None = None
         self.snapshots: list[firewall.Snapshot] = []
+        self.before_fix: dict[str, firewall.Snapshot] = {}   # a fix's name -> the firewall before it
         self.wanted = wanted_facts([step.expect for step in scenario.steps])
         self.timings: dict[str, float] = {}
         self.probing = Probing(self.lab, scenario, self.guests)
@@ -127,6 +128,11 @@ class Run:
             if isinstance(step, ApplyFix):
                 result.checks = [check.evaluate(self.lab) for check in step.fix.checks]
                 result.added = firewall.added_rules(self.snapshots[-2], self.snapshots[-1])
+                self.before_fix[step.fix.name] = self.snapshots[-2]
+            if isinstance(step, RevertFix) and step.fix.name in self.before_fix:
+                before, now = self.before_fix[step.fix.name], self.snapshots[-1]
+                result.unreverted = [f"+ {line}" for line in firewall.added_rules(before, now)] + \
+                    [f"- {line}" for line in firewall.added_rules(now, before)]
         result.seconds = time.monotonic() - started
         for line in result.mismatches():
             log.info(f"UNEXPECTED {line}")

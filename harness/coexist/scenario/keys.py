@@ -37,6 +37,7 @@ class Need(Enum):
     ISOLATION = "given, but the scenario probes no Docker isolation ([workload] isolated_networks = true)"
     IPV6 = "given, but no guest network has IPv6 (host.ipv6 = true)"
     FIX_STEP = "only on a fix step (the fix's host checks)"
+    REVERT_STEP = "only on a revert step (the rulesets compared with those before the fix)"
     PROBE = "given, but [workload] probes does not name it"
 
 
@@ -143,6 +144,9 @@ KEYS: dict[str, Key] = {key.name: key for key in (
         "none)", example='virbr0 = "libvirt"', title="zone_of", ask_item=HostFirewall.zone_of),
     Key("masquerade", Source.FIREWALL, bool, "firewalld's zone masquerades (key: zone)",
         example="libvirt = true", words=YES_NO, title="masquerade", ask_item=HostFirewall.masquerade),
+    Key("reverted", Source.STEP, bool, "after a revert: the rulesets are those before the fix was applied "
+        "(nft's listing and iptables-legacy's, rules counted, order, handles and counters aside)",
+        words=("yes", "NO"), needs=Need.REVERT_STEP, title="back to the rulesets before the fix"),
     Key("probe", Source.STEP, bool, "a probe of the scenario's own ([[probe]]) exits 0 (key: its id)",
         example="dns-forwarded = true", words=("succeeds", "FAILS"), title="probe"),
     Key("checks", Source.STEP, bool, "a host check of the step's fix holds (key: the check's id)",

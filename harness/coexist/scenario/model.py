@@ -547,7 +547,7 @@ def _check_consistency(scenario: Scenario) -> None:
         met = {Need.PUBLISHED_PORT: scenario.workload.published_port is not None,
                Need.ISOLATION: scenario.workload.isolated_networks,
                Need.IPV6: ipv6 or any(c.match.get("ipv6") for c in scenario.cases),
-               Need.FIX_STEP: isinstance(step, ApplyFix)}
+               Need.FIX_STEP: isinstance(step, ApplyFix), Need.REVERT_STEP: isinstance(step, RevertFix)}
         probed = set(scenario.workload.probes)
         for expect, where in [(step.expect, f"step[{index}].expect"),
                               *[(c.expect[step.id], f"case[{i}].expect.{step.id}")
