@@ -258,6 +258,8 @@ def test_the_cost_probes_are_costs_where_they_held_before_and_a_blind_probe_is_u
     verdict = Verdict(scenario, {}, AccelDecision("tcg", "test"), [], [boot, fix],
                       controls={"guests_closed": CONTROL_SEEN, "containers_closed": CONTROL_BLIND})
     assert verdict.mismatches()[-1].startswith("probe containers_closed is BLIND")
+    boot.containers_closed = fix.containers_closed = None   # it never said "closed": nobody misled
+    assert verdict.blind() == []
     again = Verdict.from_json(json.loads(verdict.dumps()), scenario)
     assert again.controls == verdict.controls and again.steps[1].guests_closed is False
     assert "guests from outside OPEN" in verdict.render()

@@ -19,7 +19,7 @@ from typing import Any
 from coexist.host.firewall import is_rule
 from coexist.report.matrix import Row, environment_html, environment_markdown
 from coexist.report.results import StepResult
-from coexist.report.verdict import CONTROL_BLIND, costs
+from coexist.report.verdict import costs
 from coexist.scenario.axes import RELEASES
 from coexist.scenario.catalogue import AGAIN_STEP, FIX_STEP, SURVIVAL, Planned, Setup, order
 from coexist.scenario.fixes import builtin
@@ -164,8 +164,7 @@ def _measured(base: dict[str, Any], run: Row) -> FixRow:
                   checks={check.id: check.holds for check in fix.checks},
                   commands={step: all(c.returncode == 0 for c in steps[step].commands)
                             for step in (FIX_STEP, AGAIN_STEP) if step in steps},
-                  blind=[name for name, seen in run.verdict.controls.items()
-                         if seen.startswith(CONTROL_BLIND)])
+                  blind=run.verdict.blind())
 
 
 def _again(before: StepResult, again: StepResult) -> tuple[Cell, str]:

@@ -15,6 +15,7 @@ from coexist.scenario.steps import Admin, ApplyFix
 # a positive control's outcome (coexist.run.runner.Run.controls)
 CONTROL_SEEN = "sees an open path: OPEN with the lab's firewall flushed"
 CONTROL_BLIND = "BLIND: still closed with the lab's firewall flushed"
+CONTROL_NOT_RUN = "not run: the probe had nothing to ask (e.g. no isolated server running)"
 
 
 @dataclass
@@ -44,8 +45,14 @@ class Verdict:
     def mismatches(self) -> list[str]:
         """Where reality differs from what the scenario expects (empty: as expected)."""
         found = [line for result in self.steps for line in result.mismatches()]
-        return found + [f"probe {name} is {seen}: its \"closed\" proves nothing"
-                        for name, seen in self.controls.items() if seen.startswith(CONTROL_BLIND)]
+        return found + [f"probe {name} is {self.controls[name]}: its \"closed\" proves nothing"
+                        for name in self.blind()]
+
+    def blind(self) -> list[str]:
+        """The probes whose positive control failed and which said "closed" at some step (a
+        probe that never measured anything, e.g. no isolated server to probe, misleads nobody)."""
+        return [name for name, seen in self.controls.items() if seen.startswith(CONTROL_BLIND)
+                and any(result.host_value(name) is True for result in self.steps)]
 
     def headline(self) -> list[str]:
         """The answer at a glance: whether the guests were cut off after boot, and for each fix

@@ -20,7 +20,7 @@ from coexist.host.testbed import Testbed
 from coexist.images.built import Images, build_images
 from coexist.report.explain import explain_steps
 from coexist.report.results import CommandRun, StepResult
-from coexist.report.verdict import CONTROL_BLIND, CONTROL_SEEN, Verdict
+from coexist.report.verdict import CONTROL_BLIND, CONTROL_NOT_RUN, CONTROL_SEEN, Verdict
 from coexist.run import events
 from coexist.run.measure import host_facts, settle, wanted_facts
 from coexist.run.probing import WEB, Probing
@@ -192,8 +192,9 @@ class Run:
                 self.lab.stop(Daemon.FIREWALLD)       # leaves it while firewalld runs
             self._commands(FLUSH)
             self.snapshot("99-controls-flushed")
-            return {name: CONTROL_SEEN if getattr(self.probing, name)() is False else
-                    f"{CONTROL_BLIND} (the probe still said closed or could not ask)" for name in wanted}
+            seen = {name: getattr(self.probing, name)() for name in wanted}
+            return {name: CONTROL_SEEN if closed is False else CONTROL_BLIND if closed else
+                    CONTROL_NOT_RUN for name, closed in seen.items()}
 
     def snapshot(self, phase: str) -> None:
         self.snapshots.append(self.bed.snapshot(phase))
