@@ -84,4 +84,14 @@ def test_the_posts_priority_0_rules_land_at_the_end_of_forward_and_a_second_fix_
         artifacts: Path, request: pytest.FixtureRequest) -> None:
     verdict = run("seed-post-at-the-top", artifacts, request)
     assert verdict.step("applied-again").added == []
+    assert sorted(verdict.step("revert-seed-firewalld-direct").unreverted or []) == [
+        '- iifname "docker0" oifname != "docker0" counter jump DOCKER-ISOLATION-STAGE-2',
+        '- oifname "docker0" counter drop']
+    assert not verdict.mismatches(), verdict.render()
+
+
+def test_a_guest_on_an_isolated_network_is_offline_and_the_seed_fix_changes_nothing(
+        artifacts: Path, request: pytest.FixtureRequest) -> None:
+    verdict = run("isolated-network", artifacts, request)
+    assert [r.guests["vm"].final.state for r in verdict.steps] == ["offline", "offline"], verdict.render()
     assert not verdict.mismatches(), verdict.render()

@@ -128,7 +128,7 @@ class Run:
             if isinstance(step, ApplyFix):
                 result.checks = [check.evaluate(self.lab) for check in step.fix.checks]
                 result.added = firewall.added_rules(self.snapshots[-2], self.snapshots[-1])
-                self.before_fix[step.fix.name] = self.snapshots[-2]
+                self.before_fix.setdefault(step.fix.name, self.snapshots[-2])   # its first time
             if isinstance(step, RevertFix) and step.fix.name in self.before_fix:
                 before, now = self.before_fix[step.fix.name], self.snapshots[-1]
                 result.unreverted = [f"+ {line}" for line in firewall.added_rules(before, now)] + \
