@@ -101,23 +101,11 @@ def address(server: Container) -> str:
     return str(server.attrs["NetworkSettings"]["Networks"][ISOLATED_NETWORKS[1]]["IPAddress"])
 
 
-def _one_shot(lab: Lab, command: str, network: str) -> bytes:
-    """What a one-shot container on `network` prints running `command` (b"" when it fails)."""
-    import docker.errors
-
-    try:
-        output = lab.docker().containers.run(BASE_IMAGE, ["sh", "-c", command], remove=True,
-                                             network=network, labels={LABEL: lab.owner})
-    except docker.errors.ContainerError:
-        return b""
-    return bytes(output)
-
-
 def run_once(lab: Lab, command: str, network: str = "bridge") -> tuple[int, str]:
-    """A one-shot container on `network` running `command`: its exit status and output."""
+    """A one-shot container on `network` running `command`: its exit status and output (the base
+    image imported already: import_base_image)."""
     import docker.errors
 
-    import_base_image(lab)
     try:
         output = lab.docker().containers.run(BASE_IMAGE, ["sh", "-c", command], remove=True, network=network,
                                              labels={LABEL: lab.owner}, stderr=True)
@@ -133,7 +121,8 @@ def reaches_across(lab: Lab, server: Container) -> bool:
     Asked by a one-shot container on the first network, which has nothing else running in it.
     """
     where = address(server)
-    reached = PAGE in _one_shot(lab, http_get(where), ISOLATED_NETWORKS[0])
+    status, output = run_once(lab, http_get(where), ISOLATED_NETWORKS[0])
+    reached = status == 0 and PAGE.decode() in output
     log.info(f"container on {ISOLATED_NETWORKS[0]} -> {where}:80 on {ISOLATED_NETWORKS[1]}: "
              f"{'REACHED' if reached else 'blocked'}")
     return reached
@@ -147,9 +136,14 @@ def egress(lab: Lab, host: str, port: int, body: str) -> dict[str, bool]:
     if any(n.name == ISOLATED_NETWORKS[0] for n in lab.docker().networks.list(names=[ISOLATED_NETWORKS[0]])):
         networks.append(ISOLATED_NETWORKS[0])
     request = http_get(host, port)
+
+    def fetches(network: str) -> bool:
+        status, output = run_once(lab, request, network)
+        return status == 0 and body in output
+
+    import_base_image(lab)   # once, before the containers start at once
     with interrupt.Pool(len(networks), thread_name_prefix="egress") as pool:
-        got = dict(zip(networks, pool.map(lambda n: body.encode() in _one_shot(lab, request, n), networks),
-                       strict=True))
+        got = dict(zip(networks, pool.map(fetches, networks), strict=True))
     log.info("containers -> " + ", ".join(f"{host}:{port} from {n}: {'ok' if ok else 'FAILS'}"
                                           for n, ok in got.items()))
     return got

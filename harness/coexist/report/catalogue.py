@@ -235,7 +235,8 @@ def terminal(found: list[FixRow], releases: Iterable[str]) -> str:
     lines = []
     for release in releases:
         lines.append(f"{release}:")
-        lines += [f"  {line}" for line in _best_lines(best(found, release))]
+        for line, fixes in _best_lines(best(found, release)):
+            lines += [f"  {line}", *(f"    {fix}" for fix in fixes)]
     lines += [f"UNEXPECTED: {row.release} {row.fix}: {line}" for row in found for line in row.mismatches]
     return "\n".join(lines)
 
@@ -294,18 +295,15 @@ def _cells(data: dict[str, Any], release: str) -> list[dict[str, Any]]:
     return [row for row in data["rows"] if row["release"] == release]
 
 
-def _best_lines(picked: dict[str, list[str]]) -> list[str]:
+def _best_lines(picked: dict[str, list[str]]) -> list[tuple[str, list[str]]]:
+    """Per group of `best()` that has fixes: its line, and the fixes to list under it one a line
+    (those with costs: the costs are long), or none (the fixes named in the line)."""
     words = {"free": "restore the guest at no measured cost, best first",
              "with_costs": "restore it, at a cost", "not_restoring": "do not restore it",
              "nothing_to_fix": "had nothing to fix (the guest was online before them)",
              "not_applicable": "not applicable here", "errors": "the run broke"}
-    lines = []
-    for key, names in picked.items():
-        if key == "with_costs" and names:   # one fix a line: its costs are long
-            lines += [f"{words[key]}:", *(f"  {name}" for name in names)]
-        elif names:
-            lines.append(f"{words[key]}: {', '.join(names)}")
-    return lines
+    return [(f"{words[key]}:", names) if key == "with_costs" else (f"{words[key]}: {', '.join(names)}", [])
+            for key, names in picked.items() if names]
 
 
 def markdown(data: dict[str, Any]) -> str:
@@ -317,8 +315,8 @@ def markdown(data: dict[str, Any]) -> str:
              "## Best per release", ""]
     for release in data["releases"]:
         lines.append(f"- **{release}**:")
-        lines += [f"{'    ' if line.startswith('  ') else '  '}- {line.strip()}"
-                  for line in _best_lines(data["best"][release])]
+        for line, fixes in _best_lines(data["best"][release]):
+            lines += [f"  - {line}", *(f"    - {fix}" for fix in fixes)]
     for release in data["releases"]:
         lines += ["", f"## {release}" + _main_versions(data, release), ""]
         if release in data["deviations"]:
@@ -384,14 +382,9 @@ def page(data: dict[str, Any]) -> str:
            f"<p>{e(setup['summary'])}. {len(data['rows'])} rows, {data['wall_seconds']:.0f} s.</p>",
            f"<p>{legend}</p>", "<h2>Best per release</h2><ul>"]
     for release in data["releases"]:
-        said = ""
-        for line in _best_lines(data["best"][release]):
-            if line.startswith("  "):   # a fix under "restore it, at a cost:"
-                said = said.removesuffix("</ul></li>") + f"<li>{e(line.strip())}</li></ul></li>"
-            elif line.endswith(":"):
-                said += f"<li>{e(line)}<ul></ul></li>"
-            else:
-                said += f"<li>{e(line)}</li>"
+        said = "".join(f"<li>{e(line)}" + (f"<ul>{''.join(f'<li>{e(fix)}</li>' for fix in fixes)}</ul>"
+                                             if fixes else "") + "</li>"
+                       for line, fixes in _best_lines(data["best"][release]))
         out.append(f"<li><b>{e(release)}</b><ul>{said}</ul></li>")
     out.append("</ul>")
     for release in data["releases"]:

@@ -5,6 +5,7 @@ each, named as its expectation key), and a scenario's own `[[probe]]`s."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import nullcontext
 
 import docker.errors
 import paramiko
@@ -21,6 +22,7 @@ from coexist.scenario.model import Scenario
 
 WEB = "coexist-web"
 PORT_TIMEOUT = 5.0   # how long the published port may take to answer from outside
+LOST = "not measured: the host lost its SSH session to the guest"
 
 
 class Probing:
@@ -67,10 +69,8 @@ class Probing:
     def _inbound(self, guest: Guest) -> str | None:
         if guest.address is None:
             return None
-        subnet = guest.network.spec.ipv4
-        if subnet is None:   # on the uplink's LAN: the internet's router reaches it as it is
-            return connectivity.inbound(self.lab.wan, guest.address)
-        with self.lab.wan.routed(subnet, via=LAB_UPLINK):
+        subnet = guest.network.spec.ipv4   # None: on the uplink's LAN, reached as it is
+        with nullcontext() if subnet is None else self.lab.wan.routed(subnet, via=LAB_UPLINK):
             return connectivity.inbound(self.lab.wan, guest.address)
 
     def containers_closed(self) -> bool | None:
@@ -82,14 +82,12 @@ class Probing:
         seen = [self._guest_fetches(guest, where) for guest in self.guests.values()]
         return None if None in seen else not any(seen)
 
-    @staticmethod
-    def _guest_fetches(guest: Guest, where: str) -> bool | None:
-        try:
-            _, output = guest.execute(connectivity.http_get(where), timeout=20)
-        except (paramiko.SSHException, OSError, EOFError) as error:
-            log.info(f"guest {guest.role} -> container {where}:80: not measured ({error!r})")
+    @classmethod
+    def _guest_fetches(cls, guest: Guest, where: str) -> bool | None:
+        ran = cls._in_guest(guest, connectivity.http_get(where))
+        if ran is None:
             return None
-        reached = connectivity.PAGE.decode() in output
+        reached = connectivity.PAGE.decode() in ran.output
         log.info(f"guest {guest.role} -> container {where}:80 (unpublished): "
                  f"{'REACHED' if reached else 'blocked'}")
         return reached
@@ -102,11 +100,13 @@ class Probing:
             command = probe.command(first.address if first else None)
             match probe.where:
                 case "guest":
-                    runs = [self._in_guest(guest, command) for guest in self.guests.values()]
+                    runs = [self._in_guest(guest, command) or CommandRun(command, 255, LOST)
+                            for guest in self.guests.values()]
                     failed = [run for run in runs if run.returncode != 0]
                     found[probe.id] = (failed or runs or [CommandRun(command, 1, "no guest")])[0]
                 case "container":
                     if self.lab.running(Daemon.DOCKERD):
+                        containers.import_base_image(self.lab)
                         found[probe.id] = CommandRun(command, *containers.run_once(self.lab, command))
                     else:
                         found[probe.id] = CommandRun(command, 1, "dockerd is not running")
@@ -120,10 +120,12 @@ class Probing:
         return found
 
     @staticmethod
-    def _in_guest(guest: Guest, command: str) -> CommandRun:
+    def _in_guest(guest: Guest, command: str) -> CommandRun | None:
+        """`command` in `guest` over SSH (None: the host lost its session to the guest, logged)."""
         try:
             rc, output = guest.execute(command, timeout=20)
         except (paramiko.SSHException, OSError, EOFError) as error:
-            return CommandRun(command, 255, f"not measured: the host lost its SSH session ({error!r})")
+            log.info(f"guest {guest.role}$ {command}  -> {LOST} ({error!r})")
+            return None
         return CommandRun(command, rc, output)
 
