@@ -185,11 +185,13 @@ def _parser() -> argparse.ArgumentParser:
         usage="coexist fixes [options] [-- PYTEST-ARGS]",
         description="Measure every fix of the catalogue (coexist/scenario/fixes.toml) on a host "
                     "setup (coexist/scenario/setups.toml), on each release given: a real lab and "
-                    "guest per fix and release, through pytest as `matrix` runs them. Steps: boot, "
-                    "the fix, then firewall-cmd --reload, a dockerd restart and a host reboot (those "
-                    "whose daemon the setup starts). Writes fixes.md, fixes.html and fixes.json "
-                    "(best fixes per release at the top, a cell per step saying what happened for "
-                    "the user, linked to its evidence), beside the matrix's own reports.",
+                    "guest per release (warm: reset between fixes; --cold: one per fix), through "
+                    "pytest as `matrix` runs them. Steps: boot, the fix, then firewall-cmd --reload, "
+                    "firewalld, dockerd, libvirtd and guest restarts and a host reboot (those whose "
+                    "daemon the setup starts), then the fix applied again. Writes fixes.md, "
+                    "fixes.html and fixes.json (best fixes per release at the top, a cell per "
+                    "step saying what happened for the user, linked to its evidence), beside the "
+                    "matrix's own reports.",
         epilog="example: coexist fixes --release trixie,forky --fix seed-firewalld-direct,"
                "docker-user-libvirt -n 2")
     fixes.add_argument("--setup", default="seed", metavar="NAME",
@@ -202,6 +204,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="report folder (default: ./artifacts/fixes-<time>-<run id>)")
     fixes.add_argument("-n", type=_workers, default=1, metavar="N",
                        help="run N labs at once (pytest-xdist workers), or 'auto' (default 1)")
+    fixes.add_argument("--cold", action="store_true",
+                       help="a fresh lab per fix (default: warm labs, one per release and half of "
+                            "the fixes, reset between fixes and the reset proven by a comparison "
+                            "with the fresh boot)")
     fixes.add_argument("--shard", type=_shard, default=(1, 1), metavar="K/N",
                        help="run part K of N of the runs (a deterministic split, for N machines); "
                             "`coexist report merge` makes one report of the parts")
@@ -519,7 +525,7 @@ def _fixes(args: argparse.Namespace) -> int:
              + (f", {args.n} at once" if args.n > 1 else ""))
     started = time.monotonic()
     if files:
-        pytest.main(pytest_argv(files, out, [], args.n, args.to_pytest))
+        pytest.main(pytest_argv(files, out, [], args.n, args.to_pytest, warm=not args.cold))
         if (stop := interrupt.received()) is not None:
             raise stop
     measured = matrix.read_report(out) if (out / "matrix.json").is_file() else []
@@ -568,17 +574,20 @@ def _merge(args: argparse.Namespace) -> int:
 
 
 def pytest_argv(files: list[Path], out: Path, options: list[str], labs: int,
-                to_pytest: list[str]) -> list[str]:
+                to_pytest: list[str], *, warm: bool = False) -> list[str]:
     """The matrix's pytest command line: the files as items crossed with the --coexist-axis options,
-    reports into `out`, `labs` xdist workers, then what the user passes on after `--`. pytest's
-    cache stays off (no .pytest_cache where coexist runs) unless what is passed on uses it."""
+    reports into `out`, `labs` xdist workers (`warm`: warm labs, a host's items in two groups
+    each on one worker), then what the user passes on after `--`. pytest's cache stays off (no
+    .pytest_cache where coexist runs) unless what is passed on uses it."""
     no_cache = [] if _CACHE_USERS & set(to_pytest) else ["-p", "no:cacheprovider"]
     # coexist (its plugin) is imported before pytest starts: its asserts are not pytest's to rewrite
     return [*map(str, files), *no_cache, "-q", "-rfEs", "--tb=line",
             "-W", "ignore::pytest.PytestAssertRewriteWarning",
             "--coexist-artifacts", str(out), "--coexist-matrix-dir", str(out),
             "--junitxml", str(out / "junit.xml"), *(f"--coexist-axis={o}" for o in options),
-            *(["-n", str(labs)] if labs > 1 else []), *to_pytest]
+            *(["-n", str(labs)] if labs > 1 else []),
+            *(["--coexist-warm"] + (["--dist", "loadgroup"] if labs > 1 else []) if warm else []),
+            *to_pytest]
 
 
 _CACHE_USERS = {"--lf", "--last-failed", "--ff", "--failed-first", "--nf", "--new-first", "--sw",

@@ -37,6 +37,7 @@ import json
 import re
 import shutil
 import time
+import zlib
 from collections.abc import Generator, Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from coexist.images.built import Images
     from coexist.net.wan import Wan
     from coexist.report.matrix import Row
+    from coexist.run.warm import WarmLabs
     from coexist.scenario.model import Scenario
 
 MARKER = "coexist"
@@ -61,6 +63,7 @@ _failed = pytest.StashKey[bool]()
 _guests = pytest.StashKey[list["Guest"]]()
 _rows = pytest.StashKey[list["Row"]]()
 _started = pytest.StashKey[float]()
+_warm = pytest.StashKey["WarmLabs"]()
 ROWS_OUTPUT = "coexist_rows"   # an xdist worker's rows in its workeroutput, as Row.to_json writes them
 
 
@@ -98,6 +101,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run part K of N of the scenario items (sorted by id, dealt round-robin: "
                          "each item in exactly one part; other tests all run)")
     parser.addini("coexist_shard", "as --coexist-shard", default="")
+    group.addoption("--coexist-warm", action="store_true", default=None,
+                    help="scenario items of the same host share one lab, booted once and reset "
+                         "(power cycle, /etc put back, reboot; proven by comparing the firewall and "
+                         "/etc with the fresh boot's) between them; with xdist, use --dist loadgroup")
+    parser.addini("coexist_warm", "as --coexist-warm", type="bool", default=False)
     parser.addini("coexist_scenarios", "scenario files that are test items: glob patterns of "
                   "paths relative to the rootdir, e.g. scenarios/*.toml (files named on the "
                   "command line always are)", type="linelist", default=[])
@@ -252,7 +260,9 @@ def _kept_guests(request: pytest.FixtureRequest) -> dict[str, dict[str, str]]:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """The matrix report from the scenario items' rows; kept labs stay until Ctrl-C (or SIGTERM,
-    SIGHUP), then go as any other: guests first."""
+    SIGHUP), then go as any other: guests first. The warm lab (--coexist-warm) goes first."""
+    if (warm := session.config.stash.get(_warm, None)) is not None:
+        warm.close()
     _write_matrix(session.config)
     kept = session.config.stash.get(_kept, [])
     if not kept:
@@ -433,9 +443,15 @@ class ScenarioFile(pytest.File):
                 lambda name, value: f"--coexist-axis {name}={AXES[name].to_option([value])}")) from None
         except ScenarioError as error:
             raise self.CollectError(error.headed("coexist: invalid scenario")) from None
+        warm = setting(self.config, "warm")
         for variant in variants:
             item = ScenarioItem.from_parent(self, name=f"{variant.name}[{variant.label()}]")
             item.variant = variant
+            if warm:   # one xdist worker per half of a host's items: two labs of a host, not twenty
+                from coexist.run.warm import host_key
+
+                half = zlib.crc32(item.name.encode()) % 2
+                item.add_marker(pytest.mark.xdist_group(f"{variant.host.release}-{host_key(variant)}-{half}"))
             if variant.source:
                 item.add_marker(pytest.mark.upstream(variant.source))
                 item.user_properties.append(("upstream", variant.source))
@@ -465,7 +481,7 @@ class ScenarioItem(pytest.Item):
             shutil.rmtree(folder, ignore_errors=True)
             row.verdict = run_scenario(self.variant, artifacts=folder,
                                        images=build_images(self.variant.host.release),
-                                       accel=setting(self.config, "accel"))
+                                       accel=setting(self.config, "accel"), warm=self._warm_labs())
         except NotApplicable as error:
             row.unsupported = str(error)
             pytest.skip(f"not applicable on {self.variant.host.release}: {error}")
@@ -477,6 +493,16 @@ class ScenarioItem(pytest.Item):
         self.user_properties.append(("accelerator", row.verdict.accel.accel))
         if row.verdict.mismatches():
             raise ScenarioMismatch(row.verdict.render())
+
+    def _warm_labs(self) -> WarmLabs | None:
+        """This process's warm labs with --coexist-warm (made at first use), else None."""
+        if not setting(self.config, "warm"):
+            return None
+        if _warm not in self.config.stash:
+            from coexist.run.warm import WarmLabs
+
+            self.config.stash[_warm] = WarmLabs(Path(setting(self.config, "artifacts")).resolve() / "labs")
+        return self.config.stash[_warm]
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> str:

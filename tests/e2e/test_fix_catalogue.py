@@ -1,8 +1,11 @@
 """Every fix of the catalogue, for real, against the recorded table (measured.json): one release
-each (trixie, or the first where the fix applies), on the seed's setup, as `coexist fixes` runs it."""
+each (trixie, or the first where the fix applies), on the seed's setup, as `coexist fixes` runs it:
+in warm labs (a lab per release and worker, reset between fixes), while the recorded table was
+measured in a fresh lab per fix, so a reset that changed an outcome is a mismatch here."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ from coexist.pytest_plugin import setting
 from coexist.report import catalogue as report
 from coexist.report.matrix import Row
 from coexist.run.runner import run_scenario
+from coexist.run.warm import WarmLabs
 from coexist.scenario import catalogue
 from coexist.scenario.model import load
 
@@ -27,18 +31,26 @@ def plan_for(fix: str, release: str | None) -> catalogue.Planned:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "fix" in metafunc.fixturenames:
-        metafunc.parametrize("fix", [fix.name for fix in catalogue.chosen(None)])
+    if "fix" in metafunc.fixturenames:   # by release: a worker's warm lab serves a run of them
+        names = [fix.name for fix in catalogue.chosen(None)]
+        metafunc.parametrize("fix", sorted(names, key=lambda name: PREFERRED.index(plan_for(name, None).release)))
 
 
-def test_a_fix_does_on_its_release_what_the_recorded_table_says(fix: str, artifacts: Path,
+@pytest.fixture(scope="module")
+def warm_labs(request: pytest.FixtureRequest) -> Iterator[WarmLabs]:
+    labs = WarmLabs(Path(setting(request.config, "artifacts")).resolve() / "labs")
+    yield labs
+    labs.close()
+
+
+def test_a_fix_does_on_its_release_what_the_recorded_table_says(fix: str, artifacts: Path, warm_labs: WarmLabs,
                                                                  request: pytest.FixtureRequest) -> None:
     plan = plan_for(fix, setting(request.config, "release"))
     if plan.not_applicable:
         pytest.skip(f"{plan.release}: {plan.not_applicable}")
     assert plan.expected, f"nothing recorded for {fix} on {plan.release} (setup seed): record it first"
     scenario = load(plan.write(artifacts / "scenario"))
-    verdict = run_scenario(scenario, artifacts=artifacts, images=build_images(plan.release))
+    verdict = run_scenario(scenario, artifacts=artifacts, images=build_images(plan.release), warm=warm_labs)
     row = report.rows([plan], [Row(scenario, verdict)])[0]
     print("\n".join(f"{column}: {cell.text} ({cell.reason})" for column, cell in row.cells.items()))
     assert row.restores is not None or row.cells["fix"].text == "nothing to fix", verdict.render()

@@ -218,3 +218,23 @@ def test_added_rules_counts_lines_and_ignores_handles_counters_and_order() -> No
         '\t\tiifname "virbr0" counter packets 0 bytes 0 accept # handle 6\n'),
         "iptables-legacy-save.txt": "*filter\n[5:50] -A FORWARD -j ACCEPT\n[0:0] -A FORWARD -j ACCEPT\nCOMMIT\n"}, {})
     assert added_rules(reloaded, twice) == ['iifname "virbr0" counter accept', "iptables-legacy -A FORWARD -j ACCEPT"]
+
+
+def test_differences_name_rules_policies_sysctls_and_zones_order_aside() -> None:
+    from coexist.host.firewall import differences
+
+    def state(policy: str, forward: str, interfaces: str, rules: str) -> Snapshot:
+        return Snapshot("s", {
+            "nft-ruleset.txt": "table ip filter {\n\tchain FORWARD {\n"
+                               f"\t\ttype filter hook forward priority filter; policy {policy};\n{rules}\t}}\n}}\n",
+            "ip-addr.txt": f"virbr0 UP 192.168.122.1/24\n/proc/sys/net/ipv4/ip_forward:{forward}\n",
+            "firewalld.txt": f"# active zones\ndocker\n  interfaces: {interfaces}\n"}, {})
+
+    fresh = state("drop", "1", "docker0 br-1", '\t\tiifname "virbr0" accept # handle 4\n')
+    assert differences(fresh, state("drop", "1", "br-1 docker0", '\t\tiifname "virbr0" accept # handle 9\n')) == []
+    assert differences(fresh, state("accept", "0", "docker0", "")) == [
+        '- iifname "virbr0" accept',
+        "+ firewalld: docker0 interfaces:", "+ nft: type filter hook forward priority filter; policy accept;",
+        "+ sysctl: net/ipv4/ip_forward:0",
+        "- firewalld: br-1 docker0 interfaces:", "- nft: type filter hook forward priority filter; policy drop;",
+        "- sysctl: net/ipv4/ip_forward:1"]

@@ -197,7 +197,7 @@ from coexist.run import runner
 from coexist.report.results import Settled, StepResult
 
 
-def run_scenario(scenario, *, artifacts, images, accel="auto"):
+def run_scenario(scenario, *, artifacts, images, accel="auto", warm=None):
     # a measurement without a lab: the symptom after boot, online after the fix
     def reach(ok):
         return Connectivity(Probe("DNS", "nslookup", True, ""), Probe("ping", "ping", ok, ""),

@@ -270,6 +270,27 @@ def added_rules(before: Snapshot, after: Snapshot) -> list[str]:
     return sorted((counted(after) - counted(before)).elements())
 
 
+def differences(before: Snapshot, after: Snapshot) -> list[str]:
+    """What differs between two firewall states, order aside: ruleset lines (`+` more in `after`,
+    `-` fewer), base chains' policies, the forwarding sysctls and firewalld's zones and direct
+    rules. Empty: the same firewall (a revert that reverted; a warm lab's reset that reset)."""
+    changed = [f"+ {line}" for line in added_rules(before, after)]
+    changed += [f"- {line}" for line in added_rules(after, before)]
+
+    def state(snap: Snapshot) -> collections.Counter[str]:
+        policies = (f"nft: {line.strip()}" for line in snap.files.get("nft-ruleset.txt", "").splitlines()
+                    if line.strip().startswith("type ") and "policy" in line)
+        sysctls = (f"sysctl: {line.rsplit('/proc/sys/', 1)[-1]}" for line in
+                   snap.files.get("ip-addr.txt", "").splitlines() if "/proc/sys/" in line)
+        zones = (f"firewalld: {' '.join(sorted(line.split()))}"
+                 for line in snap.files.get("firewalld.txt", "").splitlines() if line.strip())
+        return collections.Counter((*policies, *sysctls, *zones))
+
+    changed += [f"+ {line}" for line in sorted((state(after) - state(before)).elements())]
+    changed += [f"- {line}" for line in sorted((state(before) - state(after)).elements())]
+    return changed
+
+
 def is_rule(line: str) -> bool:
     """A line of a listing that is a rule or a declaration (not a closing brace, and not a base
     chain's `type ... policy ...;`, which a policy change alters without adding anything)."""

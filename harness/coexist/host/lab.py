@@ -249,6 +249,14 @@ class Lab(Verbs):
         drop-in's ExecStartPost=; the service is not restarted for it)."""
         self._after_start.setdefault(Daemon(name), []).extend(commands)
 
+    def after_start_commands(self) -> dict[Daemon, list[str]]:
+        """Every daemon's commands run right after it starts (a copy)."""
+        return {daemon: list(commands) for daemon, commands in self._after_start.items()}
+
+    def set_after_start(self, commands: dict[Daemon, list[str]]) -> None:
+        """Replace every daemon's after-start commands (as drop-ins put back as they were)."""
+        self._after_start = {daemon: list(run) for daemon, run in commands.items()}
+
     def stop(self, name: Daemon | str, *, timeout: float = 30) -> None:
         """Stop a daemon (SIGTERM, then SIGKILL after `timeout`)."""
         daemon = Daemon(name)

@@ -211,20 +211,30 @@ class Testbed:
                   what=f"libvirtd autostarts network '{name}' (its log says why not)")
 
     # -- the host's life ------------------------------------------------------------------------
-    def reboot(self, guests: Iterable[Autostarted] = ()) -> None:
-        """host-reboot: every daemon stopped and the runtime state gone (Lab.power_cycle),
-        permanent configuration kept, the daemons started again in boot order; libvirtd starts
-        the networks and `guests` (marked autostart) itself, as on a real host."""
-        guests = list(guests)
+    def mark_autostart(self, guests: Iterable[Autostarted] = ()) -> None:
+        """The plan's libvirt networks and `guests` marked autostart, as a host that reboots has
+        them (libvirt's symlinks in /etc/libvirt)."""
         conn = self.lab.libvirt()
         for network in self.plan.libvirt_networks():
             conn.networkLookupByName(network.libvirt_name).setAutostart(1)
         for guest in guests:
             guest.domain().setAutostart(1)
+
+    def reboot(self, guests: Iterable[Autostarted] = (), *,
+               while_down: Callable[[], None] | None = None) -> None:
+        """host-reboot: every daemon stopped and the runtime state gone (Lab.power_cycle),
+        permanent configuration kept (`while_down`: what an admin changes while the host is
+        down), the daemons started again in boot order; libvirtd starts the networks and `guests`
+        (marked autostart) itself, as on a real host."""
+        guests = list(guests)
+        self.mark_autostart(guests)
+        for guest in guests:
             if guest.domain().isActive():
                 guest.domain().destroy()   # the power goes
             guest.power_lost()
         self.lab.power_cycle()
+        if while_down is not None:
+            while_down()
         started = time.monotonic()
         self.boot(first=False)
         for guest in guests:

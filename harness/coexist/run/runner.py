@@ -24,6 +24,7 @@ from coexist.report.verdict import CONTROL_BLIND, CONTROL_NOT_RUN, CONTROL_SEEN,
 from coexist.run import events
 from coexist.run.measure import host_facts, settle, wanted_facts
 from coexist.run.probing import WEB, Probing
+from coexist.run.warm import ResetLeftovers, WarmLab, WarmLabs
 from coexist.scenario.model import Scenario
 from coexist.scenario.steps import Admin, ApplyFix, AxisEvents, Boot, Events, Measure, RevertFix, Step
 
@@ -38,14 +39,15 @@ class Run:
     """A scenario running in its lab: the guests, the workload, and the steps as they happen."""
 
     def __init__(self, scenario: Scenario, bed: Testbed, artifacts: Path, stack: ExitStack, *,
-                 accel: str = "auto") -> None:
+                 accel: str = "auto", warm: WarmLab | None = None) -> None:
         self.scenario, self.bed, self.lab, self.artifacts = scenario, bed, bed.lab, artifacts
         self.accel = accel   # auto: KVM if a guest really boots under it here, else TCG; or forced
         self.images = bed.images
         self.stack = stack
+        self.warm = warm     # a lab booted before, for other scenarios of this host: reset, not booted
         self.networks = scenario.guest_networks()
-        self.guests: dict[str, Guest] = {}
-        self.decision: AccelDecision | None = None
+        self.guests: dict[str, Guest] = dict(warm.guests) if warm is not None else {}
+        self.decision: AccelDecision | None = warm.decision if warm is not None else None
         self.snapshots: list[firewall.Snapshot] = []
         self.before_fix: dict[str, firewall.Snapshot] = {}   # a fix's name -> the firewall before it
         self.wanted = wanted_facts([step.expect for step in scenario.steps])
@@ -54,7 +56,12 @@ class Run:
 
     # -- the host's life ------------------------------------------------------------------------
     def boot(self) -> list[str]:
-        """Daemons in start order, the workload, the guests up; returns Docker's refusals."""
+        """Daemons in start order, the workload, the guests up; returns Docker's refusals.
+        A warm lab booted before is reset instead (coexist.run.warm)."""
+        if self.warm is not None and self.warm.booted:
+            self.timings["reset"] = self.warm.reset()
+            self.snapshot("00-baseline")
+            return []
         phase = time.monotonic()
         self.bed.boot()
         self.timings["daemons"] = time.monotonic() - phase
@@ -63,7 +70,8 @@ class Run:
         self.snapshot("00-baseline")
         phase = time.monotonic()
         for index, (name, network) in enumerate(self.networks.items()):
-            guest = guest_for(self.lab, self.images.guest, network=network, artifacts=self.artifacts,
+            guest = guest_for(self.lab, self.images.guest, network=network,
+                              artifacts=self.warm.folder if self.warm is not None else self.artifacts,
                               suffix="" if index == 0 else f"-{name}", role=name,
                               decision=self.decision)
             self.guests[name] = self.stack.enter_context(guest)
@@ -125,14 +133,16 @@ class Run:
                 case _:
                     assert_never(step)
             self._measure(step, result, number)
+            if isinstance(step, Boot) and self.warm is not None:
+                self.warm.after_boot(self.snapshots[-1], guests=self.guests, decision=self.decision,
+                                     problems=result.problems)
             if isinstance(step, ApplyFix):
                 result.checks = [check.evaluate(self.lab) for check in step.fix.checks]
                 result.added = firewall.added_rules(self.snapshots[-2], self.snapshots[-1])
                 self.before_fix.setdefault(step.fix.name, self.snapshots[-2])   # its first time
             if isinstance(step, RevertFix) and step.fix.name in self.before_fix:
                 before, now = self.before_fix[step.fix.name], self.snapshots[-1]
-                result.unreverted = [f"+ {line}" for line in firewall.added_rules(before, now)] + \
-                    [f"- {line}" for line in firewall.added_rules(now, before)]
+                result.unreverted = firewall.differences(before, now)
         result.seconds = time.monotonic() - started
         for line in result.mismatches():
             log.info(f"UNEXPECTED {line}")
@@ -197,12 +207,17 @@ class Run:
                     CONTROL_NOT_RUN for name, closed in seen.items()}
 
     def snapshot(self, phase: str) -> None:
-        self.snapshots.append(self.bed.snapshot(phase))
+        snap = firewall.snapshot(self.lab, phase)
+        snap.save(self.artifacts)
+        self.snapshots.append(snap)
 
 
 def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None = None,
-                 accel: str = "auto") -> Verdict:
+                 accel: str = "auto", warm: WarmLabs | None = None) -> Verdict:
     """Run `scenario` for real and return the verdict (it does not raise on unexpected outcomes).
+    `warm`: in the warm lab of the scenario's host, reset rather than booted if it ran a scenario
+    before (coexist.run.warm); a reset that did not bring back the fresh host, and the scenario
+    runs again in a fresh lab, its verdict saying so.
     NotApplicable: the release cannot do what the scenario asks (before or while it runs)."""
     why = scenario.not_applicable()
     if why is not None:
@@ -211,11 +226,35 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
     artifacts.mkdir(parents=True, exist_ok=True)
     images = images or build_images(scenario.host.release)
     built = time.monotonic()
+    if warm is None:
+        with ExitStack() as stack:
+            bed = stack.enter_context(Testbed(scenario.host_plan(), images, artifacts=artifacts))
+            return _run(Run(scenario, bed, artifacts, stack, accel=accel), started, built)
+    lab = warm.lab_for(scenario, images)
+    try:
+        verdict = _run(Run(scenario, lab.bed, artifacts, lab.stack, accel=accel, warm=lab), started, built)
+    except ResetLeftovers as leftovers:
+        log.info(f"{leftovers}: the scenario again, in a fresh lab")
+        warm.drop()
+        lab = warm.lab_for(scenario, images)
+        try:
+            run = Run(scenario, lab.bed, artifacts, lab.stack, accel=accel, warm=lab)
+            verdict = _run(run, started, built, note=f"measured in a fresh lab: {leftovers}")
+        except BaseException:
+            warm.drop()
+            raise
+    except BaseException:
+        warm.drop()   # the lab's state is not known
+        raise
+    return verdict
+
+
+def _run(run: Run, started: float, built: float, *, note: str | None = None) -> Verdict:
+    """The scenario's steps in `run`'s lab, its verdict written into the run's artifacts. In a
+    fresh lab (not warm) the lab's power goes at the end: nothing more is measured in it."""
+    scenario, lab, artifacts = run.scenario, run.lab, run.artifacts
     results: list[StepResult] = []
-    with log.step(f"scenario {scenario.name} on {scenario.host.release}"), ExitStack() as stack:
-        bed = stack.enter_context(Testbed(scenario.host_plan(), images, artifacts=artifacts))
-        lab = bed.lab
-        run = Run(scenario, bed, artifacts, stack, accel=accel)
+    with log.step(f"scenario {scenario.name} on {scenario.host.release}"):
         # durations, each phase on its own ("daemons" and "guests boot to SSH" are inside "steps")
         run.timings["images"] = built - started
         run.timings["lab"] = time.monotonic() - built
@@ -223,13 +262,19 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
         for number, step in enumerate(scenario.steps, 1):
             results.append(run.do(step, number))
         assert run.decision is not None
-        verdict = Verdict(scenario, dict(images.host.manifest), run.decision, list(lab.deviations),
+        deviations = list(dict.fromkeys(lab.deviations)) + ([note] if note else [])
+        verdict = Verdict(scenario, dict(run.images.host.manifest), run.decision, deviations,
                           results, timings=run.timings, artifacts=str(artifacts))
         verdict.explanation = explain_steps(run.snapshots, results, run.networks)
         verdict.controls = run.controls()
         ending = time.monotonic()
         run.timings["steps"] = ending - stepping
-        lab.power_off()   # nothing more to measure: no daemon or guest needs a graceful end
+        if run.warm is None:
+            lab.power_off()   # nothing more to measure: no daemon or guest needs a graceful end
+        else:
+            (artifacts / "warm-lab.txt").write_text(
+                f"measured in warm lab {run.warm.key} (scenario {run.warm.uses} there); its daemons' "
+                f"logs and the guests' consoles: {run.warm.folder}\n")
     run.timings["teardown"] = time.monotonic() - ending
     run.timings["total"] = time.monotonic() - started
     (artifacts / "verdict.txt").write_text(verdict.render() + "\n")
