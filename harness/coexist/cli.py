@@ -205,8 +205,8 @@ def _parser() -> argparse.ArgumentParser:
     fixes.add_argument("-n", type=_workers, default=1, metavar="N",
                        help="run N labs at once (pytest-xdist workers), or 'auto' (default 1)")
     fixes.add_argument("--cold", action="store_true",
-                       help="a fresh lab per fix (default: warm labs, one per release and half of "
-                            "the fixes, reset between fixes and the reset proven by a comparison "
+                       help="a fresh lab per fix (default: warm labs, one per release and worker, "
+                            "reset between fixes and the reset proven by a comparison "
                             "with the fresh boot)")
     fixes.add_argument("--shard", type=_shard, default=(1, 1), metavar="K/N",
                        help="run part K of N of the runs (a deterministic split, for N machines); "
@@ -576,8 +576,8 @@ def _merge(args: argparse.Namespace) -> int:
 def pytest_argv(files: list[Path], out: Path, options: list[str], labs: int,
                 to_pytest: list[str], *, warm: bool = False) -> list[str]:
     """The matrix's pytest command line: the files as items crossed with the --coexist-axis options,
-    reports into `out`, `labs` xdist workers (`warm`: warm labs, a host's items in two groups
-    each on one worker), then what the user passes on after `--`. pytest's cache stays off (no
+    reports into `out`, `labs` xdist workers (`warm`: warm labs, a host's items in a group per
+    worker, each group on one worker), then what the user passes on after `--`. pytest's cache stays off (no
     .pytest_cache where coexist runs) unless what is passed on uses it."""
     no_cache = [] if _CACHE_USERS & set(to_pytest) else ["-p", "no:cacheprovider"]
     # coexist (its plugin) is imported before pytest starts: its asserts are not pytest's to rewrite

@@ -447,15 +447,22 @@ class ScenarioFile(pytest.File):
         for variant in variants:
             item = ScenarioItem.from_parent(self, name=f"{variant.name}[{variant.label()}]")
             item.variant = variant
-            if warm:   # one xdist worker per half of a host's items: two labs of a host, not twenty
+            if warm:   # a host's items in one group per xdist worker: N labs of a host, not twenty
                 from coexist.run.warm import host_key
 
-                half = zlib.crc32(item.name.encode()) % 2
-                item.add_marker(pytest.mark.xdist_group(f"{variant.host.release}-{host_key(variant)}-{half}"))
+                part = zlib.crc32(item.name.encode()) % _workers(self.config)
+                item.add_marker(pytest.mark.xdist_group(f"{variant.host.release}-{host_key(variant)}-{part}"))
             if variant.source:
                 item.add_marker(pytest.mark.upstream(variant.source))
                 item.user_properties.append(("upstream", variant.source))
             yield item
+
+
+def _workers(config: pytest.Config) -> int:
+    """How many xdist workers this session has (1 without xdist); the same on every worker: xdist
+    hands the controller's options to its workers."""
+    workers = getattr(config.option, "numprocesses", None)
+    return workers if isinstance(workers, int) and workers > 0 else 1
 
 
 class ScenarioItem(pytest.Item):

@@ -238,3 +238,29 @@ def test_differences_name_rules_policies_sysctls_and_zones_order_aside() -> None
         "+ sysctl: net/ipv4/ip_forward:0",
         "- firewalld: br-1 docker0 interfaces:", "- nft: type filter hook forward priority filter; policy drop;",
         "- sysctl: net/ipv4/ip_forward:1"]
+
+
+def test_docker_rules_through_a_reload_kept_re_made_or_lost_from_nft_handles() -> None:
+    from coexist.host.firewall import docker_rules
+
+    def rule(chain: str, handle: int, *expr: dict[str, object]) -> dict[str, object]:
+        return {"rule": {"family": "ip", "table": "filter", "chain": chain, "handle": handle,
+                         "expr": [*expr, {"counter": {"packets": handle, "bytes": 0}}]}}
+
+    def state(*rules: dict[str, object]) -> Snapshot:
+        return Snapshot("s", {}, {"nftables": [{"table": {"family": "ip", "name": "filter"}}, *rules]})
+
+    jump = {"jump": {"target": "DOCKER-USER"}}
+    drop = {"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": "docker0"}}
+    before = state(rule("FORWARD", 3, jump), rule("DOCKER-USER", 7, {"return": None}),
+                   rule("DOCKER-ISOLATION-STAGE-2", 9, drop, {"drop": None}), rule("LIBVIRT_FWO", 2, {"accept": None}))
+    # Docker inserts its jump again at a reload (a new handle) while its chains stay: kept
+    kept = docker_rules(before, state(rule("FORWARD", 12, jump), rule("DOCKER-USER", 7, {"return": None}),
+                                      rule("DOCKER-ISOLATION-STAGE-2", 9, drop, {"drop": None})))
+    assert kept is not None and kept[0] == "kept"
+    remade = docker_rules(before, state(rule("FORWARD", 12, jump), rule("DOCKER-USER", 15, {"return": None}),
+                                        rule("DOCKER-ISOLATION-STAGE-2", 16, drop, {"drop": None})))
+    assert remade == ("re-made", "2 of the 2 rules in Docker's chains removed and added again (new nft "
+                                 "handles): iptables flushed, Docker repaired it")
+    assert docker_rules(before, state(rule("FORWARD", 3, jump))) == ("lost", "2 of Docker's 3 rules missing")
+    assert docker_rules(state(rule("LIBVIRT_FWO", 2, {"accept": None})), before) is None   # no Docker before

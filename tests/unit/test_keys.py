@@ -64,7 +64,8 @@ def measured(value: dict[str, Any]) -> StepResult:
                       commands=[CommandRun("true", 0 if value["commands"] else 1, "")],
                       checks=[CheckResult(c, c, holds) for c, holds in value["checks"].items()],
                       probes={p: CommandRun(p, 0 if ok else 1, "") for p, ok in value["probe"].items()},
-                      unreverted=[] if value["reverted"] else ["+ a line"])
+                      unreverted=[] if value["reverted"] else ["+ a line"],
+                      docker_rules=(value["docker_rules"], "why"))
 
 
 def test_every_key_is_judged_and_worded_from_its_record() -> None:

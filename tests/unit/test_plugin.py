@@ -129,6 +129,37 @@ def test_a_shard_runs_its_part_of_the_scenario_items_each_in_exactly_one(pyteste
         ["*--coexist-shard '3/2': K/N, part K of N (1 <= K <= N)*"])
 
 
+def test_warm_items_are_grouped_by_host_one_group_per_worker(pytester: pytest.Pytester) -> None:
+    """--coexist-warm: the items of one host (release, settings, start order...) in as many
+    xdist groups as workers; items of another host never share a group."""
+    pytester.makeini(SCENARIOS_INI)
+    folder = pytester.mkdir("scenarios")
+    seed = (ROOT / "scenarios" / "seed-firewalld-direct.toml").read_text()
+    for n in range(6):   # six scenarios of one host per release
+        (folder / f"s{n}.toml").write_text(seed.replace('name = "seed-firewalld-direct"', f'name = "s{n}"'))
+    pytester.makeconftest("""
+        def pytest_collection_finish(session):
+            for item in session.items:
+                groups = [m.args[0] for m in item.iter_markers("xdist_group")]
+                print("GROUP|" + item.name + "|" + ",".join(groups))
+    """)
+    axes = ["--coexist-axis", "release=trixie,forky", "-p", "no:cacheprovider"]
+
+    def groups(*options: str) -> dict[str, str]:
+        result = pytester.runpytest("--collect-only", "-q", "-s", *axes, *options)
+        found = dict(line.split("|")[1:] for line in result.stdout.lines if line.startswith("GROUP|"))
+        assert len(found) == 12, result.stdout.str()
+        return found
+
+    assert set(groups().values()) == {""}   # not warm: no groups
+    one = groups("--coexist-warm")
+    assert len(set(one.values())) == 2   # one per host (release): no xdist, one worker
+    two = groups("--coexist-warm", "-n", "2", "--dist", "loadgroup")
+    assert 2 < len(set(two.values())) <= 4
+    for name, group in two.items():
+        assert group.startswith(one[name][:-1]) and group.startswith(name.split("[")[1].split()[0])
+
+
 def test_every_option_has_an_ini_setting_and_the_option_wins(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\ncoexist_release = bookworm\ncoexist_artifacts = evidence\n")
     pytester.makepyfile("""

@@ -291,6 +291,41 @@ def differences(before: Snapshot, after: Snapshot) -> list[str]:
     return changed
 
 
+def docker_rules(before: Snapshot, after: Snapshot) -> tuple[str, str] | None:
+    """What happened to Docker's rules (iptables-nft's, in its DOCKER* chains and the jumps to
+    them) between two snapshots, from nft's JSON, with a reason: `lost` (some are missing),
+    `re-made` (all there, but rules inside Docker's chains have new nft handles: removed and
+    added again, as after a flush of iptables that Docker repaired), `kept` (Docker's chains
+    untouched; Docker itself inserts its jumps from FORWARD again at a firewalld reload, so
+    those may be new). None: Docker had no such rules before."""
+
+    def rules(snap: Snapshot) -> dict[tuple[str, str], list[int]]:
+        found: dict[tuple[str, str], list[int]] = {}
+        for item in snap.nft.get("nftables", []):
+            rule = item.get("rule")
+            if rule is None or rule.get("family") not in ("ip", "ip6"):
+                continue
+            expr = json.dumps([e for e in rule.get("expr", []) if "counter" not in e], sort_keys=True)
+            if rule["chain"].startswith("DOCKER") or '"DOCKER' in expr:
+                key = (rule["chain"], f"{rule['family']} {rule['table']} {expr}")
+                found.setdefault(key, []).append(rule.get("handle", -1))
+        return found
+
+    old, new = rules(before), rules(after)
+    if not old:
+        return None
+    total = sum(map(len, old.values()))
+    missing = sum(max(len(handles) - len(new.get(key, [])), 0) for key, handles in old.items())
+    if missing:
+        return "lost", f"{missing} of Docker's {total} rules missing"
+    inside = [key for key in old if key[0].startswith("DOCKER")]
+    remade = sum(1 for key in inside if sorted(new[key]) != sorted(old[key]))
+    if remade:
+        return "re-made", (f"{remade} of the {len(inside)} rules in Docker's chains removed and added "
+                           "again (new nft handles): iptables flushed, Docker repaired it")
+    return "kept", f"Docker's chains untouched ({len(inside)} rules, the same nft handles)"
+
+
 def is_rule(line: str) -> bool:
     """A line of a listing that is a rule or a declaration (not a closing brace, and not a base
     chain's `type ... policy ...;`, which a policy change alters without adding anything)."""

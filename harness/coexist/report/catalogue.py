@@ -211,7 +211,8 @@ def _probes(result: StepResult) -> str:
 
 def _docker(result: StepResult) -> str:
     """Docker's workload and the cost probes, as the verdict's host line words them."""
-    said = [f"{key.title} {key.word(value)}" for name in ("published_port", "docker_isolation", *PROBES)
+    said = [f"{key.title} {key.word(value)}" for name in ("published_port", "docker_isolation", *PROBES,
+                                                          "docker_rules")
             if (value := result.host_value(name)) is not None and (key := KEYS[name])]
     return ", ".join(said) or "Docker not probed"
 

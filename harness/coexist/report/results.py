@@ -60,6 +60,7 @@ class StepResult:
     added: list[str] = field(default_factory=list)   # a fix step: ruleset lines it added (counted)
     probes: dict[str, CommandRun] = field(default_factory=dict)   # the scenario's own, by id
     unreverted: list[str] | None = None   # a revert step: lines not as before the fix (+ more, - fewer)
+    docker_rules: tuple[str, str] | None = None   # a firewalld event's step: kept/re-made/lost, why
     seconds: float = 0.0
 
     @property
@@ -79,7 +80,8 @@ class StepResult:
                "commands": all(c.returncode == 0 for c in self.commands),
                "checks": {c.id: c.holds for c in self.checks},
                "probe": {name: run.returncode == 0 for name, run in self.probes.items()},
-               "reverted": None if self.unreverted is None else not self.unreverted}
+               "reverted": None if self.unreverted is None else not self.unreverted,
+               "docker_rules": self.docker_rules[0] if self.docker_rules else None}
         return own[key] if key in own else (self.facts or {}).get(key)
 
     def mismatches(self) -> list[str]:
@@ -138,6 +140,7 @@ class StepResult:
                 **{name: getattr(self, name) for name in PROBES}, "facts": self.facts,
                 "checks": [asdict(c) for c in self.checks], "problems": self.problems,
                 "added": self.added, "unreverted": self.unreverted,
+                "docker_rules": list(self.docker_rules) if self.docker_rules else None,
                 "probes": {name: asdict(run) for name, run in self.probes.items()},
                 "seconds": round(self.seconds, 1), "mismatches": self.mismatches()}
 
@@ -154,6 +157,7 @@ class StepResult:
             facts=dict(data["facts"]) if data["facts"] is not None else None,
             checks=[CheckResult(**c) for c in data["checks"]], problems=list(data["problems"]),
             added=list(data.get("added", [])), unreverted=data.get("unreverted"),
+            docker_rules=tuple(data["docker_rules"]) if data.get("docker_rules") else None,
             probes={name: CommandRun(**run) for name, run in data.get("probes", {}).items()},
             seconds=data["seconds"])
 

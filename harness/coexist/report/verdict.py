@@ -146,6 +146,10 @@ def costs(before: StepResult, after: StepResult) -> list[str]:
         found.append("guests OPEN to the outside")
     if before.containers_closed and after.containers_closed is False:
         found.append("containers OPEN to the guests")
+    if after.docker_rules is not None and after.docker_rules[0] == "re-made":
+        found.append("Docker's rules FLUSHED (Docker re-made them)")
+    if after.docker_rules is not None and after.docker_rules[0] == "lost":
+        found.append("Docker's rules LOST")
     found += [f"check {check.id} FAILS" for check in after.checks if not check.holds]
     return found
 
@@ -189,6 +193,8 @@ def _render_step(number: int, result: StepResult) -> list[str]:
             tail = ran.output.strip().splitlines()[-3:] or [""]
             said = " | ".join(tail)[:200]
             lines.append(f"      [{step.id}] probe {name}: `{ran.command}` exit {ran.returncode}: {said}")
+    if result.docker_rules is not None:
+        lines.append(f"      [{step.id}] Docker's rules: {result.docker_rules[0]} ({result.docker_rules[1]})")
     if result.unreverted:
         lines.append(f"      [{step.id}] not as before the fix: {len(result.unreverted)} ruleset line(s)")
         lines += [f"          {line}" for line in result.unreverted[:8]]

@@ -26,7 +26,17 @@ from coexist.run.measure import host_facts, settle, wanted_facts
 from coexist.run.probing import WEB, Probing
 from coexist.run.warm import ResetLeftovers, WarmLab, WarmLabs
 from coexist.scenario.model import Scenario
-from coexist.scenario.steps import Admin, ApplyFix, AxisEvents, Boot, Events, Measure, RevertFix, Step
+from coexist.scenario.steps import (
+    Admin,
+    ApplyFix,
+    AxisEvents,
+    Boot,
+    Events,
+    Measure,
+    RevertFix,
+    Step,
+    touches_firewalld,
+)
 
 FLUSH = ("nft flush ruleset",   # iptables-nft's rules too; then iptables-legacy's, where it has tables
          "for t in $(cat /proc/net/ip_tables_names); do iptables-legacy -t $t -F; iptables-legacy -t $t -X; "
@@ -140,6 +150,8 @@ class Run:
                 result.checks = [check.evaluate(self.lab) for check in step.fix.checks]
                 result.added = firewall.added_rules(self.snapshots[-2], self.snapshots[-1])
                 self.before_fix.setdefault(step.fix.name, self.snapshots[-2])   # its first time
+            if touches_firewalld(step):
+                result.docker_rules = firewall.docker_rules(self.snapshots[-2], self.snapshots[-1])
             if isinstance(step, RevertFix) and step.fix.name in self.before_fix:
                 before, now = self.before_fix[step.fix.name], self.snapshots[-1]
                 result.unreverted = firewall.differences(before, now)

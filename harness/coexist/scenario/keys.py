@@ -39,6 +39,7 @@ class Need(Enum):
     FIX_STEP = "only on a fix step (the fix's host checks)"
     REVERT_STEP = "only on a revert step (the rulesets compared with those before the fix)"
     PROBE = "given, but [workload] probes does not name it"
+    FIREWALLD_EVENT = "only on a step with a firewalld-reload or firewalld-restart event"
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,9 @@ KEYS: dict[str, Key] = {key.name: key for key in (
     Key("reverted", Source.STEP, bool, "after a revert: the rulesets are those before the fix was applied "
         "(nft's listing and iptables-legacy's, rules counted, order, handles and counters aside)",
         words=("yes", "NO"), needs=Need.REVERT_STEP, title="back to the rulesets before the fix"),
+    Key("docker_rules", Source.STEP, str, "what a firewalld reload or restart did to Docker's rules: kept "
+        "(Docker's chains untouched), re-made (flushed and put back by Docker: new nft handles), lost",
+        allowed=("kept", "re-made", "lost"), needs=Need.FIREWALLD_EVENT, title="Docker's rules"),
     Key("probe", Source.STEP, bool, "a probe of the scenario's own ([[probe]]) exits 0 (key: its id)",
         example="dns-forwarded = true", words=("succeeds", "FAILS"), title="probe"),
     Key("checks", Source.STEP, bool, "a host check of the step's fix holds (key: the check's id)",

@@ -43,7 +43,15 @@ from coexist.scenario.host import HOST_TABLE, Host, parse_host, settings_not_app
 from coexist.scenario.host import not_applicable as host_not_applicable
 from coexist.scenario.keys import KEYS, PROBES, Need
 from coexist.scenario.probes import OwnProbe, parse_probes
-from coexist.scenario.steps import ApplyFix, AxisEvents, RevertFix, Step, events_of, parse_steps
+from coexist.scenario.steps import (
+    ApplyFix,
+    AxisEvents,
+    RevertFix,
+    Step,
+    events_of,
+    parse_steps,
+    touches_firewalld,
+)
 
 GUEST_NETWORKS = guestnet.KINDS
 NO_BACKEND = {"bookworm": "libvirt 9.0 (bookworm) has no firewall_backend setting"}
@@ -547,7 +555,8 @@ def _check_consistency(scenario: Scenario) -> None:
         met = {Need.PUBLISHED_PORT: scenario.workload.published_port is not None,
                Need.ISOLATION: scenario.workload.isolated_networks,
                Need.IPV6: ipv6 or any(c.match.get("ipv6") for c in scenario.cases),
-               Need.FIX_STEP: isinstance(step, ApplyFix), Need.REVERT_STEP: isinstance(step, RevertFix)}
+               Need.FIX_STEP: isinstance(step, ApplyFix), Need.REVERT_STEP: isinstance(step, RevertFix),
+               Need.FIREWALLD_EVENT: touches_firewalld(step)}
         probed = set(scenario.workload.probes)
         for expect, where in [(step.expect, f"step[{index}].expect"),
                               *[(c.expect[step.id], f"case[{i}].expect.{step.id}")

@@ -169,6 +169,11 @@ class AxisEvents(StepBase):
 Step = Boot | Measure | Admin | Events | ApplyFix | RevertFix | AxisEvents
 
 
+def touches_firewalld(step: Step) -> bool:
+    """The step reloads or restarts firewalld (what Docker's rules go through is then measured)."""
+    return any(event in (Event.FIREWALLD_RELOAD, Event.FIREWALLD_RESTART) for event in events_of(step))
+
+
 def events_of(step: Step) -> tuple[Event, ...]:
     """The events a step makes happen (none for steps that are not events)."""
     match step:
