@@ -184,7 +184,7 @@ def coexist_images(request: pytest.FixtureRequest, coexist_scenario: Scenario) -
     from coexist.images.built import build_images
 
     ready(request.config, coexist_scenario.host.release)
-    return build_images(coexist_scenario.host.release)
+    return build_images(coexist_scenario.host.release, coexist_scenario.host.packages)
 
 
 _checked = pytest.StashKey[set[str]]()
@@ -487,7 +487,8 @@ class ScenarioItem(pytest.Item):
             ready(self.config, self.variant.host.release)
             shutil.rmtree(folder, ignore_errors=True)
             row.verdict = run_scenario(self.variant, artifacts=folder,
-                                       images=build_images(self.variant.host.release),
+                                       images=build_images(self.variant.host.release,
+                                                           self.variant.host.packages),
                                        accel=setting(self.config, "accel"), warm=self._warm_labs())
         except NotApplicable as error:
             row.unsupported = str(error)

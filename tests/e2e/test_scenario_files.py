@@ -23,7 +23,7 @@ def run(name: str, artifacts: Path, request: pytest.FixtureRequest, **axes: obje
     chosen = setting(request.config, "release")
     if chosen and chosen != loaded.host.release:
         pytest.skip(f"{name} runs on {loaded.host.release}")
-    verdict = run_scenario(loaded, artifacts=artifacts, images=build_images(loaded.host.release))
+    verdict = run_scenario(loaded, artifacts=artifacts, images=build_images(loaded.host.release, loaded.host.packages))
     print(verdict.render())
     return verdict
 
@@ -94,4 +94,17 @@ def test_a_guest_on_an_isolated_network_is_offline_and_the_seed_fix_changes_noth
         artifacts: Path, request: pytest.FixtureRequest) -> None:
     verdict = run("isolated-network", artifacts, request)
     assert [r.guests["vm"].final.state for r in verdict.steps] == ["offline", "offline"], verdict.render()
+    assert not verdict.mismatches(), verdict.render()
+
+
+def test_a_reports_tools_on_the_host_come_from_host_packages(artifacts: Path, request: pytest.FixtureRequest) -> None:
+    """jq and ping (iputils), not in the host image, through `[host] packages`: an image of its own."""
+    loaded = scenario.load(SCENARIOS / "report-tools-on-the-host.toml")
+    images = build_images(loaded.host.release, loaded.host.packages)
+    assert {"jq", "iputils-ping"} <= set(images.host.manifest), images.host.manifest
+    assert images.host.root != build_images(loaded.host.release).host.root
+    verdict = run("report-tools-on-the-host", artifacts, request)
+    ran = verdict.step("reporter").commands
+    assert [c.returncode for c in ran] == [0, 0], ran
+    assert ran[0].output.strip() == "drop" and "1 packets received" in ran[1].output, ran
     assert not verdict.mismatches(), verdict.render()

@@ -225,3 +225,14 @@ def test_a_failed_build_command_shows_its_last_lines_and_where_the_rest_is(tmp_p
     assert f"(its last 40 lines; all of it: {build_log})" in output
     kept = build_log.read_text().splitlines()
     assert kept[0] == "$ apt-get install docker-cli" and kept[1] == "1" and len(kept) == 102
+
+
+def test_a_scenarios_extra_packages_make_an_image_of_their_own() -> None:
+    trixie = load_recipe("trixie")
+    assert hostimage.with_extra(trixie, ()) == trixie   # no extra: the same image
+    assert hostimage.with_extra(trixie, ["docker.io"]).key == trixie.key   # in the recipe already
+    jq = hostimage.with_extra(trixie, ["jq", "iputils-ping"])
+    assert jq.packages == (*trixie.packages, "iputils-ping", "jq") and jq.key != trixie.key
+    assert hostimage.with_extra(trixie, ["iputils-ping", "jq"]).key == jq.key   # order aside
+    with pytest.raises(RecipeError, match="'Jq' is not a Debian package name"):
+        hostimage.with_extra(trixie, ["Jq"])

@@ -50,3 +50,22 @@ def test_an_outcome_that_keeps_changing_is_not_settled() -> None:
     flapping = [reach(True, True, True), reach(True, False, False)] * 30
     settled = run(flapping, limit=10)
     assert not settled.stable and "NOT settled" in settled.describe()
+
+
+def test_an_outcome_counts_only_once_the_firewall_stopped_changing() -> None:
+    """A firewalld restart under load: the guest cut off for longer than STABLE_FOR while the
+    daemons put their rules back one after the other; the rules' last change starts the wait."""
+    clock = Clock()
+    cut_off, online = reach(True, False, False), reach(True, True, True)
+    rounds = iter([cut_off] * 6 + [online] * 20)
+    rulesets = iter(["firewalld"] * 2 + ["firewalld docker"] * 2 + ["firewalld docker libvirt"] * 30)
+
+    def measure() -> Connectivity:
+        clock.now += 0.5
+        return next(rounds)
+
+    settled = settle(None, limit=30, clock=clock, measure=measure, sleep=clock.sleep,  # type: ignore[arg-type]
+                     firewall=lambda: next(rulesets))
+    assert settled.stable and settled.final.all_ok, settled.describe()
+    blind = run([cut_off] * 6 + [online] * 20)   # without the firewall: the cut-off moment taken
+    assert blind.stable and blind.final.symptom

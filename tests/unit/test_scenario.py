@@ -371,6 +371,17 @@ def test_a_host_without_the_stock_network() -> None:
         parse(minimal(host={"stock_network": False}))
 
 
+def test_a_host_with_packages_of_its_own() -> None:
+    scenario = parse(minimal(host={"packages": ["jq", "iputils-ping"]}))
+    assert scenario.host.packages == ("jq", "iputils-ping")
+    assert scenario.host.data()["packages"] == ["jq", "iputils-ping"]
+    assert "packages" not in parse(minimal()).host.data()   # none: the file says nothing
+    with pytest.raises(ScenarioError, match=r"host.packages\[1\]: 'Ping!' is not a Debian package name"):
+        parse(minimal(host={"packages": ["jq", "Ping!"]}))
+    with pytest.raises(ScenarioError, match="host.packages: listed twice: jq"):
+        parse(minimal(host={"packages": ["jq", "jq"]}))
+
+
 def test_a_scenarios_own_probes_are_data() -> None:
     scenario = parse(minimal({"run": ["true"], "expect": {"probe": {"dns-forwarded": True, "ssh-in": False}}},
                              probe=[{"id": "dns-forwarded", "where": "guest", "run": "nslookup example.test 203.0.113.1"},

@@ -270,10 +270,17 @@ def added_rules(before: Snapshot, after: Snapshot) -> list[str]:
     return sorted((counted(after) - counted(before)).elements())
 
 
+def ruleset_now(lab: Machine) -> str:
+    """nft's listing of the whole ruleset (iptables-nft's rules too), counters aside: equal while
+    no rule, chain, set or policy changed. A read: it creates nothing."""
+    return _NFT_COUNTER.sub("counter", lab.execute("nft list ruleset").output)
+
+
 def differences(before: Snapshot, after: Snapshot) -> list[str]:
     """What differs between two firewall states, order aside: ruleset lines (`+` more in `after`,
-    `-` fewer), base chains' policies, the forwarding sysctls and firewalld's zones and direct
-    rules. Empty: the same firewall (a revert that reverted; a warm lab's reset that reset)."""
+    `-` fewer), base chains' policies, the forwarding sysctls, firewalld's zones and direct
+    rules, and which iptables-legacy tables exist (one made stays in the namespace). Empty: the
+    same firewall (a revert that reverted; a warm lab's reset that reset)."""
     changed = [f"+ {line}" for line in added_rules(before, after)]
     changed += [f"- {line}" for line in added_rules(after, before)]
 
@@ -284,7 +291,9 @@ def differences(before: Snapshot, after: Snapshot) -> list[str]:
                    snap.files.get("ip-addr.txt", "").splitlines() if "/proc/sys/" in line)
         zones = (f"firewalld: {' '.join(sorted(line.split()))}"
                  for line in snap.files.get("firewalld.txt", "").splitlines() if line.strip())
-        return collections.Counter((*policies, *sysctls, *zones))
+        legacy = (f"iptables-legacy table {line[1:]}" for line in
+                  snap.files.get("iptables-legacy-save.txt", "").splitlines() if line.startswith("*"))
+        return collections.Counter((*policies, *sysctls, *zones, *legacy))
 
     changed += [f"+ {line}" for line in sorted((state(after) - state(before)).elements())]
     changed += [f"- {line}" for line in sorted((state(before) - state(after)).elements())]

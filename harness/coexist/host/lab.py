@@ -406,12 +406,14 @@ class Lab(Verbs):
             processes.end(self.cgroup.members() - self.holder.pids)
             links = json.loads(self.succeed(["ip", "-j", "link", "show"]))
             script = ["nft flush ruleset"]
-            for tool in ("iptables-legacy", "ip6tables-legacy"):
-                for table in ("filter", "nat", "mangle", "raw"):
-                    script += [f"{tool} -t {table} -F 2>/dev/null || true",
-                               f"{tool} -t {table} -X 2>/dev/null || true"]
-                script += [f"{tool} -P {chain} ACCEPT 2>/dev/null || true"
-                           for chain in ("INPUT", "FORWARD", "OUTPUT")]
+            # iptables-legacy's tables only where the kernel has them: naming one creates it, and
+            # a legacy table, once made, stays in the namespace (nothing unloads it here)
+            for tool, names in (("iptables-legacy", "ip_tables_names"),
+                                ("ip6tables-legacy", "ip6_tables_names")):
+                tables = f"$(cat /proc/net/{names} 2>/dev/null)"
+                script += [f"for t in {tables}; do {tool} -t $t -F; {tool} -t $t -X; done",
+                           f"if grep -qx filter /proc/net/{names} 2>/dev/null; then "
+                           f"for c in INPUT FORWARD OUTPUT; do {tool} -P $c ACCEPT; done; fi"]
             script += [f"ip link del {link['ifname']} 2>/dev/null || true" for link in links
                        if link["ifname"] not in ("lo", "uplink")]
             script += ["ip -4 addr flush dev uplink", "ip -6 addr flush dev uplink scope global",

@@ -3,6 +3,7 @@ for a release and the guest's kernel and initramfs."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from coexist.base import log
@@ -16,6 +17,9 @@ class Images:
     guest: GuestImage
 
 
-def build_images(release: str) -> Images:
-    with log.step(f"images: host ({release}) and guest"):
-        return Images(build_host_image(release), build_guest_image())
+def build_images(release: str, packages: Sequence[str] = ()) -> Images:
+    """The host image of `release` (with `packages` besides its recipe's: a scenario's
+    `[host] packages`) and the guest image, each built unless cached."""
+    extra = f", with {', '.join(packages)}" if packages else ""
+    with log.step(f"images: host ({release}{extra}) and guest"):
+        return Images(build_host_image(release, packages), build_guest_image())

@@ -9,6 +9,7 @@ of several parallel workers gets there first.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -131,6 +132,21 @@ def load_recipes(path: Traversable = RECIPE_FILE) -> dict[str, HostRecipe]:
     return {name: _parse_release(path, name, table) for name, table in releases.items()}
 
 
+def with_extra(recipe: HostRecipe, extra: Sequence[str]) -> HostRecipe:
+    """`recipe` with the `extra` packages it does not have already (sorted, so the order a
+    scenario gives them in makes no other image); the same recipe, and key, without any."""
+    for package in extra:
+        if not _PACKAGE_NAME.match(package):
+            raise RecipeError(f"{package!r} is not a Debian package name")
+    added = tuple(sorted(set(extra) - set(recipe.packages)))
+    return dataclasses.replace(recipe, packages=recipe.packages + added) if added else recipe
+
+
+def is_package_name(name: str) -> bool:
+    """A Debian package's name as Policy 5.6.1 allows it."""
+    return bool(_PACKAGE_NAME.match(name))
+
+
 def load_recipe(release: str, path: Traversable = RECIPE_FILE) -> HostRecipe:
     """The recipe of `release`; an unknown release names the allowed ones."""
     recipes = load_recipes(path)
@@ -140,9 +156,11 @@ def load_recipe(release: str, path: Traversable = RECIPE_FILE) -> HostRecipe:
     return recipes[release]
 
 
-def build_host_image(release: str = "trixie") -> HostImage:
-    """The host image of `release`: reused from the cache if complete, else built (as root)."""
-    recipe = load_recipe(release)
+def build_host_image(release: str = "trixie", extra: Sequence[str] = ()) -> HostImage:
+    """The host image of `release`: reused from the cache if complete, else built (as root).
+    `extra`: Debian packages a scenario wants on its host besides the recipe's (`[host] packages`,
+    e.g. jq): an image of its own, cached by that recipe."""
+    recipe = with_extra(load_recipe(release), extra)
     final = cache_root() / f"host-{release}-{recipe.key}"
     if (final / COMPLETE_MARKER).is_file():
         return _reuse(recipe, final)
@@ -366,7 +384,8 @@ def _shrink(root: Path) -> None:
 
 def _write_manifest(recipe: HostRecipe, root: Path) -> dict[str, str]:
     fields = "-f=${Package}\\t${Version}\\t${db:Status-Abbrev}\\n"
-    query = ["chroot", str(root), "dpkg-query", "-W", fields, *MANIFEST_PACKAGES]
+    extra = [p for p in recipe.packages if p not in load_recipe(recipe.release).packages]
+    query = ["chroot", str(root), "dpkg-query", "-W", fields, *MANIFEST_PACKAGES, *extra]
     output = run(query, env=_ENV, where=f"host image {recipe.release}").output
     packages: dict[str, str] = {}
     for line in output.splitlines():

@@ -146,10 +146,6 @@ def costs(before: StepResult, after: StepResult) -> list[str]:
         found.append("guests OPEN to the outside")
     if before.containers_closed and after.containers_closed is False:
         found.append("containers OPEN to the guests")
-    if after.docker_rules is not None and after.docker_rules[0] == "re-made":
-        found.append("Docker's rules FLUSHED (Docker re-made them)")
-    if after.docker_rules is not None and after.docker_rules[0] == "lost":
-        found.append("Docker's rules LOST")
     found += [f"check {check.id} FAILS" for check in after.checks if not check.holds]
     return found
 

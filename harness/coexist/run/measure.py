@@ -36,19 +36,25 @@ def _outcome(measured: Connectivity) -> tuple[bool, ...]:
 
 def settle(guest: Guest, *, limit: float, clock: Callable[[], float] = time.monotonic,
            measure: Callable[[], Connectivity] | None = None,
-           sleep: Callable[[float], None] = time.sleep) -> Settled:
+           sleep: Callable[[float], None] = time.sleep,
+           firewall: Callable[[], str] | None = None) -> Settled:
     """Measure in rounds until the outcome holds for STABLE_FOR seconds (at least two rounds) or
-    `limit` seconds pass."""
+    `limit` seconds pass. With `firewall` (the host's ruleset, counters aside), it must not have
+    changed meanwhile either: measured at four labs at once on this 2-core machine, a firewalld
+    restart left the guest cut off for longer than STABLE_FOR while firewalld, Docker and libvirt
+    were still putting their rules back, and that moment was taken for the outcome (the ruleset
+    right after it was the same as when the guest was online)."""
     probe = measure or guest.connectivity
     start = clock()
-    rounds: list[tuple[float, Connectivity]] = []
+    rounds: list[tuple[float, Connectivity, str]] = []
     stable = False
     while True:
         interrupt.check()
-        rounds.append((clock() - start, probe()))
+        ruleset = firewall() if firewall is not None else ""
+        rounds.append((clock() - start, probe(), ruleset))
         same_since = rounds[-1][0]   # the first of the latest run of equal outcomes
-        for at, seen in reversed(rounds):
-            if _outcome(seen) != _outcome(rounds[-1][1]):
+        for at, seen, rules in reversed(rounds):
+            if _outcome(seen) != _outcome(rounds[-1][1]) or rules != ruleset:
                 break
             same_since = at
         if rounds[-1][0] - same_since >= STABLE_FOR:   # > 0: two rounds at least
@@ -58,7 +64,7 @@ def settle(guest: Guest, *, limit: float, clock: Callable[[], float] = time.mono
             break
         sleep(ROUND_GAP)
     final = rounds[-1][1]
-    transient = tuple(f"at {at:.1f}s {seen.summary()}" for at, seen in rounds
+    transient = tuple(f"at {at:.1f}s {seen.summary()}" for at, seen, _ in rounds
                       if _outcome(seen) != _outcome(final))
     return Settled(final, len(rounds), clock() - start, stable, transient)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -180,7 +181,8 @@ class Run:
             workload = self.scenario.workload
             probes = workload.probes
             with interrupt.Pool(max(len(self.guests), 6), thread_name_prefix="measure") as pool:
-                settled = {name: pool.submit(settle, guest, limit=step.settle)
+                rules = functools.partial(firewall.ruleset_now, self.lab)
+                settled = {name: pool.submit(settle, guest, limit=step.settle, firewall=rules)
                            for name, guest in self.guests.items()}
                 result.guests = {name: future.result() for name, future in settled.items()}
                 probing = self.probing
@@ -236,7 +238,11 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
         raise NotApplicable(why)
     started = time.monotonic()
     artifacts.mkdir(parents=True, exist_ok=True)
-    images = images or build_images(scenario.host.release)
+    images = images or build_images(scenario.host.release, scenario.host.packages)
+    missing = [p for p in scenario.host.packages if p not in images.host.manifest]
+    if missing:
+        raise ValueError(f"the host image given has not {', '.join(missing)} ([host] packages): "
+                         "build_images(release, packages)")
     built = time.monotonic()
     if warm is None:
         with ExitStack() as stack:

@@ -51,7 +51,7 @@ def host_key(scenario: Scenario) -> str:
     """What makes two scenarios' hosts the same host at boot: release, settings, boot order,
     networks, workload and guests (not the steps, name or expectations). A short digest."""
     shape = repr((scenario.host_plan(), scenario.workload, scenario.guest_networks(),
-                  scenario.host.release))
+                  scenario.host.release, scenario.host.packages))
     return hashlib.sha256(shape.encode()).hexdigest()[:10]
 
 

@@ -15,12 +15,14 @@ from coexist.host.daemons import Service
 from coexist.host.guestnet import NetworkSpec
 from coexist.host.hostconfig import HostSettings
 from coexist.host.testbed import HostPlan
+from coexist.images.hostimage import is_package_name
 from coexist.scenario.axes import HOST_AXES
 
 # [host]'s keys and their TOML types: the host axes, then the daemons' settings
 HOST_TABLE: dict[str, type | tuple[type, ...]] = {
     **{axis.name: axis.toml_type for axis in HOST_AXES},
-    "docker": dict, "libvirt": dict, "firewalld": dict, "sysctl": dict, "zones": dict, "stock_network": bool}
+    "docker": dict, "libvirt": dict, "firewalld": dict, "sysctl": dict, "zones": dict, "stock_network": bool,
+    "packages": list}
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class Host:
     sysctl: Mapping[str, Any] = field(default_factory=dict)
     zones: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     stock_network: bool = True   # false: libvirt's `default` is not started (disabled, or removed)
+    packages: tuple[str, ...] = ()   # Debian packages on the host besides the image's recipe (jq, ...)
 
     def axes(self) -> dict[str, Any]:
         """The host axes' values, as a scenario file writes them (a list for a list)."""
@@ -48,7 +51,8 @@ class Host:
         return {**self.axes(), "docker": dict(self.docker), "libvirt": dict(self.libvirt),
                 "firewalld": dict(self.firewalld_conf), "sysctl": dict(self.sysctl),
                 "zones": {zone: list(interfaces) for zone, interfaces in self.zones.items()},
-                "stock_network": self.stock_network}
+                "stock_network": self.stock_network,
+                **({"packages": list(self.packages)} if self.packages else {})}
 
     def settings(self) -> HostSettings:
         """The files and sysctls to write, the backend axes included."""
@@ -84,13 +88,29 @@ def parse_host(data: dict[str, Any]) -> Host:
             with found.part():
                 raise FieldError(f"host.{'libvirt' if table is libvirt else 'firewalld'}.{key}",
                                  "set twice: give it once, as the host's backend key (a matrix axis)")
+    packages: tuple[str, ...] = ()
+    with found.part():
+        packages = _packages(data.get("packages", []))
     settings = {}
     with found.part("host"):
         settings = parse_settings({part: data[part] for part in SETTINGS if part in data})
     found.check()
     return Host(**axes, docker=settings["docker"], libvirt=settings["libvirt"],
                 firewalld_conf=settings["firewalld"], sysctl=settings["sysctl"], zones=settings["zones"],
-                stock_network=data.get("stock_network", True))
+                stock_network=data.get("stock_network", True), packages=packages)
+
+
+def _packages(given: list[Any]) -> tuple[str, ...]:
+    """[host] packages: Debian package names, each once (apt installs them into an image of the
+    release's recipe plus these, cached by that recipe)."""
+    for index, name in enumerate(given):
+        if not (isinstance(name, str) and is_package_name(name)):
+            raise FieldError(f"host.packages[{index}]", f"{shown(name)} is not a Debian package name "
+                             "(lower case letters, digits, + - .; e.g. \"jq\", \"iputils-ping\")")
+    twice = sorted({name for name in given if given.count(name) > 1})
+    if twice:
+        raise FieldError("host.packages", f"listed twice: {', '.join(twice)}")
+    return tuple(given)
 
 
 SETTINGS = ("docker", "libvirt", "firewalld", "sysctl", "zones")   # the daemons' own settings' tables
