@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from coexist.base import interrupt, log
 from coexist.base.commands import run
 from coexist.host.lab import Lab
-from coexist.images.guestimage import WGET
 from coexist.net.connectivity import PAGE, http_get
 
 if TYPE_CHECKING:
@@ -35,12 +34,8 @@ def busybox_rootfs() -> bytes:
             info.type, info.mode = tarfile.DIRTYPE, 0o1777 if directory == "tmp" else 0o755
             tar.addfile(info)
         tar.add(busybox, arcname="bin/busybox")
-        wget = WGET.read_bytes()   # busybox 1.35's wget -T crashes: the file says how it is worked around
-        info = tarfile.TarInfo("bin/wget")
-        info.size, info.mode = len(wget), 0o755
-        tar.addfile(info, io.BytesIO(wget))
         for applet in applets:
-            if applet in ("busybox", "wget"):
+            if applet == "busybox":
                 continue
             link = tarfile.TarInfo(f"bin/{applet}")
             link.type, link.linkname = tarfile.SYMTYPE, "busybox"

@@ -32,7 +32,6 @@ from coexist.images.cache import build_lock, cache_root, recipe_key
 
 # images/guest/, shipped as package data (coexist/images/files links to the top-level images/).
 GUEST_FILES = resources.files("coexist.images") / "files" / "guest"
-WGET = resources.files("coexist.images") / "files" / "wget"   # busybox 1.35's wget -T crashes: see it
 KERNEL_META_PACKAGE = "linux-image-cloud-amd64"
 # Each argument is there because a TCG boot on pc measured faster with it (bench/results/README.md,
 # "moved from comments"): acpi=off (the firmware must still offer ACPI: without its tables the
@@ -101,7 +100,6 @@ class _Recipe:
         return recipe_key(
             (GUEST_FILES / "init").read_text(),
             (GUEST_FILES / "udhcpc.script").read_text(),
-            WGET.read_text(),
             Path(__file__).read_text(),
             Path(vmlinux.__file__).read_text(),
             f"{self.kernel_package}={self.kernel_package_version}",
@@ -302,9 +300,6 @@ def _install_userland(recipe: _Recipe, staging: Path) -> None:
     for applet in applets:
         if applet != "busybox" and not (staging / "bin" / applet).exists():
             (staging / "bin" / applet).symlink_to("busybox")
-    (staging / "bin" / "wget").unlink()
-    (staging / "bin" / "wget").write_text(WGET.read_text())
-    (staging / "bin" / "wget").chmod(0o755)
     (staging / "sbin").symlink_to("bin")
     (staging / "usr").mkdir(exist_ok=True)
     (staging / "usr/bin").symlink_to("../bin")
