@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -112,6 +113,9 @@ class WarmLab:
             raise ResetLeftovers(left)
 
 
+_NAMES = itertools.count(1)   # a testbed's name makes its work folder: one of its own per warm lab
+
+
 class WarmLabs:
     """The warm lab of this process (at most one alive): `lab_for()` a scenario's host."""
 
@@ -129,7 +133,11 @@ class WarmLabs:
             stack = ExitStack()
             folder = self.folder / f"lab-{scenario.host.release}-{key}"
             try:
-                bed = stack.enter_context(Testbed(scenario.host_plan(), images, artifacts=folder))
+                # named apart from the plugin's fixture labs ("lab") and from another warm lab of
+                # this process (a `coexist fixes` run inside a test that holds one): two testbeds
+                # of one name and process would share their work folder
+                bed = stack.enter_context(Testbed(scenario.host_plan(), images, name=f"warm{next(_NAMES)}",
+                                                  artifacts=folder))
             except BaseException:
                 stack.close()
                 raise
