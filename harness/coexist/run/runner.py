@@ -248,23 +248,19 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
         with ExitStack() as stack:
             bed = stack.enter_context(Testbed(scenario.host_plan(), images, artifacts=artifacts))
             return _run(Run(scenario, bed, artifacts, stack, accel=accel), started, built)
-    lab = warm.lab_for(scenario, images)
-    try:
-        verdict = _run(Run(scenario, lab.bed, artifacts, lab.stack, accel=accel, warm=lab), started, built)
-    except ResetLeftovers as leftovers:
-        log.info(f"{leftovers}: the scenario again, in a fresh lab")
-        warm.drop()
+    note: str | None = None
+    while True:
         lab = warm.lab_for(scenario, images)
         try:
-            run = Run(scenario, lab.bed, artifacts, lab.stack, accel=accel, warm=lab)
-            verdict = _run(run, started, built, note=f"measured in a fresh lab: {leftovers}")
+            return _run(Run(scenario, lab.bed, artifacts, lab.stack, accel=accel, warm=lab), started, built,
+                        note=note)
+        except ResetLeftovers as leftovers:   # after a reset only: the lab made next boots fresh
+            warm.close()
+            log.info(f"{leftovers}: the scenario again, in a fresh lab")
+            note = f"measured in a fresh lab: {leftovers}"
         except BaseException:
-            warm.drop()
+            warm.close()   # the lab's state is not known
             raise
-    except BaseException:
-        warm.drop()   # the lab's state is not known
-        raise
-    return verdict
 
 
 def _run(run: Run, started: float, built: float, *, note: str | None = None) -> Verdict:

@@ -52,7 +52,7 @@ def host_key(scenario: Scenario) -> str:
     """What makes two scenarios' hosts the same host at boot: release, settings, boot order,
     networks, workload and guests (not the steps, name or expectations). A short digest."""
     shape = repr((scenario.host_plan(), scenario.workload, scenario.guest_networks(),
-                  scenario.host.release, scenario.host.packages))
+                  scenario.host.packages))   # the plan has the release
     return hashlib.sha256(shape.encode()).hexdigest()[:10]
 
 
@@ -145,11 +145,8 @@ class WarmLabs:
         self.current.uses += 1
         return self.current
 
-    def drop(self) -> None:
-        """The current lab's state is not known (a scenario failed in it): take it apart."""
-        self.close()
-
     def close(self) -> None:
+        """Take the current lab apart (also when its state is not known: a scenario failed in it)."""
         if self.current is not None:
             current, self.current = self.current, None
             with log.step(f"warm lab {current.key}: taken apart after {current.uses} scenario(s)"):
