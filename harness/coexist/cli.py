@@ -188,7 +188,8 @@ def _parser() -> argparse.ArgumentParser:
                     "guest per release (warm: reset between fixes; --cold: one per fix), through "
                     "pytest as `matrix` runs them. Steps: boot, the fix, then firewall-cmd --reload, "
                     "firewalld, dockerd, libvirtd and guest restarts and a host reboot (those whose "
-                    "daemon the setup starts), then the fix applied again. Writes fixes.md, "
+                    "daemon the setup starts), then the fix applied again; each release also "
+                    "runs the control (no-fix: the same steps, nothing applied). Writes fixes.md, "
                     "fixes.html and fixes.json (best fixes per release at the top, a cell per "
                     "step saying what happened for the user, linked to its evidence), beside the "
                     "matrix's own reports.",
@@ -520,8 +521,8 @@ def _fixes(args: argparse.Namespace) -> int:
     runnable = [plan for plan in planned if plan.not_applicable is None]
     out = _report_folder(args.out, "fixes", releases)
     files = [plan.write(out / "scenarios") for plan in runnable]
-    log.info(f"coexist fixes: {len(fixes)} fixes x {', '.join(releases)} on setup {setup.name}: "
-             f"{len(files)} runs ({len(planned) - len(files)} not applicable) -> {out}"
+    log.info(f"coexist fixes: {len(fixes)} fixes and the control x {', '.join(releases)} on setup "
+             f"{setup.name}: {len(files)} runs ({len(planned) - len(files)} not applicable) -> {out}"
              + (f", {args.n} at once" if args.n > 1 else ""))
     started = time.monotonic()
     if files:

@@ -70,6 +70,7 @@ def test_coexist_fixes_writes_the_table_a_person_and_a_program_read(tmp_path: Pa
     rows = {row["fix"]: row for row in data["rows"]}
     assert code == 0, rows
     assert rows["docker-ip-forward-no-drop"]["not_applicable"].endswith("not on trixie")
+    assert rows[catalogue.CONTROL.name]["cells"]["fix"]["text"] == "nothing applied (the control)"
     assert rows["forward-accept"]["cells"]["fix"]["text"] == catalogue.setups()["seed"].plan(
         catalogue.chosen(["forward-accept"])[0], "trixie").expected["fix"]
     assert (out / rows["forward-accept"]["evidence"]).is_file()

@@ -38,11 +38,11 @@ def test_every_fix_on_every_setup_and_release_is_a_scenario_or_says_why_not(tmp_
 
 def test_why_a_fix_does_not_apply_names_the_release_or_the_daemon() -> None:
     nodrop = catalogue.chosen(["docker-ip-forward-no-drop"])
-    reasons = {p.release: p.not_applicable for p in catalogue.plan(SEED, nodrop, RELEASES)}
+    reasons = {p.release: p.not_applicable for p in catalogue.plan(SEED, nodrop, RELEASES) if p.fix == nodrop[0]}
     assert reasons["forky"] is None
     assert "known on forky only, not on trixie" in (reasons["trixie"] or "")
     bridged = catalogue.setups()["bridged"]
-    seed_fix = catalogue.plan(bridged, catalogue.chosen(["seed-firewalld-direct"]), ["trixie"])[0]
+    seed_fix = catalogue.plan(bridged, catalogue.chosen(["seed-firewalld-direct"]), ["trixie"])[1]
     assert "needs firewalld" in (seed_fix.not_applicable or "")
     # and a setup without firewalld has no reload to survive
     assert [step for step, _ in bridged.survival()] == ["after-docker-restart", "after-libvirtd-restart",
@@ -80,19 +80,23 @@ def reach(dns: bool, ping: bool, tcp: bool) -> Connectivity:
 CUT, ONLINE = reach(True, False, False), reach(True, True, True)
 
 
-def measured(folder: Path, fix: str, *steps: tuple[Connectivity, bool, bool]) -> tuple[catalogue.Planned, Row]:
+def measured(folder: Path, fix: str, *steps: tuple[Connectivity, bool, bool],
+             rules: str = "kept") -> tuple[catalogue.Planned, Row]:
     """A catalogue row as its run would measure it: per step of boot, the fix, after-reload,
     after-docker-restart and after-reboot, the guest's reach, the published port, Docker's
     isolation (the other events' steps measure what the step before them did; the fix applied
-    again, what the reboot did, adding nothing)."""
-    plan = SEED.plan(catalogue.chosen([fix])[0], "trixie")
+    again, what the reboot did, adding nothing); what firewalld's reload and restart did to
+    Docker's rules (`rules`). `fix` "no-fix": the control row."""
+    chosen = catalogue.CONTROL if fix == catalogue.CONTROL.name else catalogue.chosen([fix])[0]
+    plan = SEED.plan(chosen, "trixie")
     scenario = load(plan.write(folder))
     given = dict(zip(["boot", "fix", "after-reload", "after-docker-restart", "after-reboot"], steps, strict=True))
     results, last = [], steps[0]
     for step in scenario.steps:
         conn, port, isolated = last = given.get(step.id, last)
+        firewalld = step.id in ("after-reload", "after-firewalld-restart")
         results.append(StepResult(step, guests={"guest": Settled(conn, 1, 1.0, True)}, published_port=port,
-                                  docker_isolation=isolated))
+                                  docker_isolation=isolated, docker_rules=(rules, "why") if firewalld else None))
     verdict = Verdict(scenario, {"docker.io": "26.1.5"}, AccelDecision("tcg", "test"), [], results)
     return plan, Row(scenario, verdict, evidence=f"scenarios/{fix}/verdict.txt")
 
@@ -176,18 +180,21 @@ def test_shards_split_the_rows_deterministically_each_row_in_exactly_one_part() 
     planned = catalogue.plan(SEED, catalogue.chosen(None), RELEASES)
     parts = [catalogue.shard(planned, (k, 3)) for k in (1, 2, 3)]
     ids = [[(p.release, p.fix.name) for p in part] for part in parts]
-    flat = [i for part in ids for i in part]
-    assert sorted(flat) == sorted((p.release, p.fix.name) for p in planned) and len(set(flat)) == len(flat)
+    control = catalogue.CONTROL.name
+    flat = [i for part in ids for i in part if i[1] != control]
+    assert sorted(flat) == sorted((p.release, p.fix.name) for p in planned if p.fix.name != control)
+    assert len(set(flat)) == len(flat)
+    assert all([i for i in part if i[1] == control] == [(r, control) for r in RELEASES] for part in ids)
     assert ids == [[(p.release, p.fix.name) for p in catalogue.shard(planned, (k, 3))] for k in (1, 2, 3)]
     runnable = [len([p for p in part if p.not_applicable is None]) for part in parts]
-    assert max(runnable) - min(runnable) <= 1
+    assert max(runnable) - min(runnable) <= 1 + len(RELEASES)   # the controls: in every part
     assert all(p.not_applicable is None for part in parts[1:] for p in part)   # those rows: part 1
 
 
 def test_two_merged_shards_equal_one_run(tmp_path: Path) -> None:
     rows = [measured(tmp_path / "s", fix, (CUT, True, True), (ONLINE, True, True), (ONLINE, True, False),
                      (ONLINE, True, True), (CUT, True, True))
-            for fix in ("docker-user-libvirt", "forward-accept", "docker-user-router")]
+            for fix in ("no-fix", "docker-user-libvirt", "forward-accept", "docker-user-router")]
     planned = [plan for plan, _ in rows] + [SEED.plan(catalogue.chosen(["docker-ip-forward-no-drop"])[0], "trixie")]
     environment = {"coexist": "0", "date": "d", "command": "coexist fixes", "accelerator": ["tcg"],
                    "versions": {"trixie": {"docker.io": "26.1.5"}}}
@@ -207,8 +214,8 @@ def test_two_merged_shards_equal_one_run(tmp_path: Path) -> None:
     same = ("release", "fix", "cells", "restores", "costs", "free", "not_applicable", "error")
     assert [{k: r[k] for k in same} for r in two["rows"]] == [{k: r[k] for k in same} for r in one["rows"]]
     assert two["best"] == one["best"]
-    assert [r["evidence"] for r in two["rows"]][:3] == [f"../part-{1 if i != 1 else 2}/{r['evidence']}"
-                                                       for i, r in enumerate(one["rows"][:3])]
+    assert [r["evidence"] for r in two["rows"]][1:4] == [f"../part-{1 if i != 1 else 2}/{r['evidence']}"
+                                                        for i, r in enumerate(one["rows"][1:4])]
     assert two["environment"]["command"].startswith("coexist report merge")
     assert "coexist fixes --shard 1/2" in two["environment"]["command"]
 
@@ -263,3 +270,28 @@ def test_the_cost_probes_are_costs_where_they_held_before_and_a_blind_probe_is_u
     again = Verdict.from_json(json.loads(verdict.dumps()), scenario)
     assert again.controls == verdict.controls and again.steps[1].guests_closed is False
     assert "guests from outside OPEN" in verdict.render()
+
+
+def test_a_fix_whose_reload_flushes_dockers_rules_where_the_control_keeps_them_pays_for_it(tmp_path: Path) -> None:
+    steps = ((CUT, True, True), (ONLINE, True, True), (ONLINE, True, True), (ONLINE, True, True), (ONLINE, True, True))
+    control = measured(tmp_path / "c", "no-fix", *((CUT, True, True),) * 5)
+    direct = measured(tmp_path / "d", "seed-firewalld-direct", *steps, rules="re-made")
+    other = measured(tmp_path / "o", "docker-user-libvirt", *steps)
+    pairs = [control, direct, other]
+    found = {row.fix: row for row in report.rows([p for p, _ in pairs], [r for _, r in pairs], against_record=False)}
+
+    cell = found["seed-firewalld-direct"].cells["after-reload"]
+    assert (cell.text, cell.colour) == ("kept, but Docker's rules FLUSHED", "cost")
+    assert cell.reason.endswith("without the fix (the control): kept")
+    assert found["seed-firewalld-direct"].costs == ["Docker's rules FLUSHED (after firewall-cmd --reload)"]
+    assert found["docker-user-libvirt"].free
+    assert found["no-fix"].cells["fix"].text == "nothing applied (the control)"
+    assert found["no-fix"].cells["again"].colour == "none"
+    assert report.best(list(found.values()), "trixie")["not_restoring"] == []   # the control is no fix
+    # where the control re-makes them too, it is what the host does anyway: no cost
+    same = measured(tmp_path / "c2", "no-fix", *((CUT, True, True),) * 5, rules="re-made")
+    again = report.rows([same[0], direct[0]], [same[1], direct[1]], against_record=False)
+    assert again[1].free and again[1].docker_rules["after-reload"] == "re-made"
+    # and without a control (not measured) the rules are information, not a cost
+    alone = report.rows([direct[0]], [direct[1]], against_record=False)
+    assert alone[0].free

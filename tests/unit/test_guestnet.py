@@ -55,7 +55,15 @@ def test_ipv6_adds_a_documentation_prefix_to_a_libvirt_network(kind: str) -> Non
     ips = ET.fromstring(network.spec.network_xml(STOCK)).findall("ip")
     assert [ip.get("family") for ip in ips] == [None, "ipv6"]
     assert ips[1].get("address") == f"{prefix}1" and ips[1].get("prefix") == "64"
-    assert not guest_network("bridged", ipv6=True).ipv6   # scenario.py refuses the combination
+
+
+
+def test_a_bridged_guest_with_ipv6_has_a_static_address_on_the_uplinks_lan_and_its_router() -> None:
+    network = guest_network("bridged", ipv6=True, index=1)
+    assert network.ipv6 and network.spec.ipv6 == "2001:db8:ff::/64"
+    assert network.static_address6 == "2001:db8:ff::51/64"
+    assert network.kernel_args().endswith(" coexist.ip6=2001:db8:ff::51/64 coexist.gateway6=2001:db8:ff::1")
+    assert "coexist.ip6" not in guest_network("bridged").kernel_args()
 
 
 def test_a_bridged_guest_has_a_static_address_on_the_lan_and_no_libvirt_network() -> None:

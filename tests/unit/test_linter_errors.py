@@ -125,12 +125,17 @@ def test_a_field_is_found_on_its_line(text: str, field: str, line: int | None) -
     assert line_of(fields_lines(text), field) == line
 
 
-def test_a_matrix_flag_that_a_scenario_refuses_is_blamed_on_the_flags(capsys: pytest.CaptureFixture[str]) -> None:
-    seed = str(Path(__file__).parents[2] / "scenarios" / "seed-firewalld-direct.toml")
-    assert cli.main(["matrix", seed, "--network", "bridged", "--ipv6", "yes"]) == 2
+def test_a_matrix_flag_that_a_scenario_refuses_is_blamed_on_the_flags(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    mine = tmp_path / "mine.toml"   # its own network on virbr1, the bridge nat2 has too
+    mine.write_text('[scenario]\nname = "mine"\nsummary = "s"\n[host]\nrelease = "trixie"\n'
+                    '[[network]]\nname = "mine"\nbridge = "virbr1"\nipv4 = "192.168.150.0/24"\n'
+                    '[[guest]]\nnetwork = "mine"\n[[step]]\ndo = "boot"\nexpect = { online = true }\n')
+    assert cli.main(["check", str(mine)]) == 0
+    assert cli.main(["matrix", str(mine), "--network", "nat2", "--ipv6", "yes"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("coexist: --network bridged --ipv6 yes: host.ipv6: IPv6 is an option of libvirt "
-                          "networks"), err
+    assert err.startswith("coexist: --network nat2 --ipv6 yes: network: networks mine and nat2 share a "
+                          "bridge"), err
     assert "{" not in err and "Traceback" not in err
 
 

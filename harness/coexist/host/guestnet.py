@@ -16,7 +16,10 @@ The networks coexist knows by name are in `networks.toml` beside this module (th
 
 IPv6 gives a libvirt network a documentation-range /64: libvirt routes it (no NAT), its dnsmasq
 sends router advertisements, the guest configures itself (SLAAC) and the upstream router gets a
-route to the /64 through the host.
+route to the /64 through the host. On a `bridge` network the guests share the uplink's LAN /64
+(UPLINK_LAN6) with the host and the router, each with a static address as for IPv4: nothing on
+that LAN sends router advertisements, so frames that the host's ip6tables FORWARD chain drops
+(bridge-nf-call-ip6tables) cut the guest off over IPv6 as iptables' do over IPv4.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import ipaddress
 import re
 import tomllib
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -33,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from coexist.base import log
 from coexist.base.schema import FieldError, not_allowed, shown, unknown
-from coexist.net.wan import LAB_UPLINK, LAB_UPLINK6, ROUTER, ROUTER6, WAN_SUBNETS
+from coexist.net.wan import LAB_UPLINK, LAB_UPLINK6, ROUTER, ROUTER6, UPLINK_LAN6, WAN_SUBNETS
 
 if TYPE_CHECKING:
     from coexist.host.lab import Lab
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
 STOCK_NETWORK = "default"
 FORWARD_MODES = ("nat", "route", "open", "isolated", "bridge")   # isolated: no <forward> at all
 BRIDGED_GUESTS = "203.0.113.50"   # the first bridged guest's static address on the uplink's LAN
+BRIDGED_GUESTS6 = "2001:db8:ff::50"   # and its IPv6 address there, when IPv6 is on
 _FIELDS = {"forward": str, "bridge": str, "ipv4": str, "ipv6": str, "libvirt_name": str}
 _IFACE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")
 
@@ -79,9 +84,12 @@ class NetworkSpec:
         return None if self.ipv6 is None else str(ipaddress.ip_network(self.ipv6).network_address)
 
     def with_ipv6(self, on: bool) -> NetworkSpec:
-        """The network with IPv6 (its /64, or one derived from its IPv4 subnet) or without."""
-        if not on or not self.is_libvirt:
+        """The network with IPv6 (its /64, or one derived from its IPv4 subnet; a LAN bridge: the
+        uplink's LAN /64) or without."""
+        if not on:
             return dataclasses.replace(self, ipv6=None)
+        if self.forward == "bridge":
+            return dataclasses.replace(self, ipv6=UPLINK_LAN6)
         if self.ipv6 is not None:
             return self
         assert self.ipv4 is not None
@@ -120,17 +128,19 @@ class NetworkSpec:
                 f"ip link set {self.bridge} up",
                 f"ip route replace default via {ROUTER}",
                 "echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables",
+                "echo 1 > /proc/sys/net/bridge/bridge-nf-call-ip6tables",
             ])])
             setting = lab.sysctl("net.bridge.bridge-nf-call-iptables")
             if setting != "1":
                 raise RuntimeError(f"bridge-nf-call-iptables is {setting} in the lab, not 1")
 
     def prepare_wan(self, wan: Wan) -> None:
-        """What the upstream network needs: routes to a routed subnet and to an IPv6 /64."""
+        """What the upstream network needs: routes to a routed subnet and to an IPv6 /64 (not to
+        a LAN bridge's: its guests are on the router's own link)."""
         if self.forward == "route":
             assert self.ipv4 is not None
             wan.route(self.ipv4, via=LAB_UPLINK)
-        if self.ipv6 is not None:
+        if self.ipv6 is not None and self.forward != "bridge":
             wan.route(self.ipv6, via=LAB_UPLINK6)
 
 
@@ -140,6 +150,7 @@ class GuestNetwork:
 
     spec: NetworkSpec
     static_address: str | None = None   # `bridge` networks: address/prefix on the LAN
+    static_address6: str | None = None   # and its IPv6 address/prefix there, when IPv6 is on
 
     @property
     def name(self) -> str:
@@ -166,13 +177,19 @@ class GuestNetwork:
         """What the guest's /init reads: a static address on a LAN bridge, else nothing (DHCP)."""
         if self.static_address is None:
             return ""
-        return f"coexist.ip={self.static_address} coexist.gateway={ROUTER} coexist.dns={ROUTER}"
+        args = f"coexist.ip={self.static_address} coexist.gateway={ROUTER} coexist.dns={ROUTER}"
+        if self.static_address6 is not None:
+            args += f" coexist.ip6={self.static_address6} coexist.gateway6={ROUTER6}"
+        return args
 
 
-def uplink_ipv6(lab: Lab) -> None:
-    """The host's uplink gets IPv6 and a default route (when a guest network has IPv6)."""
-    with log.step(f"lab: IPv6 on the uplink ({LAB_UPLINK6}, default via {ROUTER6})"):
-        lab.succeed(["sh", "-ec", f"ip -6 addr replace {LAB_UPLINK6}/64 dev uplink nodad\n"
+def uplink_ipv6(lab: Lab, networks: Iterable[NetworkSpec]) -> None:
+    """The host's uplink gets IPv6 and a default route (when a guest network has IPv6): on the
+    LAN bridge the uplink is enslaved to, if a network has one."""
+    bridges = [spec.bridge for spec in networks if spec.forward == "bridge"]
+    device = bridges[0] if bridges else "uplink"
+    with log.step(f"lab: IPv6 on the uplink ({LAB_UPLINK6} on {device}, default via {ROUTER6})"):
+        lab.succeed(["sh", "-ec", f"ip -6 addr replace {LAB_UPLINK6}/64 dev {device} nodad\n"
                                   f"ip -6 route replace default via {ROUTER6}"])
 
 
@@ -198,7 +215,8 @@ def parse_network(name: str, data: dict[str, Any]) -> NetworkSpec:
         for key in ("ipv4", "ipv6", "libvirt_name"):
             if key in data:
                 raise FieldError(key, "not with forward = \"bridge\" (guests sit on the host's LAN, "
-                                      "203.0.113.0/24, with static addresses)")
+                                      f"203.0.113.0/24 and, with host.ipv6, {UPLINK_LAN6}, with static "
+                                      "addresses)")
         return NetworkSpec(name, forward, bridge)
     if "ipv4" not in data:
         raise FieldError("ipv4", "is required for a libvirt network, e.g. \"192.168.150.0/24\"")
@@ -244,4 +262,6 @@ def place(spec: NetworkSpec, index: int = 0) -> GuestNetwork:
     if spec.forward != "bridge":
         return GuestNetwork(spec)
     address = ipaddress.ip_address(BRIDGED_GUESTS) + index
-    return GuestNetwork(spec, static_address=f"{address}/24")
+    address6 = ipaddress.ip_address(BRIDGED_GUESTS6) + index
+    return GuestNetwork(spec, static_address=f"{address}/24",
+                        static_address6=f"{address6}/64" if spec.ipv6 is not None else None)

@@ -148,7 +148,7 @@ class Testbed:
             if first:
                 spec.prepare_wan(self.wan)
         if any(spec.ipv6 for spec in self.plan.networks):
-            uplink_ipv6(self.lab)
+            uplink_ipv6(self.lab, self.plan.networks)
         hostconfig.apply_sysctls(self.lab, self.plan.settings)
         if first:
             self.lab.record_boot_sysctls()

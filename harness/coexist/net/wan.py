@@ -24,6 +24,7 @@ WEB_HOST = "203.0.113.10"  # example.test
 FAR_HOST = "198.51.100.1"  # another network, reachable only through routing
 ROUTER6 = "2001:db8:ff::1"   # IPv6 on the same link (used when a guest network has IPv6)
 LAB_UPLINK6 = "2001:db8:ff::2"
+UPLINK_LAN6 = "2001:db8:ff::/64"   # the router's and the lab's link (a LAN bridge's guests too)
 FAR_HOST6 = "2001:db8:feed::1"
 EXTERNAL_NAME = "example.test"
 HTTP_PORT = 80

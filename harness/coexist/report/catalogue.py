@@ -21,7 +21,7 @@ from coexist.report.matrix import Row, environment_html, environment_markdown
 from coexist.report.results import StepResult
 from coexist.report.verdict import costs
 from coexist.scenario.axes import RELEASES
-from coexist.scenario.catalogue import AGAIN_STEP, FIX_STEP, SURVIVAL, Planned, Setup, order
+from coexist.scenario.catalogue import AGAIN_STEP, CONTROL, FIX_STEP, SURVIVAL, Planned, Setup, order
 from coexist.scenario.fixes import builtin
 from coexist.scenario.keys import KEYS, PROBES
 
@@ -65,6 +65,13 @@ class FixRow:
     checks: dict[str, bool] = dataclasses.field(default_factory=dict)   # the fix's host checks
     commands: dict[str, bool] = dataclasses.field(default_factory=dict)   # fix steps: all exit 0
     blind: list[str] = dataclasses.field(default_factory=list)   # probes whose positive control failed
+    # what each firewalld event's step did to Docker's rules (kept, re-made, lost), by column
+    docker_rules: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def control(self) -> bool:
+        """The control row (no fix applied), not a fix."""
+        return self.fix == CONTROL.name
 
     @property
     def mismatches(self) -> list[str]:
@@ -100,6 +107,7 @@ def rows(planned: Iterable[Planned], measured: Iterable[Row], *, against_record:
     the recorded table unless `against_record` is False."""
     runs = {(row.scenario.host.release, row.scenario.name): row for row in measured}
     found = []
+    expected = {}
     for plan in planned:
         base: dict[str, Any] = dict(release=plan.release, fix=plan.fix.name, summary=plan.fix.summary,
                                     source=plan.fix.source)
@@ -115,8 +123,40 @@ def rows(planned: Iterable[Planned], measured: Iterable[Row], *, against_record:
                                                for c in columns},
                                 restores=None, costs=[], evidence=run.evidence if run else "", error=error))
         else:
-            found.append(_against(_measured(base, run), plan.expected if against_record else {}))
-    return found
+            found.append(_measured(base, run))
+            expected[plan.release, plan.fix.name] = plan.expected if against_record else {}
+    return [_against(row, expected.get((row.release, row.fix), {})) for row in against_control(found)]
+
+
+# what a firewalld event may do to Docker's rules, from harmless to harmful (firewall.docker_rules)
+_DOCKER_RULES = ("kept", "re-made", "lost")
+
+
+def against_control(found: list[FixRow]) -> list[FixRow]:
+    """`found` with what each restoring fix adds to its release's control at a firewalld reload
+    or restart: Docker's rules re-made (iptables flushed, Docker repaired it) or lost, where the
+    control kept them, is a cost the fix brings (firewalld flushes iptables at a reload once it
+    has a direct rule). Without a control row (not measured) the rules stay information."""
+    controls = {row.release: row for row in found if row.control and not row.error}
+    changed = []
+    for row in found:
+        control = controls.get(row.release)
+        if control is None or row.control or not row.restores:
+            changed.append(row)
+            continue
+        cells, paid = dict(row.cells), list(row.costs)
+        for column, value in row.docker_rules.items():
+            without = control.docker_rules.get(column)
+            if without is None or _DOCKER_RULES.index(value) <= _DOCKER_RULES.index(without):
+                continue
+            cost = "Docker's rules FLUSHED" if value == "re-made" else "Docker's rules LOST"
+            cell = cells[column]
+            if cell.colour in ("good", "cost") and cost not in cell.text:
+                text = f"{cell.text}, {cost}" if cell.colour == "cost" else f"{cell.text}, but {cost}"
+                cells[column] = Cell(text, "cost", f"{cell.reason}; without the fix (the control): {without}")
+                paid.append(f"{cost} ({COLUMNS[column]})")
+        changed.append(dataclasses.replace(row, cells=cells, costs=_once(paid)))
+    return changed
 
 
 def _against(row: FixRow, expected: dict[str, str]) -> FixRow:
@@ -133,7 +173,11 @@ def _measured(base: dict[str, Any], run: Row) -> FixRow:
     cells = {"boot": Cell("online: no symptom", "good", _probes(boot)) if boot.online else
              Cell("cut off (the symptom)", "bad", _probes(boot))}
     paid: list[str] = []
-    if boot.online:
+    control = base["fix"] == CONTROL.name
+    if control:
+        cells[FIX_STEP] = Cell("nothing applied (the control)", "none", _probes(fix))
+        restores = None
+    elif boot.online:
         cells[FIX_STEP] = Cell("nothing to fix", "none", "the guest was online before the fix")
         restores = None
     elif not fix.online:
@@ -156,7 +200,9 @@ def _measured(base: dict[str, Any], run: Row) -> FixRow:
             cells[step] = Cell("LOST: cut off again" if restores else "still cut off", "bad", _probes(after))
             if restores:
                 paid.append(f"guest LOST {COLUMNS[step]}")
-    if AGAIN_STEP in steps:
+    if control and AGAIN_STEP in steps:
+        cells[AGAIN_STEP] = Cell("nothing applied (the control)", "none", _probes(steps[AGAIN_STEP]))
+    elif AGAIN_STEP in steps:
         before = run.verdict.steps[-2]
         cells[AGAIN_STEP], cost = _again(before, steps[AGAIN_STEP])
         paid += [f"{cost} ({COLUMNS[AGAIN_STEP]})"] if cost else []
@@ -164,7 +210,9 @@ def _measured(base: dict[str, Any], run: Row) -> FixRow:
                   checks={check.id: check.holds for check in fix.checks},
                   commands={step: all(c.returncode == 0 for c in steps[step].commands)
                             for step in (FIX_STEP, AGAIN_STEP) if step in steps},
-                  blind=run.verdict.blind())
+                  blind=run.verdict.blind(),
+                  docker_rules={step: result.docker_rules[0] for step, result in steps.items()
+                                if result.docker_rules})
 
 
 def _again(before: StepResult, again: StepResult) -> tuple[Cell, str]:
@@ -219,8 +267,8 @@ def _docker(result: StepResult) -> str:
 
 def best(found: list[FixRow], release: str) -> dict[str, list[str]]:
     """Per release: the fixes that restore the guest at no measured cost (best first), those that
-    restore it at a cost, those that do not, and those that do not apply."""
-    mine = [row for row in found if row.release == release]
+    restore it at a cost, those that do not, and those that do not apply (the control aside)."""
+    mine = [row for row in found if row.release == release and not row.control]
     restoring = sorted((row for row in mine if row.restores), key=FixRow.rank)
     return {"free": [row.fix for row in restoring if row.free],
             "with_costs": [f"{row.fix} ({'; '.join(row.costs)})" for row in restoring if not row.free],
@@ -275,7 +323,7 @@ def merge(parts: list[Path], out: Path, *, command: str) -> list[FixRow]:
             by_cell[row.release, row.fix] = dataclasses.replace(row, evidence=evidence)
     found = list(by_cell.values())
     fixes = list(builtin())   # the catalogue's order
-    found.sort(key=lambda row: (RELEASES.index(row.release),
+    found.sort(key=lambda row: (RELEASES.index(row.release), -1 if row.control else
                                 fixes.index(row.fix) if row.fix in fixes else len(fixes), row.fix))
     environment = merged_environment([table["environment"] for table in tables], command)
     write_reports(Setup(**tables[0]["setup"]), found, out, environment=environment,
@@ -310,9 +358,10 @@ def _best_lines(picked: dict[str, list[str]]) -> list[tuple[str, list[str]]]:
 def markdown(data: dict[str, Any]) -> str:
     setup = data["setup"]
     lines = [f"# coexist fix catalogue: setup `{setup['name']}`", "", setup["summary"], "",
-             f"{len(data['rows'])} rows ({len({r['fix'] for r in data['rows']})} fixes x "
-             f"{len(data['releases'])} releases), {data['wall_seconds']:.0f} s. Each cell: what happened "
-             "for the user after that step, then why (from the run's evidence).", "",
+             f"{len(data['rows'])} rows ({len({r['fix'] for r in data['rows']} - {CONTROL.name})} fixes "
+             f"and the control x {len(data['releases'])} releases), {data['wall_seconds']:.0f} s. Each "
+             "cell: what happened for the user after that step, then why (from the run's evidence). "
+             f"The control, {CONTROL.name}, is the same steps with nothing applied.", "",
              "## Best per release", ""]
     for release in data["releases"]:
         lines.append(f"- **{release}**:")
@@ -326,6 +375,7 @@ def markdown(data: dict[str, Any]) -> str:
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for row in _cells(data, release):
             name = f"[{row['fix']}]({row['evidence']})" if row["evidence"] else row["fix"]
+            name = f"*{name} (control)*" if row["fix"] == CONTROL.name else name
             cells = [_md_cell(row["cells"].get(column)) for column in data["columns"]]
             if row["not_applicable"]:
                 cells = [f"not applicable: {row['not_applicable']}"] + [""] * (len(cells) - 1)
@@ -398,6 +448,7 @@ def page(data: dict[str, Any]) -> str:
             name = e(row["fix"])
             if row["evidence"]:
                 name = f"<a href=\"{e(row['evidence'], quote=True)}\">{name}</a>"
+            name = f"<i>{name} (control)</i>" if row["fix"] == CONTROL.name else name
             out.append(f"<tr><td class=fix title=\"{e(row['summary'], quote=True)}\">{name}</td>")
             if row["not_applicable"]:
                 out.append(f"<td colspan={len(data['columns'])} data-colour=none style='background:"

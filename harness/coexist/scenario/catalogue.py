@@ -4,6 +4,11 @@ One scenario per fix and release, written as a file a user can run again (`coexi
 the setup's host, workload and guest network; steps `boot`, the fix (id `fix`), then each
 survival event whose daemon the setup starts. No expectations: what happened is the result
 (coexist.report.catalogue reads it).
+
+Every release's rows start with the control, CONTROL: the same steps with nothing applied (a
+`measure` where the fix would be). It is what the host does to itself at each event, so that what
+a fix adds can be told apart from it (a reload that flushes Docker's rules with the fix, and keeps
+them without it).
 """
 
 from __future__ import annotations
@@ -37,6 +42,10 @@ _FIELDS: dict[str, type | tuple[type, ...]] = {"summary": str, "host": dict, "wo
                                                "network": str}
 _FILE = "setups.toml"
 _RECORD = "measured.json"   # what `coexist fixes` measured here: the catalogue's expectations
+# the control row of every release: the catalogue's steps with no fix (not a fix of fixes.toml)
+CONTROL = Fix("no-fix", "nothing applied: the control row, the same steps and events on the host as it "
+              "boots, which each fix's cells are told apart from", commands=(),
+              source="coexist's fix catalogue (the control)")
 
 
 @dataclass(frozen=True)
@@ -67,9 +76,11 @@ class Setup:
         if self.deviation(release):
             host.pop("libvirt_firewall_backend")
         recorded = self.recorded(fix, release)
-        steps: list[dict[str, Any]] = [{"do": "boot"}, {"fix": fix.name, "id": FIX_STEP}]
+        applied = [{"do": "measure", "id": step} if fix is CONTROL else {"fix": fix.name, "id": step}
+                   for step in (FIX_STEP, AGAIN_STEP)]
+        steps: list[dict[str, Any]] = [{"do": "boot"}, applied[0]]
         steps += [{"event": event.value, "id": step} for step, event in self.survival()]
-        steps.append({"fix": fix.name, "id": AGAIN_STEP})
+        steps.append(applied[1])
         for step in (steps[1], steps[-1]):   # what the record saw is no surprise
             expect = {"checks": dict(recorded.get("checks", {})),
                       "commands": recorded.get("commands", {}).get(step["id"])}
@@ -206,16 +217,21 @@ def chosen(names: Iterable[str] | None) -> list[Fix]:
 
 
 def plan(setup: Setup, fixes: list[Fix], releases: Iterable[str]) -> list[Planned]:
-    """The catalogue's rows for `setup`: every fix on every release, in that order."""
-    return [setup.plan(fix, release) for release in order(releases) for fix in fixes]
+    """The catalogue's rows for `setup`: on every release its control, then every fix, in that
+    order."""
+    return [setup.plan(fix, release) for release in order(releases) for fix in (CONTROL, *fixes)]
 
 
 def shard(planned: list[Planned], part: tuple[int, int]) -> list[Planned]:
-    """Part K of N of the catalogue's rows, deterministically: the runnable rows in catalogue
-    order dealt round-robin, the rows that do not apply in part 1 (each row in exactly one part)."""
-    mine = {id(plan) for plan in dealt([plan for plan in planned if plan.not_applicable is None], part)}
+    """Part K of N of the catalogue's rows, deterministically: the runnable fixes' rows in
+    catalogue order dealt round-robin, the rows that do not apply in part 1 (each in exactly one
+    part), and the controls in every part (each part's cells are told apart from them; merged,
+    the later part's control stands)."""
+    fixes = [plan for plan in planned if plan.not_applicable is None and plan.fix is not CONTROL]
+    mine = {id(plan) for plan in dealt(fixes, part)}
     first = part[0] == 1
-    return [plan for plan in planned if id(plan) in mine or (plan.not_applicable is not None and first)]
+    return [plan for plan in planned if id(plan) in mine or plan.fix is CONTROL
+            or (plan.not_applicable is not None and first)]
 
 
 def order(releases: Iterable[str]) -> list[str]:

@@ -480,9 +480,6 @@ def _case(index: int, data: Any, scenario: Scenario) -> Case:
             raise FieldError(field_name, f"contradicts its {axis.follows}: never matches")
     if match.get("release") in NO_BACKEND and match.get("libvirt_firewall_backend", "default") != "default":
         raise FieldError(where, f"never matches: {NO_BACKEND[match['release']]}")
-    if match.get("ipv6") and match.get("network") in _bridge_networks(scenario):
-        raise FieldError(where, "never matches: IPv6 is an option of libvirt networks, "
-                         "not of a LAN bridge")
     expect_data = data.get("expect", {})
     if not expect_data:
         raise FieldError(f"{where}.expect", "states no outcome: expect.<step id> = { ... }")
@@ -509,9 +506,6 @@ def _check_networks(scenario: Scenario) -> None:
         raise FieldError("host.stock_network", f"false, but guest {on_stock[0]} is on the stock network "
                                                f"'{guestnet.STOCK_NETWORK}' (give it another network)")
     bridges = [g for g in scenario.guests if scenario.network(g.network).forward == "bridge"]
-    if scenario.host.ipv6 and bridges:
-        raise FieldError("host.ipv6", "IPv6 is an option of libvirt networks (default, nat2, "
-                         f"routed, your own), not of guest {bridges[0].name} on a LAN bridge")
     lan = {scenario.network(g.network).bridge for g in bridges}
     if len(lan) > 1:
         raise FieldError("guest",
