@@ -19,12 +19,16 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coexist.base import about, interrupt, log
 from coexist.base.schema import part_of, suggest
 from coexist.guest.accel import ACCELS
 from coexist.scenario.axes import AXES, CROSSED, RELEASES, Axis, Home, Kind
+
+if TYPE_CHECKING:
+    from coexist.scenario.catalogue import Setup
+    from coexist.scenario.fixes import Fix
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,10 +197,12 @@ def _parser() -> argparse.ArgumentParser:
                     "fixes.html and fixes.json (best fixes per release at the top, a cell per "
                     "step saying what happened for the user, linked to its evidence), beside the "
                     "matrix's own reports.",
-        epilog="example: coexist fixes --release trixie,forky --fix seed-firewalld-direct,"
-               "docker-user-libvirt -n 2")
-    fixes.add_argument("--setup", default="seed", metavar="NAME",
-                       help="the host the fixes are measured on: seed (default), docker-first or bridged")
+        epilog="examples: coexist fixes --release trixie,forky --fix seed-firewalld-direct,"
+               "docker-user-libvirt -n 2;  the whole table: coexist fixes --setup all -n 4")
+    fixes.add_argument("--setup", default=["seed"], metavar="NAME[,NAME...]",
+                       type=lambda text: text.split(","),
+                       help="the hosts the fixes are measured on: seed (default), docker-first, bridged, "
+                            "or all (then a report folder per setup and an index of them)")
     _add_axis(fixes, AXES["release"])
     fixes.add_argument("--fix", action="append", default=[], metavar="FIX[,FIX...]",
                        type=lambda text: text.split(","),
@@ -499,27 +505,43 @@ def _matrix(args: argparse.Namespace) -> int:
 
 
 def _fixes(args: argparse.Namespace) -> int:
-    """The catalogue's fixes on a setup and releases: one scenario per fix and release, written
-    into the report folder and run as the matrix runs scenarios; then the catalogue's report."""
+    """The catalogue's fixes on setups and releases: per setup, one scenario per fix and release,
+    written into the report folder and run as the matrix runs scenarios; then the catalogue's
+    report (several setups: a folder each, and an index of them)."""
+    from coexist.report import catalogue as report
+    from coexist.scenario import catalogue
+
+    setups = catalogue.setups()
+    names = list(setups) if args.setup == ["all"] else list(dict.fromkeys(args.setup))
+    for name in names:
+        if name not in setups:
+            raise UserError(f"--setup {name}: unknown setup;{suggest(name, setups)} allowed: "
+                            f"{', '.join(setups)}, or all")
+    try:
+        fixes = catalogue.chosen([name for chunk in args.fix for name in chunk])
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    releases = catalogue.order([r for chunk in args.release for r in chunk] or RELEASES)
+    out = _report_folder(args.out, "fixes", releases)
+    if len(names) == 1:
+        return _fixes_on(setups[names[0]], fixes, releases, args, out)
+    codes = [_fixes_on(setups[name], fixes, releases, args, out / name) for name in names]
+    report.write_index(out, names)
+    print(f"index of the setups' reports: {out / 'index.md'}, {out / 'index.html'}")
+    return 3 if 3 in codes else 1 if 1 in codes else 0
+
+
+def _fixes_on(setup: Setup, fixes: list[Fix], releases: list[str], args: argparse.Namespace,
+              out: Path) -> int:
+    """The catalogue on one setup into `out`: 0 as recorded, 1 a cell differs, 3 a run broke."""
     import pytest
 
     from coexist.report import catalogue as report
     from coexist.report import matrix
     from coexist.scenario import catalogue
 
-    setups = catalogue.setups()
-    if args.setup not in setups:
-        raise UserError(f"--setup {args.setup}: unknown setup;{suggest(args.setup, setups)} allowed: "
-                        f"{', '.join(setups)}")
-    setup = setups[args.setup]
-    try:
-        fixes = catalogue.chosen([name for chunk in args.fix for name in chunk])
-    except ValueError as error:
-        raise UserError(str(error)) from None
-    releases = catalogue.order([r for chunk in args.release for r in chunk] or RELEASES)
     planned = catalogue.shard(catalogue.plan(setup, fixes, releases), args.shard)
     runnable = [plan for plan in planned if plan.not_applicable is None]
-    out = _report_folder(args.out, "fixes", releases)
     files = [plan.write(out / "scenarios") for plan in runnable]
     log.info(f"coexist fixes: {len(fixes)} fixes and the control x {', '.join(releases)} on setup "
              f"{setup.name}: {len(files)} runs ({len(planned) - len(files)} not applicable) -> {out}"
@@ -533,6 +555,7 @@ def _fixes(args: argparse.Namespace) -> int:
     found = report.rows(planned, measured)
     report.write_reports(setup, found, out, environment=matrix.environment(measured),
                          seconds=time.monotonic() - started)
+    print(f"setup {setup.name}:")
     print(painted(report.terminal(found, releases), sys.stdout))
     print(f"reports: {out / 'fixes.md'}, {out / 'fixes.html'}, {out / 'fixes.json'}")
     if any(row.error for row in found):

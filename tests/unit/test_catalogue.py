@@ -295,3 +295,28 @@ def test_a_fix_whose_reload_flushes_dockers_rules_where_the_control_keeps_them_p
     # and without a control (not measured) the rules are information, not a cost
     alone = report.rows([direct[0]], [direct[1]], against_record=False)
     assert alone[0].free
+
+
+def test_every_setup_in_one_command_a_report_folder_each_and_an_index(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`coexist fixes --setup all`: each setup's runs through pytest in its own folder (pytest is
+    not run here: the rows read "not run"), then an index of the setups' reports."""
+    ran: list[list[str]] = []
+    monkeypatch.setattr(cli, "_preflight", lambda **_: None)
+    monkeypatch.setattr(pytest, "main", lambda argv: ran.append(argv) or 0)
+    out = tmp_path / "all"
+    code = cli.main(["fixes", "--setup", "all", "--release", "trixie", "--fix", "docker-ip-forward-no-drop",
+                     "--out", str(out)])
+    assert code == 3   # the controls did not run
+    names = list(catalogue.setups())
+    assert len(ran) == len(names)
+    for name, argv in zip(names, ran, strict=True):
+        files = [arg for arg in argv if arg.endswith(".toml")]
+        assert files == [str(out / name / "scenarios" / "trixie" / "no-fix.toml")]
+        rows = json.loads((out / name / "fixes.json").read_text())["rows"]
+        assert [row["fix"] for row in rows] == ["no-fix", "docker-ip-forward-no-drop"]
+    index = (out / "index.md").read_text()
+    assert all(f"## [{name}]({name}/fixes.md)" in index for name in names)
+    assert "not applicable here: docker-ip-forward-no-drop" in index
+    assert 'href="seed/fixes.html"' in (out / "index.html").read_text()
+    assert cli.main(["fixes", "--setup", "seed,brdged"]) == 2

@@ -304,6 +304,38 @@ def write_reports(setup: Setup, found: list[FixRow], out: Path, *, environment: 
     (out / "fixes.html").write_text(page(data))
 
 
+def write_index(out: Path, setups: list[str]) -> None:
+    """index.md and index.html in `out`: per setup (its report in out/<setup>/), its summary and,
+    per release, what its report's top says (the fixes that restore the guest at no measured cost,
+    those at a cost, ...)."""
+    tables = [json.loads((out / name / "fixes.json").read_text()) for name in setups]
+    e = html.escape
+    md = ["# coexist fix catalogue: every setup", "",
+          "Per setup and release, what its report's top says; each report has the cells and their "
+          "evidence.", ""]
+    page_ = ["<!doctype html><meta charset=utf-8><title>coexist fix catalogue: every setup</title>",
+             "<style>body{font-family:sans-serif;margin:16px;max-width:1100px}li{margin:2px 0}</style>",
+             "<h1>coexist fix catalogue: every setup</h1>"]
+    for table in tables:
+        name = table["setup"]["name"]
+        rows = len(table["rows"])
+        md += [f"## [{name}]({name}/fixes.md)", "", f"{table['setup']['summary']} ({rows} rows, "
+               f"{table['wall_seconds']:.0f} s)", ""]
+        page_ += [f"<h2><a href=\"{e(name, quote=True)}/fixes.html\">{e(name)}</a></h2>",
+                  f"<p>{e(table['setup']['summary'])} ({rows} rows, {table['wall_seconds']:.0f} s)</p><ul>"]
+        for release in table["releases"]:
+            lines = _best_lines(table["best"][release])
+            md.append(f"- **{release}**:")
+            md += [f"  - {line}" + "".join(f"\n    - {fix}" for fix in fixes) for line, fixes in lines]
+            said = "".join(f"<li>{e(line)}" + (f"<ul>{''.join(f'<li>{e(fix)}</li>' for fix in fixes)}</ul>"
+                                                 if fixes else "") + "</li>" for line, fixes in lines)
+            page_.append(f"<li><b>{e(release)}</b><ul>{said}</ul></li>")
+        md.append("")
+        page_.append("</ul>")
+    (out / "index.md").write_text("\n".join(md) + "\n")
+    (out / "index.html").write_text("\n".join(page_) + "\n")
+
+
 def merge(parts: list[Path], out: Path, *, command: str) -> list[FixRow]:
     """One report in `out` from the fixes.json of several parts (shards of one catalogue run, or
     a run and cells measured again): their rows in catalogue order, a later part's row replacing
