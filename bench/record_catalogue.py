@@ -29,8 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def remake(run: Path) -> dict[str, object]:
     old = json.loads((run / "fixes.json").read_text())
     setup = catalogue.setups()[old["setup"]["name"]]
-    fixes = catalogue.chosen(list(dict.fromkeys(row["fix"] for row in old["rows"])))
-    planned = catalogue.plan(setup, fixes, old["releases"])
+    had = {(row["release"], row["fix"]) for row in old["rows"]}
+    fixes = catalogue.chosen(list(dict.fromkeys(row["fix"] for row in old["rows"]
+                                                if row["fix"] != catalogue.CONTROL.name)))
+    # the rows the run had (a run made before the control row existed gets none)
+    planned = [plan for plan in catalogue.plan(setup, fixes, old["releases"])
+               if (plan.release, plan.fix.name) in had]
     measured = matrix.read_report(run)
     found = report.rows(planned, measured, against_record=False)   # it is the record: nothing to compare
     environment = {**matrix.environment(measured), "command": old["environment"]["command"],
