@@ -361,7 +361,8 @@ def _images(release: str) -> int:
 
     _preflight(artifacts_root=None, releases=[release])
     built = build_images(release)
-    print(f"host image: {built.host.root}\nguest image: {built.guest.kernel.parent}")
+    print(f"host image: {built.host.root}\nguest image: {built.guest.kernel.parent}\n"
+          f"container image: {built.container.rootfs} (busybox {built.container.version})")
     return 0
 
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import io
-import shutil
-import tarfile
 from typing import TYPE_CHECKING, Any
 
 from coexist.base import interrupt, log
-from coexist.base.commands import run
 from coexist.host.lab import Lab
-from coexist.net.connectivity import PAGE, http_get
+from coexist.images.containerimage import PAGE
+from coexist.net.connectivity import http_get
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
@@ -19,41 +16,16 @@ BASE_IMAGE = "coexist/busybox:latest"
 LABEL = "coexist"
 
 
-def busybox_rootfs() -> bytes:
-    """A tar of a rootfs holding the machine's static busybox and a link per applet."""
-    busybox = shutil.which("busybox")
-    if busybox is None:
-        raise FileNotFoundError("no busybox on PATH: install Debian's busybox-static")
-    if "not a dynamic executable" not in run(["ldd", busybox], check=False).output:
-        raise RuntimeError(f"{busybox} is not static: install Debian's busybox-static")
-    applets = run([busybox, "--list"]).output.split()
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for directory in ("bin", "tmp", "www", "etc"):
-            info = tarfile.TarInfo(directory)
-            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if directory == "tmp" else 0o755
-            tar.addfile(info)
-        tar.add(busybox, arcname="bin/busybox")
-        for applet in applets:
-            if applet == "busybox":
-                continue
-            link = tarfile.TarInfo(f"bin/{applet}")
-            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
-            tar.addfile(link)
-        page = PAGE + b"\n"
-        info = tarfile.TarInfo("www/index.html")
-        info.size = len(page)
-        tar.addfile(info, io.BytesIO(page))
-    return buffer.getvalue()
-
-
 def import_base_image(lab: Lab) -> None:
     """Import the busybox base image into the lab's dockerd (once per dockerd data root)."""
     client = lab.docker()
     if any(BASE_IMAGE in image.tags for image in client.images.list()):
         return
-    with log.step(f"docker import {BASE_IMAGE} (busybox rootfs)"):
-        client.api.import_image_from_data(busybox_rootfs(), repository=BASE_IMAGE.split(":")[0],
+    if lab.container_image is None:
+        raise RuntimeError(f"lab {lab.name} has no container image to import (Lab(container_image=...))")
+    with log.step(f"docker import {BASE_IMAGE} (busybox {lab.container_image.version})"):
+        client.api.import_image_from_data(lab.container_image.rootfs.read_bytes(),
+                                          repository=BASE_IMAGE.split(":")[0],
                                           tag="latest", changes=["ENV PATH=/bin", 'CMD ["sh"]'])
 
 

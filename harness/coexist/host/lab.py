@@ -26,6 +26,7 @@ from coexist.base.retry import retry
 from coexist.host import daemons
 from coexist.host.daemons import Daemon, Service
 from coexist.host.firewall import HostFirewall
+from coexist.images.containerimage import ContainerImage
 from coexist.images.hostimage import HostImage
 from coexist.net.wan import LAB_UPLINK, ROUTER, Wan
 from coexist.sandbox import cgroups, processes
@@ -119,8 +120,10 @@ class Lab(Verbs):
         workdir: Path,
         name: str = "lab",
         shares: dict[str, Path] | None = None,
+        container_image: ContainerImage | None = None,
     ) -> None:
         self.image = image
+        self.container_image = container_image   # what its dockerd imports for the lab's containers
         self.wan = wan
         self.owner = wan.owner
         self.name = name

@@ -106,7 +106,8 @@ class Testbed:
             self._wan = Wan(owner=self.owner, workdir=self.workdir / "wan",
                             name=f"{self.name}-wan").__enter__()
             self._lab = Lab(self.images.host, self._wan, workdir=self.workdir / "lab", name=self.name,
-                            shares={GUEST_IMAGE_DIR: self.images.guest.kernel.parent}).__enter__()
+                            shares={GUEST_IMAGE_DIR: self.images.guest.kernel.parent},
+                            container_image=self.images.container).__enter__()
             self._configure()
         except BaseException:
             self.__exit__(*sys.exc_info())

@@ -11,9 +11,8 @@ import paramiko
 from coexist.base import interrupt, log
 from coexist.base.commands import Command, Result
 from coexist.base.retry import DeadlineExceeded, retry
+from coexist.images.containerimage import PAGE
 from coexist.net.wan import LAB_UPLINK, Endpoints, Wan
-
-PAGE = b"coexist-container-ok"   # what the lab's containers' web servers answer
 
 
 class ProbeTarget(Protocol):

@@ -15,6 +15,7 @@ from coexist.guest.guest import Guest
 from coexist.host import containers
 from coexist.host.daemons import Daemon
 from coexist.host.lab import Lab
+from coexist.images.containerimage import PAGE
 from coexist.net import connectivity
 from coexist.net.wan import LAB_UPLINK
 from coexist.report.results import CommandRun
@@ -87,7 +88,7 @@ class Probing:
         ran = cls._in_guest(guest, connectivity.http_get(where))
         if ran is None:
             return None
-        reached = connectivity.PAGE.decode() in ran.output
+        reached = PAGE.decode() in ran.output
         log.info(f"guest {guest.role} -> container {where}:80 (unpublished): "
                  f"{'REACHED' if reached else 'blocked'}")
         return reached
