@@ -48,6 +48,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _command(args: argparse.Namespace) -> int:
     try:
+        return _dispatch(args)
+    finally:
+        _partial.clear()   # a next command in this process (a test's) has its own folder
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    try:
         if args.command == "check":
             return _check(args.scenarios, as_json=args.json)
         if args.command == "images":
@@ -197,8 +204,8 @@ def _parser() -> argparse.ArgumentParser:
                     "fixes.html and fixes.json (best fixes per release at the top, a cell per "
                     "step saying what happened for the user, linked to its evidence), beside the "
                     "matrix's own reports.",
-        epilog="examples: coexist fixes --release trixie,forky --fix seed-firewalld-direct,"
-               "docker-user-libvirt -n 2;  the whole table: coexist fixes --setup all -n 4")
+        epilog="example: coexist fixes --release trixie,forky --fix seed-firewalld-direct,"
+               "docker-user-libvirt -n 2;  the whole table, every setup: coexist fixes --setup all -n 4")
     fixes.add_argument("--setup", default=["seed"], metavar="NAME[,NAME...]",
                        type=lambda text: text.split(","),
                        help="the hosts the fixes are measured on: seed (default), docker-first, bridged, "
