@@ -320,3 +320,17 @@ def test_every_setup_in_one_command_a_report_folder_each_and_an_index(tmp_path: 
     assert "not applicable here: docker-ip-forward-no-drop" in index
     assert 'href="seed/fixes.html"' in (out / "index.html").read_text()
     assert cli.main(["fixes", "--setup", "seed,brdged"]) == 2
+
+
+def test_a_fix_run_alone_is_told_apart_from_the_recorded_control(tmp_path: Path) -> None:
+    """The e2e tests run one fix without its control: the recorded control's rules stand in."""
+    steps = ((CUT, True, True), (ONLINE, True, True), (ONLINE, True, True), (ONLINE, True, True), (ONLINE, True, True))
+    direct = measured(tmp_path / "d", "seed-firewalld-direct", *steps, rules="re-made")
+    found = report.against_control(report.rows([direct[0]], [direct[1]], against_record=False),
+                                   {"trixie": {"after-reload": "kept"}})
+    cell = found[0].cells["after-reload"]
+    assert cell.text == "kept, but Docker's rules FLUSHED"
+    assert cell.reason.endswith("without the fix (the recorded control): kept")
+    record = catalogue.record([{"setup": {"name": "seed"}, "rows": [
+        {"release": "trixie", "fix": "no-fix", "cells": {}, "docker_rules": {"after-reload": "kept"}}]}], "t")
+    assert record["setups"]["seed"]["trixie"]["no-fix"]["docker_rules"] == {"after-reload": "kept"}

@@ -104,7 +104,8 @@ class FixRow:
 def rows(planned: Iterable[Planned], measured: Iterable[Row], *, against_record: bool = True) -> list[FixRow]:
     """The catalogue's rows: each planned fix with what its run measured (none for a fix that
     is not applicable on its release; an error for a run that broke), each cell compared with
-    the recorded table unless `against_record` is False."""
+    the recorded table unless `against_record` is False (then, where the control did not run
+    here, the recorded control is what a fix's reload is told apart from)."""
     runs = {(row.scenario.host.release, row.scenario.name): row for row in measured}
     found = []
     expected = {}
@@ -125,35 +126,43 @@ def rows(planned: Iterable[Planned], measured: Iterable[Row], *, against_record:
         else:
             found.append(_measured(base, run))
             expected[plan.release, plan.fix.name] = plan.expected if against_record else {}
-    return [_against(row, expected.get((row.release, row.fix), {})) for row in against_control(found)]
+    recorded = {plan.release: plan.setup.recorded(CONTROL, plan.release).get("docker_rules", {})
+                for plan in planned} if against_record else {}
+    return [_against(row, expected.get((row.release, row.fix), {}))
+            for row in against_control(found, recorded)]
 
 
 # what a firewalld event may do to Docker's rules, from harmless to harmful (firewall.docker_rules)
 _DOCKER_RULES = ("kept", "re-made", "lost")
 
 
-def against_control(found: list[FixRow]) -> list[FixRow]:
+def against_control(found: list[FixRow], recorded: dict[str, dict[str, str]] | None = None) -> list[FixRow]:
     """`found` with what each restoring fix adds to its release's control at a firewalld reload
     or restart: Docker's rules re-made (iptables flushed, Docker repaired it) or lost, where the
     control kept them, is a cost the fix brings (firewalld flushes iptables at a reload once it
-    has a direct rule). Without a control row (not measured) the rules stay information."""
-    controls = {row.release: row for row in found if row.control and not row.error}
+    has a direct rule). A release whose control did not run here is told apart from its
+    `recorded` control (release -> column -> kept/re-made/lost), if given; else the rules stay
+    information."""
+    controls = {release: (rules, "the recorded control") for release, rules in (recorded or {}).items()
+                if rules}
+    controls |= {row.release: (row.docker_rules, "the control") for row in found
+                 if row.control and not row.error}
     changed = []
     for row in found:
-        control = controls.get(row.release)
-        if control is None or row.control or not row.restores:
+        if row.release not in controls or row.control or not row.restores:
             changed.append(row)
             continue
+        rules, which = controls[row.release]
         cells, paid = dict(row.cells), list(row.costs)
         for column, value in row.docker_rules.items():
-            without = control.docker_rules.get(column)
+            without = rules.get(column)
             if without is None or _DOCKER_RULES.index(value) <= _DOCKER_RULES.index(without):
                 continue
             cost = "Docker's rules FLUSHED" if value == "re-made" else "Docker's rules LOST"
             cell = cells[column]
             if cell.colour in ("good", "cost") and cost not in cell.text:
                 text = f"{cell.text}, {cost}" if cell.colour == "cost" else f"{cell.text}, but {cost}"
-                cells[column] = Cell(text, "cost", f"{cell.reason}; without the fix (the control): {without}")
+                cells[column] = Cell(text, "cost", f"{cell.reason}; without the fix ({which}): {without}")
                 paid.append(f"{cost} ({COLUMNS[column]})")
         changed.append(dataclasses.replace(row, cells=cells, costs=_once(paid)))
     return changed

@@ -95,8 +95,9 @@ class Setup:
 
     def recorded(self, fix: Fix, release: str) -> dict[str, Any]:
         """What the recorded table has of `fix` on this setup and release: `cells` (step -> the
-        cell's text), `checks` (the fix's host checks: id -> held) and `commands` (the fix's steps:
-        id -> every command exited 0); {}: nothing."""
+        cell's text), `checks` (the fix's host checks: id -> held), `commands` (the fix's steps:
+        id -> every command exited 0) and `docker_rules` (a firewalld event's step -> kept,
+        re-made, lost); {}: nothing."""
         return dict(recorded()["setups"].get(self.name, {}).get(release, {}).get(fix.name, {}))
 
     def plan(self, fix: Fix, release: str) -> Planned:
@@ -145,7 +146,8 @@ def recorded() -> dict[str, Any]:
 
 def record(tables: Iterable[dict[str, Any]], source: str) -> dict[str, Any]:
     """measured.json's data from fixes.json tables (several runs of one setup, or several setups):
-    per row its cells' texts, its fix's checks and its fix steps' commands. What every run agreed
+    per row its cells' texts, its fix's checks, its fix steps' commands and what its firewalld
+    events did to Docker's rules (a control's are what a fix's are told apart from). What every run agreed
     on is recorded; what the runs disagree on is not (it varies: no expectation), and is listed
     apart."""
     seen: dict[tuple[str, str, str, str, str], set[Any]] = {}
@@ -159,6 +161,8 @@ def record(tables: Iterable[dict[str, Any]], source: str) -> dict[str, Any]:
                 seen.setdefault((*where, "checks", check), set()).add(held)
             for step, succeeded in row.get("commands", {}).items():
                 seen.setdefault((*where, "commands", step), set()).add(succeeded)
+            for step, rules in row.get("docker_rules", {}).items():
+                seen.setdefault((*where, "docker_rules", step), set()).add(rules)
     setups: dict[str, Any] = {}
     varies = []
     for (setup, release, fix, part, key), values in sorted(seen.items()):
