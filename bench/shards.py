@@ -15,11 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COEXIST = str(ROOT / ".venv/bin/coexist")
+COEXIST = str(Path(sys.executable).parent / "coexist")   # the venv's, beside this python
 FIXES = "forward-accept,docker-user-libvirt,libvirt-before-docker,seed-firewalld-direct"
 
 
