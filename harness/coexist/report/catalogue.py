@@ -398,11 +398,13 @@ def _best_lines(picked: dict[str, list[str]]) -> list[tuple[str, list[str]]]:
 
 def markdown(data: dict[str, Any]) -> str:
     setup = data["setup"]
+    fixes = {r["fix"] for r in data["rows"]}
+    control = CONTROL.name in fixes
     lines = [f"# coexist fix catalogue: setup `{setup['name']}`", "", setup["summary"], "",
-             f"{len(data['rows'])} rows ({len({r['fix'] for r in data['rows']} - {CONTROL.name})} fixes "
-             f"and the control x {len(data['releases'])} releases), {data['wall_seconds']:.0f} s. Each "
-             "cell: what happened for the user after that step, then why (from the run's evidence). "
-             f"The control, {CONTROL.name}, is the same steps with nothing applied.", "",
+             f"{len(data['rows'])} rows ({len(fixes - {CONTROL.name})} fixes{' and the control' * control} x "
+             f"{len(data['releases'])} releases), {data['wall_seconds']:.0f} s. Each cell: what happened "
+             "for the user after that step, then why (from the run's evidence)."
+             + f" The control, {CONTROL.name}, is the same steps with nothing applied." * control, "",
              "## Best per release", ""]
     for release in data["releases"]:
         lines.append(f"- **{release}**:")
