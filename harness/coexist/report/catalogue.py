@@ -398,10 +398,10 @@ def _best_lines(picked: dict[str, list[str]]) -> list[tuple[str, list[str]]]:
 
 def markdown(data: dict[str, Any]) -> str:
     setup = data["setup"]
-    fixes = {r["fix"] for r in data["rows"]}
-    control = CONTROL.name in fixes
+    named = {r["fix"] for r in data["rows"]}
+    control = CONTROL.name in named
     lines = [f"# coexist fix catalogue: setup `{setup['name']}`", "", setup["summary"], "",
-             f"{len(data['rows'])} rows ({len(fixes - {CONTROL.name})} fixes{' and the control' * control} x "
+             f"{len(data['rows'])} rows ({len(named - {CONTROL.name})} fixes{' and the control' * control} x "
              f"{len(data['releases'])} releases), {data['wall_seconds']:.0f} s. Each cell: what happened "
              "for the user after that step, then why (from the run's evidence)."
              + f" The control, {CONTROL.name}, is the same steps with nothing applied." * control, "",
