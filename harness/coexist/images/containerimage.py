@@ -22,7 +22,7 @@ from pathlib import Path
 from coexist.base import log
 from coexist.base.commands import CommandFailed, run
 from coexist.images.cache import build_lock, cache_root, recipe_key
-from coexist.images.hostimage import DEBIAN_KEYRING, load_recipe
+from coexist.images.hostimage import DEBIAN_KEYRING, HostRecipe, load_recipe
 
 SUITE = "trixie"
 PACKAGE = "busybox-static"
@@ -40,7 +40,7 @@ class ContainerImage:
 def build_container_image() -> ContainerImage:
     """The container image, built unless cached (as root: apt-get fetches into a private list)."""
     recipe = load_recipe(SUITE)
-    folder = image_folder()
+    folder = image_folder(recipe)
     cache_root().mkdir(parents=True, exist_ok=True)
     with build_lock(folder.with_name(folder.name + ".lock"), timeout=_LOCK_TIMEOUT):
         if (folder / "version").is_file():
@@ -108,9 +108,10 @@ def rootfs_tar(busybox: Path) -> bytes:
     return buffer.getvalue()
 
 
-def image_folder() -> Path:
-    """Where the image is cached: named by the digest of what it is made from."""
-    recipe = load_recipe(SUITE)
+def image_folder(recipe: HostRecipe | None = None) -> Path:
+    """Where the image is cached: named by the digest of what it is made from (`recipe`: SUITE's
+    host recipe, read unless given)."""
+    recipe = recipe or load_recipe(SUITE)
     return cache_root() / f"container-{recipe_key(PACKAGE, recipe.suite, recipe.mirror, PAGE, BUILD_VERSION)}"
 
 

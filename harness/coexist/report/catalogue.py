@@ -132,8 +132,8 @@ def rows(planned: Iterable[Planned], measured: Iterable[Row], *, against_record:
             for row in against_control(found, recorded)]
 
 
-# what a firewalld event may do to Docker's rules, from harmless to harmful (firewall.docker_rules)
-_DOCKER_RULES = ("kept", "re-made", "lost")
+# what a firewalld event may do to Docker's rules, from harmless to harmful (the key's own values)
+_DOCKER_RULES = KEYS["docker_rules"].allowed or ()
 
 
 def against_control(found: list[FixRow], recorded: dict[str, dict[str, str]] | None = None) -> list[FixRow]:
@@ -333,12 +333,8 @@ def write_index(out: Path, setups: list[str]) -> None:
         page_ += [f"<h2><a href=\"{e(name, quote=True)}/fixes.html\">{e(name)}</a></h2>",
                   f"<p>{e(table['setup']['summary'])} ({rows} rows, {table['wall_seconds']:.0f} s)</p><ul>"]
         for release in table["releases"]:
-            lines = _best_lines(table["best"][release])
-            md.append(f"- **{release}**:")
-            md += [f"  - {line}" + "".join(f"\n    - {fix}" for fix in fixes) for line, fixes in lines]
-            said = "".join(f"<li>{e(line)}" + (f"<ul>{''.join(f'<li>{e(fix)}</li>' for fix in fixes)}</ul>"
-                                                 if fixes else "") + "</li>" for line, fixes in lines)
-            page_.append(f"<li><b>{e(release)}</b><ul>{said}</ul></li>")
+            md += _best_markdown(release, table["best"][release])
+            page_.append(_best_html(release, table["best"][release]))
         md.append("")
         page_.append("</ul>")
     (out / "index.md").write_text("\n".join(md) + "\n")
@@ -396,6 +392,22 @@ def _best_lines(picked: dict[str, list[str]]) -> list[tuple[str, list[str]]]:
             for key, names in picked.items() if names]
 
 
+def _best_markdown(release: str, picked: dict[str, list[str]]) -> list[str]:
+    """A release's item of "Best per release" in markdown (the report's and the index's)."""
+    lines = [f"- **{release}**:"]
+    for line, fixes in _best_lines(picked):
+        lines += [f"  - {line}", *(f"    - {fix}" for fix in fixes)]
+    return lines
+
+
+def _best_html(release: str, picked: dict[str, list[str]]) -> str:
+    """A release's item of "Best per release" in HTML (the report's and the index's)."""
+    e = html.escape
+    said = "".join(f"<li>{e(line)}" + (f"<ul>{''.join(f'<li>{e(fix)}</li>' for fix in fixes)}</ul>"
+                                         if fixes else "") + "</li>" for line, fixes in _best_lines(picked))
+    return f"<li><b>{e(release)}</b><ul>{said}</ul></li>"
+
+
 def markdown(data: dict[str, Any]) -> str:
     setup = data["setup"]
     named = {r["fix"] for r in data["rows"]}
@@ -407,9 +419,7 @@ def markdown(data: dict[str, Any]) -> str:
              + f" The control, {CONTROL.name}, is the same steps with nothing applied." * control, "",
              "## Best per release", ""]
     for release in data["releases"]:
-        lines.append(f"- **{release}**:")
-        for line, fixes in _best_lines(data["best"][release]):
-            lines += [f"  - {line}", *(f"    - {fix}" for fix in fixes)]
+        lines += _best_markdown(release, data["best"][release])
     for release in data["releases"]:
         lines += ["", f"## {release}" + _main_versions(data, release), ""]
         if release in data["deviations"]:
@@ -475,11 +485,7 @@ def page(data: dict[str, Any]) -> str:
            f"<h1>coexist fix catalogue: setup <code>{e(setup['name'])}</code></h1>",
            f"<p>{e(setup['summary'])}. {len(data['rows'])} rows, {data['wall_seconds']:.0f} s.</p>",
            f"<p>{legend}</p>", "<h2>Best per release</h2><ul>"]
-    for release in data["releases"]:
-        said = "".join(f"<li>{e(line)}" + (f"<ul>{''.join(f'<li>{e(fix)}</li>' for fix in fixes)}</ul>"
-                                             if fixes else "") + "</li>"
-                       for line, fixes in _best_lines(data["best"][release]))
-        out.append(f"<li><b>{e(release)}</b><ul>{said}</ul></li>")
+    out += [_best_html(release, data["best"][release]) for release in data["releases"]]
     out.append("</ul>")
     for release in data["releases"]:
         out.append(f"<h2>{e(release)}</h2><p>{e(_main_versions(data, release)[2:])}</p>")
