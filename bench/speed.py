@@ -294,10 +294,9 @@ def matrix_figures() -> dict[str, Any]:
     for workers in (1, 2):
         with tempfile.TemporaryDirectory(prefix="coexist-bench-matrix-") as out:
             argv = [COEXIST, "matrix", str(SEED), "--release", "bookworm,trixie,forky",
-                    "--libvirt-backend", "default,nftables",
-                    "--start-order", "firewalld,dockerd,libvirt",
-                    "--start-order", "dockerd,libvirt,firewalld",
-                    "--after-fix", "firewalld-reload", "--after-fix", "dockerd-restart",
+                    "--libvirt-firewall-backend", "default,nftables",
+                    "--start-order", "firewalld+dockerd+libvirt,dockerd+libvirt+firewalld",
+                    "--after-fix", "firewalld-reload,dockerd-restart",
                     "--out", out, "-n", str(workers)]
             started = time.monotonic()
             done = subprocess.run(argv, capture_output=True, text=True)

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from coexist.base import about, interrupt, log
 from coexist.base.schema import part_of, suggest
@@ -126,19 +126,21 @@ def _interrupted(stop: interrupt.Interrupted) -> int:
     return stop.exit_code
 
 
+class _Parser(argparse.ArgumentParser):
+    """A bad command line is one line, as every other user error is (argparse prints the whole
+    usage first), with where to read more."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="coexist", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="coexist", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"coexist {about.version()}")
-    common = argparse.ArgumentParser(add_help=False)   # every subcommand's
-    detail = common.add_argument_group("output").add_mutually_exclusive_group()
-    detail.add_argument("-v", "--verbose", action="store_true",
-                        help="show every progress line, however deep (default: phases and steps)")
-    detail.add_argument("-q", "--quiet", action="store_true",
-                        help="show only the top-level progress lines, the verdict and errors")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser = functools.partial(sub.add_parser, parents=[common])  # type: ignore[method-assign]
-    run = sub.add_parser(
+    add = functools.partial(_with_output, sub.add_parser)   # a subcommand, with -v/-q
+    run = add(
         "run", help="run a scenario end to end and print the verdict",
         description="Build the scenario's host in a lab of its own with the real daemons, boot its "
                     "guests, take its steps, and print the verdict; logs, rulesets and the "
@@ -162,7 +164,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--accel", choices=ACCELS, default="auto",
                      help="guest accelerator: auto (KVM if a guest really boots under it here, else "
                           "TCG), or forced; as pytest's --coexist-accel (default: auto)")
-    check = sub.add_parser(
+    check = add(
         "check", help="validate scenario files without running anything",
         description="Load each scenario file as `run` would and say whether it is valid (one line "
                     "per error), and warn about commands that reach outside the lab. No root, "
@@ -171,7 +173,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="scenario files to validate, e.g. scenarios/*.toml")
     check.add_argument("--json", action="store_true",
                        help="print one JSON document (a record per file) instead of lines")
-    matrix = sub.add_parser(
+    matrix = add(
         "matrix", help="run scenarios crossed with axes; write a report",
         usage="coexist matrix [options] SCENARIO [SCENARIO ...] [-- PYTEST-ARGS]",
         description="Run scenario files crossed with the axes given, through pytest (each run a "
@@ -183,6 +185,10 @@ def _parser() -> argparse.ArgumentParser:
     axes = matrix.add_argument_group("axes", "each crosses the scenarios with its values")
     for axis in CROSSED:
         _add_axis(axes, axis)
+    axes.add_argument("--axis", action="append", default=[], metavar="NAME=VALUE[,VALUE...]",
+                      help="cross with these values of an axis, as pytest's --coexist-axis and "
+                           "`run --axis` write them (repeatable), e.g. --axis "
+                           "start_order=firewalld+dockerd+libvirt,dockerd+libvirt+firewalld")
     matrix.add_argument("--out", type=Path, default=None,
                         help="report folder (default: ./artifacts/matrix-<time>-<run id>)")
     matrix.add_argument("--shard", type=_shard, default=(1, 1), metavar="K/N",
@@ -191,7 +197,7 @@ def _parser() -> argparse.ArgumentParser:
     matrix.add_argument("-n", type=_workers, default=1, metavar="N",
                         help="run N labs at once (pytest-xdist workers), or 'auto': one per CPU "
                              "(default 1)")
-    fixes = sub.add_parser(
+    fixes = add(
         "fixes", help="measure the fix catalogue side by side on a setup; write a report",
         usage="coexist fixes [options] [-- PYTEST-ARGS]",
         description="Measure every fix of the catalogue (coexist/scenario/fixes.toml) on a host "
@@ -206,26 +212,28 @@ def _parser() -> argparse.ArgumentParser:
                     "matrix's own reports.",
         epilog="example: coexist fixes --release trixie,forky --fix seed-firewalld-direct,"
                "docker-user-libvirt -n 2;  the whole table, every setup: coexist fixes --setup all -n 4")
-    fixes.add_argument("--setup", default=["seed"], metavar="NAME[,NAME...]",
-                       type=lambda text: text.split(","),
-                       help="the hosts the fixes are measured on: seed (default), docker-first, bridged, "
-                            "or all (then a report folder per setup and an index of them)")
-    _add_axis(fixes, AXES["release"])
-    fixes.add_argument("--fix", action="append", default=[], metavar="FIX[,FIX...]",
-                       type=lambda text: text.split(","),
-                       help="measure only these fixes (repeatable; default: every fix of the catalogue)")
-    fixes.add_argument("--out", type=Path, default=None,
-                       help="report folder (default: ./artifacts/fixes-<time>-<run id>)")
-    fixes.add_argument("-n", type=_workers, default=1, metavar="N",
-                       help="run N labs at once (pytest-xdist workers), or 'auto' (default 1)")
-    fixes.add_argument("--cold", action="store_true",
-                       help="a fresh lab per fix (default: warm labs, one per release and worker, "
-                            "reset between fixes and the reset proven by a comparison "
-                            "with the fresh boot)")
-    fixes.add_argument("--shard", type=_shard, default=(1, 1), metavar="K/N",
-                       help="run part K of N of the runs (a deterministic split, for N machines); "
-                            "`coexist report merge` makes one report of the parts")
-    report = sub.add_parser(
+    measured = fixes.add_argument_group("what is measured")
+    running = fixes.add_argument_group("how it runs")
+    measured.add_argument("--setup", default=["seed"], metavar="NAME[,NAME...]",
+                          type=lambda text: text.split(","),
+                          help="the hosts the fixes are measured on: seed (default), docker-first, bridged, "
+                               "or all (then a report folder per setup and an index of them)")
+    _add_axis(measured, AXES["release"])
+    measured.add_argument("--fix", action="append", default=[], metavar="FIX[,FIX...]",
+                          type=lambda text: text.split(","),
+                          help="measure only these fixes (repeatable; default: every fix of the catalogue)")
+    running.add_argument("--out", type=Path, default=None,
+                         help="report folder (default: ./artifacts/fixes-<time>-<run id>)")
+    running.add_argument("-n", type=_workers, default=1, metavar="N",
+                         help="run N labs at once (pytest-xdist workers), or 'auto' (default 1)")
+    measured.add_argument("--cold", action="store_true",
+                          help="a fresh lab per fix (default: warm labs, one per release and worker, "
+                               "reset between fixes and the reset proven by a comparison "
+                               "with the fresh boot)")
+    running.add_argument("--shard", type=_shard, default=(1, 1), metavar="K/N",
+                         help="run part K of N of the runs (a deterministic split, for N machines); "
+                              "`coexist report merge` makes one report of the parts")
+    report = add(
         "report", help="make one report of several parts (shards)",
         description="Make one report of the parts of a sharded `coexist fixes` or `coexist matrix` "
                     "run (each part's folder, with its fixes.json or matrix.json): the rows of "
@@ -235,7 +243,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("parts", type=Path, nargs="+", metavar="PART",
                         help="the parts' report folders")
     report.add_argument("--out", type=Path, required=True, help="the merged report's folder")
-    shell = sub.add_parser(
+    shell = add(
         "shell", help="enter a lab that pytest --coexist-keep-lab kept (or its guest)",
         description="Enter a lab that `pytest --coexist-keep-lab` kept after a failed test: a shell on its "
                     "host (in all the lab's namespaces), or over SSH in its guest.",
@@ -245,13 +253,26 @@ def _parser() -> argparse.ArgumentParser:
     shell.add_argument("--role", default="guest", help="which guest, by its name (default: guest)")
     shell.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND",
                        help="run this command instead of an interactive shell")
-    images = sub.add_parser(
+    images = add(
         "images", help="build (or reuse) the host and guest images",
         description="Build the host image of a release (debootstrap and apt, about 0.7 GB) and "
                     "the guest image, or reuse them from the cache; print where they are.",
         epilog="example: sudo coexist images --release bookworm")
     images.add_argument("--release", choices=RELEASES, default="trixie",
                         help="the Debian release of the host image (default: trixie)")
+    return parser
+
+
+def _with_output(add_parser: Callable[..., argparse.ArgumentParser], *args: Any,
+                 **kwargs: Any) -> argparse.ArgumentParser:
+    """A subcommand's parser with every subcommand's -v/-q, under "output" (argparse's `parents`
+    loses the title of a group holding a mutually exclusive one)."""
+    parser = add_parser(*args, **kwargs)
+    detail = parser.add_argument_group("output").add_mutually_exclusive_group()
+    detail.add_argument("-v", "--verbose", action="store_true",
+                        help="show every progress line, however deep (default: phases and steps)")
+    detail.add_argument("-q", "--quiet", action="store_true",
+                        help="show only the top-level progress lines, the verdict and errors")
     return parser
 
 
@@ -276,26 +297,27 @@ def _workers(text: str) -> int:
 
 def _add_axis(group: argparse._ActionsContainer, axis: Axis, *, one: bool = False) -> None:
     """The flag of `axis` (coexist.scenario.axes), written as `--axis` writes its values: an
-    order's services or a list's events joined by '+', several values joined by ','; no or yes.
-    The matrix's is repeatable; `one`: a run's, one value (a yes/no flag alone means yes)."""
+    order's services or a list's events joined by '+', several values joined by ','; true or
+    false (a yes/no flag alone means true). The matrix's is repeatable; `one`: a run's, one value."""
     match axis.kind:
         case Kind.YES_NO:
-            example = "no,yes" if not one else "yes"
+            example = "false,true" if not one else "true"
         case Kind.ORDER:
             example = "+".join(axis.values) + ("" if one else "," + "+".join(reversed(axis.values)))
         case Kind.EVENTS:
             example = axis.values[0] + ("" if one else f"+{axis.values[1]},none")
         case _:
             example = axis.values[-1] if one else ",".join(axis.values[:2])
-    shape: dict[str, Any] = {"nargs": "?", "const": [True]} if one and axis.kind is Kind.YES_NO else {}
-    allowed = "no, yes" if axis.kind is Kind.YES_NO else ", ".join(axis.values) + (
+    shape: dict[str, Any] = {"nargs": "?", "const": [True]} if axis.kind is Kind.YES_NO else {}
+    allowed = "false, true; alone: true" if axis.kind is Kind.YES_NO else ", ".join(axis.values) + (
         ", none" if axis.kind is Kind.EVENTS else "")
     extra = f" ({allowed}{', or one the scenario defines' if axis.home is Home.GUEST else ''})"
     assert axis.flag is not None
-    group.add_argument(f"--{axis.flag}", dest=axis.name, type=_axis_values(axis),
-                       action="store" if one else "append", default=None if one else [],
-                       metavar=axis.flag.upper().replace("-", "_"),
-                       help=f"{axis.help}{extra}, e.g. --{axis.flag} {example}", **shape)
+    shape.update(dest=axis.name, type=_axis_values(axis), action="store" if one else "append",
+                 default=None if one else [], metavar=axis.name.upper())
+    group.add_argument(f"--{axis.flag}", help=f"{axis.help}{extra}, e.g. --{axis.flag} {example}", **shape)
+    if axis.old_flag:   # still taken, not shown
+        group.add_argument(f"--{axis.old_flag}", help=argparse.SUPPRESS, **shape)
 
 
 def _axis_values(axis: Axis) -> Callable[[str], list[Any]]:
@@ -310,7 +332,8 @@ def _axis_values(axis: Axis) -> Callable[[str], list[Any]]:
         if wrong:
             allowed = (*axis.values, "none") if axis.kind is Kind.EVENTS else axis.values
             shown = repr(wrong[0]) if wrong[0] else "an empty value"
-            raise argparse.ArgumentTypeError(f"{shown} in {text!r};{suggest(wrong[0], allowed)} "
+            within = "" if wrong[0] == text else f" in {text!r}"
+            raise argparse.ArgumentTypeError(f"{shown}{within};{suggest(wrong[0], allowed)} "
                                              f"allowed: {', '.join(allowed)}")
         if axis.kind is Kind.ORDER and any(len(set(order)) != len(order) for order in values):
             raise argparse.ArgumentTypeError(f"{text!r} names a service twice in one order")
@@ -450,6 +473,26 @@ def _one_value_each(options: list[str]) -> dict[str, Any]:
     return {name: values[0] for name, values in axes.items()}
 
 
+def _crossed_axes(options: list[str]) -> dict[str, list[Any]]:
+    """`matrix --axis` options: axes the matrix crosses, each value one of its own."""
+    from coexist.base.schema import unknown
+    from coexist.scenario.axes import axis_options
+
+    try:
+        axes = axis_options(options)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    crossed = {axis.name: axis for axis in CROSSED}
+    for name, values in axes.items():
+        if name not in crossed:
+            raise UserError(f"--axis {name}: {unknown('axis', name, crossed)}")
+        if wrong := crossed[name].unknown_items(values):
+            allowed = ", ".join(crossed[name].values)
+            raise UserError(f"--axis {name}: {wrong[0]!r} is not allowed;"
+                            f"{suggest(wrong[0], crossed[name].values)} allowed: {allowed}")
+    return axes
+
+
 def run_folder(root: Path, name: str) -> Path:
     """A new folder inside `root` for one run: <name>-<time>-<run id>, never shared by two runs."""
     root = root.resolve()
@@ -492,11 +535,17 @@ def _matrix(args: argparse.Namespace) -> int:
 
     options = [f"{axis.name}={axis.to_option([v for chunk in getattr(args, axis.name) for v in chunk])}"
                for axis in CROSSED if getattr(args, axis.name)]
+    by_axis = _crossed_axes(args.axis)
+    options += args.axis
+
+    def blamed(name: str, value: Any) -> str:
+        said = AXES[name].to_option([value])
+        return f"--axis {name}={said}" if name in by_axis else f"--{AXES[name].flag} {said}"
+
     try:
         variants = matrix.cross(scenarios, axes_from(options))
     except matrix.CrossError as error:   # blamed on the flags: each file alone was valid
-        raise UserError(error.blamed(lambda name, value: f"--{AXES[name].flag} "
-                                                         f"{AXES[name].to_option([value])}")) from None
+        raise UserError(error.blamed(blamed)) from None
     releases = sorted({v.host.release for v in variants})
     out = _report_folder(args.out, "matrix", releases)
     log.info(f"coexist matrix: {len(variants)} runs -> {out}" + (f", {args.n} at once" if args.n > 1 else ""))

@@ -349,7 +349,7 @@ def _axis_help() -> str:
     """--axis's help, from the axes' table (coexist.scenario.axes)."""
     from coexist.scenario.axes import CROSSED, Kind
 
-    single = [axis.name + (" (no,yes)" if axis.kind is Kind.YES_NO else "") for axis in CROSSED
+    single = [axis.name + (" (false,true)" if axis.kind is Kind.YES_NO else "") for axis in CROSSED
               if axis.kind in (Kind.CHOICE, Kind.YES_NO)]
     lists = [axis.name for axis in CROSSED if axis.kind in (Kind.ORDER, Kind.EVENTS)]
     return (f"cross scenario files with these values (repeatable): {', '.join(single)}, "
@@ -400,6 +400,15 @@ class _Progress:
     @pytest.hookimpl(optionalhook=True)   # an xdist hook: the controller collects nothing itself
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         self.collected = sum(".toml::" in nodeid for nodeid in ids)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_report_teststatus(self, report: pytest.TestReport) -> Generator[Any, Any, None]:
+        """No progress letter or word for a scenario item: its line below says it (the category
+        still counts in pytest's summary)."""
+        outcome = yield
+        if ".toml::" in report.nodeid:
+            category = outcome.get_result()[0]
+            outcome.force_result((category, "", ""))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if _is_worker(self.config) or ".toml::" not in report.nodeid:

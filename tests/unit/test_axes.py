@@ -24,7 +24,7 @@ BASE = parse({"scenario": {"name": "s", "summary": "s"},
               "step": [{"do": "boot"}, {"axis": "after_setup"}, {"axis": "after_fix"}]})
 # an axis value other than the default, as a flag writes it and as the scenario keeps it
 OTHER: dict[Kind, tuple[str, Any]] = {
-    Kind.YES_NO: ("yes", True), Kind.ORDER: ("dockerd+libvirt", ["dockerd", "libvirt"]),
+    Kind.YES_NO: ("true", True), Kind.ORDER: ("dockerd+libvirt", ["dockerd", "libvirt"]),
     Kind.EVENTS: ("guest-restart+host-reboot", ["guest-restart", "host-reboot"])}
 
 

@@ -28,7 +28,9 @@ def test_matrix_refuses_another_number_of_labs_in_one_line(
     with pytest.raises(SystemExit) as stopped:
         cli._parser().parse_args(["matrix", "scenarios", "-n", given])
     assert stopped.value.code == 2
-    assert capsys.readouterr().err.splitlines()[-1].endswith("a number of labs at once (1 or more), or auto")
+    [said] = capsys.readouterr().err.splitlines()   # one line, not argparse's usage first
+    assert said.startswith("coexist matrix: argument -n: ") and said.endswith(
+        "a number of labs at once (1 or more), or auto (see coexist matrix --help)")
 
 
 def _report(tmp_path: Path, *errors: str | None) -> Path:
@@ -55,7 +57,7 @@ SEED = Path(__file__).resolve().parents[2] / "scenarios" / "seed-firewalld-direc
     ("relase=bookworm", "coexist: --axis relase: unknown axis; did you mean 'release'? allowed: release, "),
     ("release=bookworm,forky", "coexist: --axis release: one value for a run (2 given); `coexist matrix` "
                                "crosses several"),
-    ("ipv6=maybe", "coexist: --axis 'ipv6=maybe': ipv6 is no or yes"),
+    ("ipv6=maybe", "coexist: --axis 'ipv6=maybe': ipv6 is true or false"),
     ("release", "coexist: --axis 'release': give NAME=VALUE[,VALUE...]"),
 ])
 def test_run_refuses_a_bad_axis_in_one_line_that_blames_the_flag(
@@ -218,6 +220,23 @@ def test_progress_shows_the_outline_unless_asked_for_more_or_less(
     assert capsys.readouterr().err.splitlines() == shown
 
 
+def test_a_step_inside_which_nothing_is_shown_is_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from coexist.base import log
+
+    def run(_args: object) -> int:
+        with log.step("quiet phase"):
+            log.debug("a command's own line")
+        with log.step("phase"), log.step("step"):
+            log.info("shown")
+        return 0
+
+    monkeypatch.setattr(cli, "_run", run)
+    assert cli.main(["run", str(SEED)]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        "- quiet phase (0.0s)", "- phase", "  - step", "    shown", "    (step: 0.0s)", "  (phase: 0.0s)"]
+
+
 def test_a_failure_is_shown_however_deep(monkeypatch: pytest.MonkeyPatch,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     from coexist.base import log
@@ -250,3 +269,34 @@ def test_shell_gets_its_own_command_not_the_whole_command_line(monkeypatch: pyte
     monkeypatch.setattr(cli, "_shell", lambda args: seen.setdefault("argv", args.argv) and 0)
     cli.main(["shell", "123.4-lab", "--", "ip -br link"])
     assert seen["argv"] in (["ip -br link"], ["--", "ip -br link"])   # the shell drops a leading --
+
+
+@pytest.mark.parametrize(("option", "said"), [
+    ("relase=trixie", "coexist: --axis relase: unknown axis; did you mean 'release'?"),
+    ("start_order=dockerd+libvrt", "coexist: --axis start_order: 'libvrt' is not allowed; did you mean 'libvirt'?"),
+    ("ipv6=maybe", "coexist: --axis 'ipv6=maybe': ipv6 is true or false"),
+])
+def test_matrix_axis_refuses_a_bad_axis_in_one_line(option: str, said: str,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["matrix", str(SEED), "--axis", option]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(said), line
+
+
+def test_matrix_axis_crosses_as_the_flags_do(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """`--axis NAME=VALUES` and the axis flags reach pytest alike (`--ipv6` alone: true; TOML's
+    true and the older yes are one value)."""
+    import pytest as pytest_module
+    seen: list[list[str]] = []
+    monkeypatch.setattr(cli, "_preflight", lambda **_: None)
+    monkeypatch.setattr(cli, "_partial", [])
+    monkeypatch.setattr(pytest_module, "main", lambda argv: seen.append(argv) or 5)
+    for axes in (["--axis", "ipv6=true", "--axis", "start_order=dockerd+libvirt,libvirt+dockerd"],
+                 ["--ipv6", "--start-order", "dockerd+libvirt,libvirt+dockerd"],
+                 ["--ipv6", "yes", "--start-order", "dockerd+libvirt", "--start-order", "libvirt+dockerd"]):
+        assert cli.main(["matrix", str(SEED), "--out", str(tmp_path), *axes]) == 2   # pytest ran nothing
+    crossed = [sorted(arg for arg in argv if arg.startswith("--coexist-axis=")) for argv in seen]
+    assert crossed[0] == ["--coexist-axis=ipv6=true", "--coexist-axis=start_order=dockerd+libvirt,libvirt+dockerd"]
+    assert crossed[1] == crossed[2] == crossed[0]
+    assert capsys.readouterr().err.count("before any scenario ran") == 3

@@ -134,7 +134,7 @@ def test_a_matrix_flag_that_a_scenario_refuses_is_blamed_on_the_flags(tmp_path: 
     assert cli.main(["check", str(mine)]) == 0
     assert cli.main(["matrix", str(mine), "--network", "nat2", "--ipv6", "yes"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("coexist: --network nat2 --ipv6 yes: network: networks mine and nat2 share a "
+    assert err.startswith("coexist: --network nat2 --ipv6 true: network: networks mine and nat2 share a "
                           "bridge"), err
     assert "{" not in err and "Traceback" not in err
 

@@ -167,9 +167,10 @@ def test_an_unreadable_file(tmp_path: Path) -> None:
     (["matrix", "scenarios", "--release", ","], "argument --release: an empty value in ','"),
     (["matrix", "scenarios", "--release", "trixie,sid"], "'sid' in 'trixie,sid'; allowed: bookworm"),
     (["matrix", "scenarios", "--start-order", "firewalld+firewalld"], "names a service twice"),
-    (["matrix", "scenarios", "--after-fix", "firewalld-explode"], "'firewalld-explode' in"),
-    (["matrix", "scenarios", "--libvirt-backend", "nft"], "'nft' in 'nft'; allowed: default"),
-    (["run", "scenarios/control-no-docker.toml", "--release", "buster"], "'buster' in 'buster'; allowed: bookworm"),
+    (["matrix", "scenarios", "--after-fix", "firewalld-explode"], "'firewalld-explode'; did you mean"),
+    (["matrix", "scenarios", "--libvirt-firewall-backend", "nft"], "'nft'; allowed: default"),
+    (["matrix", "scenarios", "--libvirt-backend", "nft"], "'nft'; allowed: default"),   # the old spelling
+    (["run", "scenarios/control-no-docker.toml", "--release", "buster"], "'buster'; allowed: bookworm"),
 ])
 def test_cli_values_outside_their_choices(argv: list[str], words: str,
                                           capsys: pytest.CaptureFixture[str]) -> None:
@@ -178,6 +179,7 @@ def test_cli_values_outside_their_choices(argv: list[str], words: str,
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1 and err.endswith(" --help)\n"), err   # no usage block
 
 
 def test_matrix_of_an_empty_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -266,6 +266,8 @@ def test_xdist_workers_hand_their_rows_to_the_controllers_matrix(
             "--coexist-axis", "start_order=firewalld+dockerd+libvirt,dockerd+libvirt+firewalld",
             "--coexist-artifacts", str(out))
         result.assert_outcomes(**{outcome: 2})
+        letters = [line for line in result.stdout.lines if re.fullmatch(r"[.FEsx]+( *\[ *\d+%\])?", line.strip())]
+        assert not letters, "a scenario item's own line says it; no progress letters beside it"
         said = {"failed": "UNEXPECTED", "skipped": "not applicable"}[outcome]
         result.stdout.fnmatch_lines([f"[[]1/2[]] seed-firewalld-direct[[]{release} libvirt:nftables order:*[]]: {said} (* s)",
                                      f"[[]2/2[]] seed-firewalld-direct[[]{release} libvirt:nftables order:*[]]: {said} (* s)"])

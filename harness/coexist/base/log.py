@@ -93,7 +93,18 @@ def info(message: str, *, always: bool = False) -> None:
     `always`: a failure is shown at any depth)."""
     deepest, nested = _shown[0], depth()
     level = logging.INFO if always or deepest is None or nested <= deepest else logging.DEBUG
+    if level == logging.INFO:
+        _say_open_steps()
     LOGGER.log(level, "%s%s", "  " * nested, message)
+
+
+def _say_open_steps() -> None:
+    """Before a line is shown inside them, the steps this thread is in that have not said
+    themselves yet do (outermost first)."""
+    for open_step in _nesting.steps:
+        if not open_step.said:
+            open_step.said = True
+            LOGGER.info("%s- %s", "  " * open_step.depth, open_step.message)
 
 
 def debug(message: str) -> None:
@@ -132,6 +143,10 @@ class Step:
     """`with step(message):` logs `message`, nests what happens inside, then logs how long it took
     or that it failed.
 
+    In an outline (show_depth), a step says itself when the first line inside it is shown, or
+    when a shown step starts inside it; a step inside which nothing is shown says itself once,
+    when it ends, with its time (`- message (0.4s)`: one line, not an opening and a closing).
+
     A plain object, not a generator: a signal's exception can be raised in any `__enter__` just
     before it returns, and then `with` never calls `__exit__`. A generator left like that was
     closed whenever its last reference went (when the exception was dropped, after coexist's
@@ -144,15 +159,19 @@ class Step:
         self._start = 0.0
         self._steps: list[Step] = []
         self._index = 0
-        self._leaf = False
+        self.depth = 0
+        self.said = False   # its opening line shown
 
     def __enter__(self) -> None:
-        # a step at the deepest depth shown says itself once, when it ends, with its time
-        self._leaf = _shown[0] is not None and depth() == _shown[0]
-        if self._leaf:
-            LOGGER.debug("%s- %s", "  " * depth(), self.message)
+        self.depth = depth()
+        deepest = _shown[0]
+        if deepest is None:   # every line shown: say it now
+            self.said = True
+            LOGGER.info("%s- %s", "  " * self.depth, self.message)
         else:
-            info(f"- {self.message}")
+            LOGGER.debug("%s- %s", "  " * self.depth, self.message)
+            if self.depth <= deepest:   # a shown step: the steps it is in say themselves now
+                _say_open_steps()
         self._start = time.monotonic()
         self._steps = _nesting.steps
         self._index = len(self._steps)
@@ -171,7 +190,7 @@ class Step:
         if index < len(steps) and steps[index] is self:
             del steps[index:]   # this step, and any entered inside it that never got to exit
         seconds = time.monotonic() - self._start
-        if kind is None and self._leaf:
+        if kind is None and not self.said:
             info(f"- {self.message} ({seconds:.1f}s)")
         elif kind is None:
             info(f"  ({self.message}: {seconds:.1f}s)")

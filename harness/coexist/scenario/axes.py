@@ -27,7 +27,7 @@ class Kind(Enum):
     """What an axis's value is, and so how a file, a flag and `--axis` write it."""
 
     CHOICE = "one of its values"
-    YES_NO = "true or false (no or yes on the command line)"
+    YES_NO = "true or false, as TOML writes it (on the command line also no or yes)"
     ORDER = "services in the order they start, each at most once (items joined by '+' in --axis)"
     EVENTS = "events in order (items joined by '+' in --axis; 'none' for no event)"
     DERIVED = "follows from another axis: [[case]] may match it, a matrix does not cross it"
@@ -50,7 +50,8 @@ class Axis:
     values: tuple[str, ...]   # allowed values (ORDER: its items; GUEST: besides the scenario's own)
     default: Any
     help: str                 # what it is, for the command line's help
-    flag: str | None = None   # `coexist matrix --<flag>` (None: not crossed)
+    flag: str | None = None   # `coexist matrix --<flag>`: its name with '-' for '_' (None: not crossed)
+    old_flag: str = ""        # an earlier spelling of the flag, still taken (not in the help)
     tag: str = ""             # how the label says it, before the value
     always: bool = False      # in every label, default or not
     label_at: int | None = None   # its place in the label (None: not in it)
@@ -91,15 +92,16 @@ class Axis:
 
     def from_option(self, text: str) -> list[Any]:
         """The values of `--axis NAME=<text>`: comma-separated; a list's items joined by '+',
-        'none' for an empty list; no or yes for a yes/no axis. ValueError: not so."""
+        'none' for an empty list; true or false for a yes/no axis, as TOML writes it (no or yes
+        too). ValueError: not so."""
         items = text.split(",")
         match self.kind:
             case Kind.ORDER | Kind.EVENTS:
                 return [[] if item == "none" else item.split("+") for item in items]
             case Kind.YES_NO:
-                if set(items) - {"no", "yes"}:
-                    raise ValueError(f"{self.name} is no or yes")
-                return [item == "yes" for item in items]
+                if set(items) - {*_TRUE, *_FALSE}:
+                    raise ValueError(f"{self.name} is true or false")
+                return [item in _TRUE for item in items]
         return list(items)
 
     def to_option(self, values: list[Any]) -> str:
@@ -110,7 +112,7 @@ class Axis:
             case Kind.EVENTS:
                 return ",".join("+".join(events) or "none" for events in values)
             case Kind.YES_NO:
-                return ",".join("yes" if value else "no" for value in values)
+                return ",".join("true" if value else "false" for value in values)
         return ",".join(values)
 
     def unknown_items(self, values: list[Any]) -> list[str]:
@@ -122,6 +124,9 @@ class Axis:
             case Kind.CHOICE if self.home is not Home.GUEST:
                 return [value for value in values if value not in self.values]
         return []
+
+
+_TRUE, _FALSE = ("true", "yes"), ("false", "no")   # a yes/no axis's value on the command line
 
 
 def _services(where: str, order: list[Any], allowed: tuple[str, ...]) -> tuple[Service, ...]:
@@ -141,7 +146,8 @@ AXES: dict[str, Axis] = {axis.name: axis for axis in (
          flag="release", always=True, label_at=0),
     Axis("libvirt_firewall_backend", Kind.CHOICE, Home.HOST, ("default", "iptables", "nftables"),
          "default", "libvirt's firewall backend (network.conf's firewall_backend)",
-         flag="libvirt-backend", tag="libvirt:", always=True, label_at=1),
+         flag="libvirt-firewall-backend", old_flag="libvirt-backend", tag="libvirt:", always=True,
+         label_at=1),
     Axis("firewalld_backend", Kind.CHOICE, Home.HOST, ("default", "nftables", "iptables"), "default",
          "firewalld's backend (firewalld.conf's FirewallBackend)", flag="firewalld-backend",
          tag="firewalld:", label_at=5),
