@@ -497,7 +497,8 @@ class ScenarioItem(pytest.Item):
             shutil.rmtree(folder, ignore_errors=True)
             row.verdict = run_scenario(self.variant, artifacts=folder,
                                        images=build_images(self.variant.host.release,
-                                                           self.variant.host.packages),
+                                                           self.variant.host.packages,
+                                                           upgrade_to=self.variant.upgrade_target()),
                                        accel=setting(self.config, "accel"), warm=self._warm_labs())
         except NotApplicable as error:
             row.unsupported = str(error)

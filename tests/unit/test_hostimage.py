@@ -218,7 +218,7 @@ def test_a_failed_build_command_shows_its_last_lines_and_where_the_rest_is(tmp_p
 
     build_log = tmp_path / "host-trixie-x.build.log"
     with open(build_log, "w") as sink, pytest.raises(CommandFailed) as failed:
-        hostimage._stream(["sh", "-c", "seq 1 100; echo 'E: Unable to locate package docker-cli'; exit 100"],
+        hostimage.stream(["sh", "-c", "seq 1 100; echo 'E: Unable to locate package docker-cli'; exit 100"],
                           shown="apt-get install docker-cli", sink=sink)
     output = str(failed.value)
     assert "E: Unable to locate package docker-cli" in output and "\n62\n" in output and "\n61\n" not in output

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from coexist.base.commands import Command, Result
 from coexist.host import firewalld
+from coexist.host.upgrade import Upgraded
 from coexist.net.connectivity import Connectivity, Probe
 from coexist.report.results import CommandRun, Settled, StepResult
 from coexist.run.measure import host_facts, wanted_facts
@@ -65,7 +66,8 @@ def measured(value: dict[str, Any]) -> StepResult:
                       checks=[CheckResult(c, c, holds) for c, holds in value["checks"].items()],
                       probes={p: CommandRun(p, 0 if ok else 1, "") for p, ok in value["probe"].items()},
                       unreverted=[] if value["reverted"] else ["+ a line"],
-                      docker_rules=(value["docker_rules"], "why"))
+                      docker_rules=(value["docker_rules"], "why"),
+                      upgrade=Upgraded("bookworm", "trixie", "keep", returncode=0 if value["upgrade_healthy"] else 100))
 
 
 def test_every_key_is_judged_and_worded_from_its_record() -> None:

@@ -35,7 +35,7 @@ def test_three_mistakes_are_three_lines_in_one_run(tmp_path: Path, capsys: pytes
     assert first == [
         "6: host.release: 'trixy' is not allowed; did you mean 'trixie'? allowed: bookworm, trixie, forky",
         "10: step[0].exepct: unknown key; did you mean 'expect'? allowed: id, do, run, event, fix, revert, "
-        "axis, params, expect, settle, note",
+        "axis, upgrade, params, expect, settle, note, conffiles",
         "13: step[1].fix: unknown fix 'seed-firewald-direct'; did you mean 'seed-firewalld-direct'? allowed: "
         "seed-firewalld-direct, docker-user-bridge, " + ", ".join(list(builtin())[2:]) + " (or define "
         "[fix.seed-firewald-direct])"]

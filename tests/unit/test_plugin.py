@@ -240,7 +240,7 @@ def run_scenario(scenario, *, artifacts, images, accel="auto", warm=None):
                    artifacts=str(artifacts))
 
 
-built.build_images = lambda release, packages=(): None
+built.build_images = lambda release, packages=(), upgrade_to=None: None
 runner.run_scenario = run_scenario
 preflight.before_labs = lambda **_: []
 """

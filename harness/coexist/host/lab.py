@@ -135,6 +135,7 @@ class Lab(Verbs):
         self.logdir = workdir / "logs"
         self.shares = dict(shares or {})
         self.deviations: list[str] = []   # ways this lab differs from a real host, for the verdict
+        self.upgraded = False   # upgraded in place (coexist.host.upgrade): no longer its image
         self.daemon_env: dict[Daemon, dict[str, str]] = {}   # per daemon, over the default env
         self._holder: Holder | None = None
         self.cgroup = cgroups.RunCgroup(self.owner, name)

@@ -258,7 +258,7 @@ class Testbed:
                     if exc_type is not None:
                         _carry_on("the firewall at failure", lambda: self.snapshot("x-at-failure"))
                     _carry_on("the logs", lambda: save_logs(self.lab, self.wan, artifacts))
-                if exc_type is None:
+                if exc_type is None and not self.lab.upgraded:   # an upgraded libvirt's is not the image's
                     _carry_on("libvirt's qemu probe", lambda: qemucaps.keep(self.lab))
                 _carry_on("the lab", lambda: self.lab.__exit__(exc_type, exc, tb))
                 self._lab = None

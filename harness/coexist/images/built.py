@@ -1,5 +1,6 @@
 """The images a lab needs, built (or found in the cache) together: the host's root filesystem for
-a release, the guest's kernel and initramfs, and the containers' busybox root filesystem."""
+a release, the guest's kernel and initramfs, the containers' busybox root filesystem, and for a
+scenario that upgrades its host, the packages of the upgrade."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from coexist.base import log
 from coexist.images.containerimage import ContainerImage, build_container_image
 from coexist.images.guestimage import GuestImage, build_guest_image
 from coexist.images.hostimage import HostImage, build_host_image
+from coexist.images.upgradeset import UpgradeSet, prepare_upgrade
 
 
 @dataclass(frozen=True)
@@ -17,11 +19,16 @@ class Images:
     host: HostImage
     guest: GuestImage
     container: ContainerImage
+    upgrade: UpgradeSet | None = None   # the host's release to the next one (an upgrade step)
 
 
-def build_images(release: str, packages: Sequence[str] = ()) -> Images:
+def build_images(release: str, packages: Sequence[str] = (), *, upgrade_to: str | None = None) -> Images:
     """The host image of `release` (with `packages` besides its recipe's: a scenario's
-    `[host] packages`), the guest image and the container image, each built unless cached."""
+    `[host] packages`), the guest image and the container image, and the packages of the host's
+    upgrade to `upgrade_to`, each built unless cached."""
     extra = f", with {', '.join(packages)}" if packages else ""
-    with log.step(f"images: host ({release}{extra}), guest and container"):
-        return Images(build_host_image(release, packages), build_guest_image(), build_container_image())
+    upgrade = f", the upgrade to {upgrade_to}" if upgrade_to else ""
+    with log.step(f"images: host ({release}{extra}), guest and container{upgrade}"):
+        host = build_host_image(release, packages)
+        return Images(host, build_guest_image(), build_container_image(),
+                      prepare_upgrade(host, upgrade_to) if upgrade_to else None)

@@ -47,6 +47,7 @@ RECIPE_VERSION = "1"
 DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 
 MANIFEST_PATH = "etc/coexist-image.json"  # inside the root
+NETWORK_CONF_STUB = "# Added by coexist: this libvirt predates network.conf.\n"   # on bookworm
 COMPLETE_MARKER = ".coexist-complete"  # at the top of the root, written last
 MANIFEST_PACKAGES = (
     "docker.io", "containerd", "runc", "libvirt-daemon", "qemu-system-x86",
@@ -54,7 +55,7 @@ MANIFEST_PACKAGES = (
 )  # fmt: skip
 
 _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_ENV = {
+BUILD_ENV = {
     "PATH": _PATH,
     "HOME": "/root",
     "LANG": "C.UTF-8",
@@ -62,16 +63,16 @@ _ENV = {
     "DEBCONF_NONINTERACTIVE_SEEN": "true",
 }
 _LOCK_TIMEOUT = 3600.0
-_PRIVATE_MOUNTS = ("unshare", "--mount", "--propagation", "private", "--")
+PRIVATE_MOUNTS = ("unshare", "--mount", "--propagation", "private", "--")
 _FIELDS = {"suite", "script", "mirror", "check_valid_until", "packages"}
 _PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 _OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
 
 _TAIL = 40   # lines of a failed build command's output shown; all of it is in the build's log
 
-# Entered as `sh -c _ENTER_ROOT enter-root <root> <command...>` inside `unshare --mount
+# Entered as `sh -c ENTER_ROOT enter-root <root> <command...>` inside `unshare --mount
 # --propagation private`: every mount below vanishes with that namespace, whatever happens.
-_ENTER_ROOT = """set -e
+ENTER_ROOT = """set -e
 root=$1; shift
 mount -t proc proc "$root/proc"
 mount --bind "$root/proc/sys" "$root/proc/sys"
@@ -186,11 +187,11 @@ def build_host_image(release: str = "trixie", extra: Sequence[str] = ()) -> Host
                 (staging / COMPLETE_MARKER).write_text(f"{recipe.key}\n")
                 staging.rename(final)
             except BaseException:
-                _remove_tree(staging)
+                remove_tree(staging)
                 raise
             finally:
-                _ensure_unmounted(staging)
-                _ensure_unmounted(final)
+                ensure_unmounted(staging)
+                ensure_unmounted(final)
             log.info(", ".join(f"{name} {version}" for name, version in manifest.items()))
     return HostImage(release, final, manifest)
 
@@ -264,10 +265,10 @@ def _discard_leftovers(final: Path) -> None:
     """Remove what an interrupted build of this key left (we hold its lock)."""
     for leftover in sorted(final.parent.glob(f".{final.name}.*.tmp")):
         log.info(f"removing an interrupted build: {leftover}")
-        _remove_tree(leftover)
+        remove_tree(leftover)
     if final.exists():  # present but without its marker: never finished
         log.info(f"removing an incomplete image: {final}")
-        _remove_tree(final)
+        remove_tree(final)
 
 
 def debootstrap_argv(recipe: HostRecipe, root: Path, keyring: Path | None = DEBIAN_KEYRING) -> list[str]:
@@ -285,8 +286,8 @@ def _bootstrap(recipe: HostRecipe, root: Path, sink: IO[str]) -> None:
     argv = debootstrap_argv(recipe, root)
     with log.step(f"debootstrap {recipe.suite} (minbase)"):
         # debootstrap mounts proc and sys in the target itself: keep those mounts private too.
-        _stream([*_PRIVATE_MOUNTS, *argv], shown=shlex.join(argv), sink=sink, progress=_Stages())
-        _ensure_unmounted(root)
+        stream([*PRIVATE_MOUNTS, *argv], shown=shlex.join(argv), sink=sink, progress=_Stages())
+        ensure_unmounted(root)
 
 
 class _Stages:
@@ -359,14 +360,14 @@ def _install_packages(recipe: HostRecipe, root: Path, sink: IO[str]) -> None:
             )
         _in_root(root, [*apt, "clean"], sink=sink)
     finally:
-        _ensure_unmounted(root)
+        ensure_unmounted(root)
 
 
 def _add_lab_tweaks(root: Path) -> None:
     """What the lab expects to find in every root, whatever the release ships."""
     network_conf = root / "etc/libvirt/network.conf"
     if not network_conf.exists():  # libvirt < 10.4 (bookworm) reads none; keep one path for all
-        network_conf.write_text("# Added by coexist: this libvirt predates network.conf.\n")
+        network_conf.write_text(NETWORK_CONF_STUB)
     (root / "etc/docker").mkdir(exist_ok=True)
 
 
@@ -386,7 +387,7 @@ def _write_manifest(recipe: HostRecipe, root: Path) -> dict[str, str]:
     fields = "-f=${Package}\\t${Version}\\t${db:Status-Abbrev}\\n"
     extra = [p for p in recipe.packages if p not in load_recipe(recipe.release).packages]
     query = ["chroot", str(root), "dpkg-query", "-W", fields, *MANIFEST_PACKAGES, *extra]
-    output = run(query, env=_ENV, where=f"host image {recipe.release}").output
+    output = run(query, env=BUILD_ENV, where=f"host image {recipe.release}").output
     packages: dict[str, str] = {}
     for line in output.splitlines():
         name, version, status = line.split("\t")
@@ -409,12 +410,12 @@ def _write_manifest(recipe: HostRecipe, root: Path) -> dict[str, str]:
 def _in_root(root: Path, argv: Sequence[str], *, timeout: float = 1800, sink: IO[str],
              progress: Callable[[str], None] | None = None) -> str:
     """Run `argv` chrooted in `root`, in a private mount namespace with proc and /dev mounted."""
-    enter = [*_PRIVATE_MOUNTS, "sh", "-c", _ENTER_ROOT, "enter-root", str(root)]
-    return _stream([*enter, *argv], shown=f"chroot {root} {shlex.join(argv)}", timeout=timeout,
+    enter = [*PRIVATE_MOUNTS, "sh", "-c", ENTER_ROOT, "enter-root", str(root)]
+    return stream([*enter, *argv], shown=f"chroot {root} {shlex.join(argv)}", timeout=timeout,
                    sink=sink, progress=progress)
 
 
-def _stream(argv: Sequence[str], *, shown: str, timeout: float = 1800, sink: IO[str],
+def stream(argv: Sequence[str], *, shown: str, timeout: float = 1800, sink: IO[str],
             progress: Callable[[str], None] | None = None) -> str:
     """Run `argv`, its output line by line into `sink` (the build's log) and to `progress`; raise
     CommandFailed on failure, with the output's last lines and where the rest is."""
@@ -429,7 +430,7 @@ def _stream(argv: Sequence[str], *, shown: str, timeout: float = 1800, sink: IO[
         stdin=subprocess.DEVNULL,
         text=True,
         errors="replace",
-        env=_ENV,
+        env=BUILD_ENV,
         start_new_session=True,  # a process group of its own, to kill on timeout or interrupt
     )
     killer = threading.Timer(timeout, _kill_group, (proc.pid,))
@@ -477,7 +478,7 @@ def _mounts_under(path: Path) -> list[str]:
     return sorted(found, key=len, reverse=True)
 
 
-def _ensure_unmounted(path: Path) -> None:
+def ensure_unmounted(path: Path) -> None:
     """Check that nothing is left mounted under `path`; detach it if something is, and say so."""
     leftovers = _mounts_under(path)
     if not leftovers:
@@ -490,11 +491,11 @@ def _ensure_unmounted(path: Path) -> None:
         raise HostImageError(f"cannot unmount {', '.join(still)}")
 
 
-def _remove_tree(path: Path) -> None:
+def remove_tree(path: Path) -> None:
     """Delete a (partial) root, never through a mount: a bound /dev or /proc must not be emptied."""
     if not path.exists():
         return
-    _ensure_unmounted(path)
+    ensure_unmounted(path)
     shutil.rmtree(path)
 
 

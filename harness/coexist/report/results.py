@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from coexist.host.upgrade import Upgraded
 from coexist.net.connectivity import Connectivity, Probe
 from coexist.scenario.fixes import CheckResult
 from coexist.scenario.keys import KEYS, PROBES, Source
@@ -61,6 +62,7 @@ class StepResult:
     probes: dict[str, CommandRun] = field(default_factory=dict)   # the scenario's own, by id
     unreverted: list[str] | None = None   # a revert step: lines not as before the fix (+ more, - fewer)
     docker_rules: tuple[str, str] | None = None   # a firewalld event's step: kept/re-made/lost, why
+    upgrade: Upgraded | None = None   # an upgrade step: what it did, its health
     seconds: float = 0.0
 
     @property
@@ -81,7 +83,8 @@ class StepResult:
                "checks": {c.id: c.holds for c in self.checks},
                "probe": {name: run.returncode == 0 for name, run in self.probes.items()},
                "reverted": None if self.unreverted is None else not self.unreverted,
-               "docker_rules": self.docker_rules[0] if self.docker_rules else None}
+               "docker_rules": self.docker_rules[0] if self.docker_rules else None,
+               "upgrade_healthy": self.upgrade.healthy if self.upgrade is not None else None}
         return own[key] if key in own else (self.facts or {}).get(key)
 
     def mismatches(self) -> list[str]:
@@ -142,6 +145,7 @@ class StepResult:
                 "added": self.added, "unreverted": self.unreverted,
                 "docker_rules": list(self.docker_rules) if self.docker_rules else None,
                 "probes": {name: asdict(run) for name, run in self.probes.items()},
+                "upgrade": self.upgrade.to_json() if self.upgrade is not None else None,
                 "seconds": round(self.seconds, 1), "mismatches": self.mismatches()}
 
     @classmethod
@@ -159,6 +163,7 @@ class StepResult:
             added=list(data.get("added", [])), unreverted=data.get("unreverted"),
             docker_rules=tuple(data["docker_rules"]) if data.get("docker_rules") else None,
             probes={name: CommandRun(**run) for name, run in data.get("probes", {}).items()},
+            upgrade=Upgraded.from_json(data["upgrade"]) if data.get("upgrade") else None,
             seconds=data["seconds"])
 
 

@@ -194,6 +194,8 @@ def _render_step(number: int, result: StepResult) -> list[str]:
     if result.unreverted:
         lines.append(f"      [{step.id}] not as before the fix: {len(result.unreverted)} ruleset line(s)")
         lines += [f"          {line}" for line in result.unreverted[:8]]
+    if result.upgrade is not None:
+        lines += [f"      [{step.id}] {line}" for line in result.upgrade.lines()]
     if isinstance(step, ApplyFix):
         lines.append(f"      [{step.id}] ruleset lines the step added: {len(result.added) or 'none'}")
         lines += [f"          {line}" for line in result.added[:8]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ import docker.errors
 from coexist.base import interrupt, log
 from coexist.guest.accel import AccelDecision
 from coexist.guest.guest import Guest, accel_for, guest_for
-from coexist.host import containers, firewall
+from coexist.host import containers, firewall, upgrade
 from coexist.host.daemons import Daemon, NotApplicable
 from coexist.host.hostconfig import HostSettings
 from coexist.host.testbed import Testbed
@@ -36,6 +37,7 @@ from coexist.scenario.steps import (
     Measure,
     RevertFix,
     Step,
+    Upgrade,
     touches_firewalld,
 )
 
@@ -141,6 +143,14 @@ class Run:
                 case RevertFix(fix=fix):
                     self.lab.check_needs(fix)
                     result.commands = self._commands(fix.revert)
+                case Upgrade(target=target, conffiles=conffiles):
+                    prepared = self.images.upgrade
+                    if prepared is None or prepared.target != target:
+                        raise ValueError(f"the images hold no upgrade to {target}: "
+                                         "build_images(..., upgrade_to=scenario.upgrade_target())")
+                    result.upgrade = upgrade.upgrade(self.lab, prepared, conffiles,
+                                                     self.artifacts / f"{number:02d}-{step.id}-apt.log")
+                    self.bed.plan = dataclasses.replace(self.bed.plan, release=target)
                 case _:
                     assert_never(step)
             self._measure(step, result, number)
@@ -238,12 +248,15 @@ def run_scenario(scenario: Scenario, *, artifacts: Path, images: Images | None =
         raise NotApplicable(why)
     started = time.monotonic()
     artifacts.mkdir(parents=True, exist_ok=True)
-    images = images or build_images(scenario.host.release, scenario.host.packages)
+    images = images or build_images(scenario.host.release, scenario.host.packages,
+                                    upgrade_to=scenario.upgrade_target())
     missing = [p for p in scenario.host.packages if p not in images.host.manifest]
     if missing:
         raise ValueError(f"the host image given has not {', '.join(missing)} ([host] packages): "
                          "build_images(release, packages)")
     built = time.monotonic()
+    if scenario.upgrade_target() is not None:
+        warm = None   # an upgraded host is no longer the one a warm lab is reset to
     if warm is None:
         with ExitStack() as stack:
             bed = stack.enter_context(Testbed(scenario.host_plan(), images, artifacts=artifacts))

@@ -34,6 +34,7 @@ from coexist.host import guestnet
 from coexist.host.daemons import Service
 from coexist.host.guestnet import GuestNetwork, NetworkSpec
 from coexist.host.testbed import HostPlan
+from coexist.images.upgradeset import next_release
 from coexist.scenario import fixes
 from coexist.scenario.axes import AXES, EVENT_AXES, HOST_AXES, IN_LABEL, Home
 from coexist.scenario.events import Event
@@ -48,6 +49,7 @@ from coexist.scenario.steps import (
     AxisEvents,
     RevertFix,
     Step,
+    Upgrade,
     events_of,
     parse_steps,
     touches_firewalld,
@@ -155,7 +157,14 @@ class Scenario:
         if (why := host_not_applicable(self.host)) is not None:
             return why
         running, enabled = set(self.host.start_order), list(self.host.start_order)
+        release = self.host.release   # an upgrade step makes it the next one
         for step in self.steps:
+            if isinstance(step, Upgrade):
+                if step.target != next_release(release):
+                    after = next_release(release)
+                    return (f"step {step.id}: upgrade to {step.target}: the release after {release} is "
+                            + (after if after else "not one coexist builds"))
+                release = step.target
             for event in events_of(step):
                 need = event.needs
                 if need is not None and need not in running:
@@ -164,7 +173,7 @@ class Scenario:
                              "host.start_order does not start"))
                 _systemctl(event, running, enabled)
             if isinstance(step, ApplyFix) and (
-                    why := settings_not_applicable(self.host.release, step.fix.settings)
+                    why := settings_not_applicable(release, step.fix.settings)
                     or _order_not_applicable(step.fix, self.host.start_order)):
                 return f"step {step.id}: fix {step.fix.name}: {why}"
             if isinstance(step, ApplyFix | RevertFix):
@@ -181,6 +190,10 @@ class Scenario:
             return ("a [[probe]] with where = \"container\" needs dockerd: in host.start_order, or "
                     "started by an event (while it is not running, the probe fails)")
         return None
+
+    def upgrade_target(self) -> str | None:
+        """The release an upgrade step takes the host to (None: it has none)."""
+        return next((step.target for step in self.steps if isinstance(step, Upgrade)), None)
 
     def label(self) -> str:
         """A short description of the axis values, for reports."""
@@ -550,7 +563,7 @@ def _check_consistency(scenario: Scenario) -> None:
                Need.ISOLATION: scenario.workload.isolated_networks,
                Need.IPV6: ipv6 or any(c.match.get("ipv6") for c in scenario.cases),
                Need.FIX_STEP: isinstance(step, ApplyFix), Need.REVERT_STEP: isinstance(step, RevertFix),
-               Need.FIREWALLD_EVENT: touches_firewalld(step)}
+               Need.FIREWALLD_EVENT: touches_firewalld(step), Need.UPGRADE_STEP: isinstance(step, Upgrade)}
         probed = set(scenario.workload.probes)
         for expect, where in [(step.expect, f"step[{index}].expect"),
                               *[(c.expect[step.id], f"case[{i}].expect.{step.id}")

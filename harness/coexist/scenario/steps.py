@@ -25,7 +25,7 @@ from coexist.base.schema import (
     unknown,
     within,
 )
-from coexist.scenario.axes import EVENT_AXES
+from coexist.scenario.axes import EVENT_AXES, RELEASES
 from coexist.scenario.events import EVENTS as EVENTS  # re-exported: the steps' events
 from coexist.scenario.events import Event as Event
 from coexist.scenario.events import event_list
@@ -166,7 +166,26 @@ class AxisEvents(StepBase):
         return self.axis.replace("_", "-")
 
 
-Step = Boot | Measure | Admin | Events | ApplyFix | RevertFix | AxisEvents
+@dataclass(frozen=True)
+class Upgrade(StepBase):
+    """`upgrade = "<release>"`: the running host upgraded in place to the next Debian release
+    (apt full-upgrade from packages prepared beforehand; no daemon restarted: a `host-reboot`
+    step after it starts the new ones), `conffiles = "keep"` (dpkg's and ucf's: keep the admin's
+    changed files) or `"new"` (take the package's)."""
+
+    target: str
+    conffiles: str = "keep"
+    kind: ClassVar[str] = "upgrade"
+
+    def label(self) -> str:
+        return f"upgrade to {self.target} (apt full-upgrade; conffiles: {self.conffiles})"
+
+    def default_id(self) -> str:
+        return "upgrade"
+
+
+Step = Boot | Measure | Admin | Events | ApplyFix | RevertFix | AxisEvents | Upgrade
+CONFFILES = ("keep", "new")   # an upgrade step's conffile policy
 
 
 def touches_firewalld(step: Step) -> bool:
@@ -246,15 +265,23 @@ def _axis(value: Any, at: _At) -> Step:
     return AxisEvents(axis)
 
 
+def _upgrade(value: Any, at: _At) -> Step:
+    if any(isinstance(s, Upgrade) for s in at.earlier):
+        raise FieldError(f"{at.where}.upgrade", "a second upgrade step (one upgrade per scenario)")
+    target = choice(f"{at.where}.upgrade", value, RELEASES)
+    conffiles = choice(f"{at.where}.conffiles", at.table.get("conffiles", "keep"), CONFFILES)
+    return Upgrade(target, conffiles)
+
+
 # a step table's key -> the TOML type of its value, and what makes the step of it (in the order
 # the error for a step of no kind lists them)
 _KINDS: dict[str, tuple[type | tuple[type, ...], Callable[[Any, _At], Step]]] = {
     "do": (str, _do), "run": (list, _run), "event": ((str, list), _event), "fix": (str, _apply),
-    "revert": (str, _revert), "axis": (str, _axis)}
+    "revert": (str, _revert), "axis": (str, _axis), "upgrade": (str, _upgrade)}
 STEP_KINDS = tuple(_KINDS)
 _STEP_FIELDS: dict[str, type | tuple[type, ...]] = {
     "id": str, **{kind: spec[0] for kind, spec in _KINDS.items()}, "params": dict, "expect": dict,
-    "settle": (int, float), "note": str}
+    "settle": (int, float), "note": str, "conffiles": str}
 
 
 def parse_steps(tables: list[Any], known_fixes: dict[str, Fix], guests: tuple[str, ...], *,
@@ -294,6 +321,8 @@ def _step(index: int, table: Any, steps: list[Step], known_fixes: dict[str, Fix]
         step = _KINDS[kind][1](table[kind], _At(where, index, steps, known_fixes, table, complete))
         if "params" in table and not isinstance(step, ApplyFix | RevertFix):
             raise FieldError(f"{where}.params", "only with fix = or revert =")
+        if "conffiles" in table and not isinstance(step, Upgrade):
+            raise FieldError(f"{where}.conffiles", "only with upgrade =")
     settle = table.get("settle", SETTLE_DEFAULT)
     with found.part():
         if not 1 <= settle <= 300:

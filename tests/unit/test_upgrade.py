@@ -1,0 +1,88 @@
+"""An upgrade step without a lab: the language (its step, where it applies), apt's plan read, the
+upgrade's health and how the verdict says it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from coexist.base.schema import ScenarioError
+from coexist.host.upgrade import Upgraded
+from coexist.images.upgradeset import next_release, parse_plan
+from coexist.scenario.model import parse
+from coexist.scenario.steps import Upgrade
+
+
+def scenario(release: str, *steps: dict[str, Any]) -> Any:
+    return parse({"scenario": {"name": "s", "summary": "s"}, "host": {"release": release},
+                  "step": [{"do": "boot"}, *steps]})
+
+
+def test_the_next_release_is_the_one_coexist_builds_after_it() -> None:
+    assert [next_release(r) for r in ("bookworm", "trixie", "forky")] == ["trixie", "forky", None]
+
+
+def test_apt_s_full_upgrade_says_what_each_package_becomes() -> None:
+    plan = """NOTE: This is only a simulation!
+Inst docker.io [20.10.24+dfsg1-1+b3] (26.1.5+dfsg1-9+deb13u1 Debian:13.2/stable [amd64]) []
+Inst docker-cli (26.1.5+dfsg1-9+deb13u1 Debian:13.2/stable [amd64])
+Conf docker.io (26.1.5+dfsg1-9+deb13u1 Debian:13.2/stable [amd64])
+Remv libip4tc2 [1.8.9-2]
+"""
+    assert parse_plan(plan) == {"docker.io": "26.1.5+dfsg1-9+deb13u1", "docker-cli": "26.1.5+dfsg1-9+deb13u1"}
+
+
+def test_an_upgrade_step_names_the_release_and_a_conffile_policy() -> None:
+    [_, step, _] = scenario("bookworm", {"upgrade": "trixie"}, {"event": "host-reboot"}).steps
+    assert isinstance(step, Upgrade) and (step.id, step.target, step.conffiles) == ("upgrade", "trixie", "keep")
+    assert step.label() == "upgrade to trixie (apt full-upgrade; conffiles: keep)"
+    new = scenario("bookworm", {"upgrade": "trixie", "conffiles": "new"}).steps[1]
+    assert isinstance(new, Upgrade) and new.conffiles == "new"
+
+
+@pytest.mark.parametrize(("steps", "said"), [
+    ([{"upgrade": "trixie", "conffiles": "old"}], "step[1].conffiles: 'old' is not allowed"),
+    ([{"upgrade": "trixy"}], "step[1].upgrade: 'trixy' is not allowed; did you mean 'trixie'?"),
+    ([{"run": ["true"], "conffiles": "keep"}], "step[1].conffiles: only with upgrade ="),
+    ([{"upgrade": "trixie"}, {"upgrade": "forky"}], "step[2].upgrade: a second upgrade step"),
+    ([{"upgrade": "trixie", "expect": {"upgrade_healthy": True}}, {"do": "measure",
+      "expect": {"upgrade_healthy": True}}], "step[2].expect.upgrade_healthy: only on an upgrade step"),
+])
+def test_an_upgrade_step_refuses_what_it_cannot_do_in_one_line(steps: list[dict[str, Any]], said: str) -> None:
+    with pytest.raises(ScenarioError) as refused:
+        scenario("bookworm", *steps)
+    assert said in str(refused.value)
+
+
+def test_an_upgrade_applies_only_from_the_release_before_it() -> None:
+    upgrading = scenario("bookworm", {"upgrade": "trixie"})
+    assert upgrading.not_applicable() is None and upgrading.upgrade_target() == "trixie"
+    assert upgrading.variant(release="trixie").not_applicable() == (
+        "step upgrade: upgrade to trixie: the release after trixie is forky")
+    assert upgrading.variant(release="forky").not_applicable() == (
+        "step upgrade: upgrade to trixie: the release after forky is not one coexist builds")
+    with pytest.raises(ScenarioError, match="cannot run as written: step upgrade: upgrade to trixie"):
+        scenario("trixie", {"upgrade": "trixie"})
+    assert scenario("bookworm").upgrade_target() is None
+
+
+def test_a_fix_after_the_upgrade_is_checked_against_the_new_release() -> None:
+    fix = {"fix": "docker-ip-forward-no-drop"}   # daemon.json's ip-forward-no-drop: Docker 28 (forky) only
+    with pytest.raises(ScenarioError, match="known on forky only, not on trixie"):
+        scenario("trixie", fix)
+    assert scenario("trixie", {"upgrade": "forky"}, fix).not_applicable() is None
+
+
+def test_an_upgrade_is_healthy_only_when_apt_dpkg_and_the_plan_agree() -> None:
+    done = Upgraded("bookworm", "trixie", "keep", seconds=95.2,
+                    versions={"docker.io": ("20.10.24+dfsg1-1+b3", "26.1.5+dfsg1-9+deb13u1")},
+                    config={"etc/docker/daemon.json": "kept"})
+    assert done.healthy
+    assert done.lines() == [
+        "upgrade bookworm -> trixie (conffiles: keep): apt exit 0 in 95s; healthy: yes",
+        "  docker.io 20.10.24+dfsg1-1+b3 -> 26.1.5+dfsg1-9+deb13u1",
+        "  /etc/docker/daemon.json: kept"]
+    for broken in ({"returncode": 100}, {"audit": "The following packages are only half configured"},
+                   {"not_installed": ["iU firewalld"]}, {"differ": ["runc 1.1.5 (planned 1.1.15)"]}):
+        assert not Upgraded("bookworm", "trixie", "keep", **broken).healthy   # type: ignore[arg-type]
+    assert Upgraded.from_json(done.to_json()) == done
