@@ -57,7 +57,7 @@ class Upgraded:
     audit: str = ""                                     # `dpkg --audit`: empty when healthy
     not_installed: list[str] = field(default_factory=list)   # `<status> <package>` not ii/rc
     versions: dict[str, tuple[str, str]] = field(default_factory=dict)   # the manifest's: before, after
-    differ: list[str] = field(default_factory=list)    # packages whose version is not apt's plan
+    differ: list[str] = field(default_factory=list)    # versions not apt's plan, or not the target image's
     config: dict[str, str] = field(default_factory=dict)   # /etc file the scenario changed -> its fate
     log: str = ""                                       # apt's whole output, in the artifacts
 
@@ -84,7 +84,7 @@ class Upgraded:
         if self.audit:
             said.append("  dpkg --audit: " + " / ".join(self.audit.strip().splitlines()[:3]))
         said += [f"  not fully installed: {line}" for line in self.not_installed[:10]]
-        said += [f"  not apt's planned version: {line}" for line in self.differ[:10]]
+        said += [f"  not the version expected: {line}" for line in self.differ[:10]]
         said += [f"  /{path}: {fate}" for path, fate in self.config.items()]
         return said
 
@@ -124,6 +124,9 @@ def upgrade(lab: Lab, prepared: UpgradeSet, conffiles: str, log_file: Path) -> U
     done.differ = [f"{name} {after.get(name, ('none', ''))[0]} (planned {version})"
                    for name, version in prepared.candidates.items()
                    if after.get(name, ("", ""))[0] != version]
+    done.differ += [f"{name} {after.get(name, ('none', ''))[0]} ({prepared.target}'s image has {version})"
+                    for name, version in prepared.image_manifest.items()
+                    if after.get(name, ("", ""))[0] != version]
     done.config = {path: _fate(lab, path, text) for path, text in changed.items()}
     manifest = {name: after[name][0] for name in MANIFEST_PACKAGES if name in after}
     lab.image = dataclasses.replace(lab.image, release=prepared.target, manifest=manifest)

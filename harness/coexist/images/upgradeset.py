@@ -12,13 +12,14 @@ upgrade must end with.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shlex
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -29,6 +30,7 @@ from coexist.images.hostimage import (
     PRIVATE_MOUNTS,
     HostImage,
     HostImageError,
+    build_host_image,
     ensure_unmounted,
     load_recipe,
     remove_tree,
@@ -57,7 +59,8 @@ class UpgradeSet:
     source: str
     target: str
     folder: Path
-    candidates: dict[str, str]   # package -> the version the upgrade installs (new ones included)
+    candidates: dict[str, str] = field(repr=False)   # package -> the version the upgrade installs
+    image_manifest: dict[str, str] = field(repr=False, default_factory=dict)   # the target's image's
 
     @property
     def lists(self) -> Path:
@@ -83,8 +86,14 @@ def parse_plan(simulated: str) -> dict[str, str]:
 
 
 def prepare_upgrade(image: HostImage, target: str) -> UpgradeSet:
-    """The upgrade of `image`'s release to `target`: reused from the cache if complete, else
-    prepared (as root, with the Debian mirror of the target's recipe reachable)."""
+    """The upgrade of `image`'s release to `target` (and the target's own host image, whose
+    versions the upgraded host is held to): reused from the cache if complete, else prepared (as
+    root, with the Debian mirror of the target's recipe reachable)."""
+    target_image = build_host_image(target)
+    return dataclasses.replace(_prepared(image, target), image_manifest=dict(target_image.manifest))
+
+
+def _prepared(image: HostImage, target: str) -> UpgradeSet:
     recipe = load_recipe(target)
     source_key = json.loads((image.root / "etc/coexist-image.json").read_text())["recipe_key"]
     key = recipe_key(source_key, recipe.suite, recipe.mirror, str(recipe.check_valid_until),

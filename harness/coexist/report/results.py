@@ -63,6 +63,7 @@ class StepResult:
     unreverted: list[str] | None = None   # a revert step: lines not as before the fix (+ more, - fewer)
     docker_rules: tuple[str, str] | None = None   # a firewalld event's step: kept/re-made/lost, why
     upgrade: Upgraded | None = None   # an upgrade step: what it did, its health
+    since_upgrade: list[str] | None = None   # from an upgrade step on: the firewall against before it
     seconds: float = 0.0
 
     @property
@@ -146,6 +147,7 @@ class StepResult:
                 "docker_rules": list(self.docker_rules) if self.docker_rules else None,
                 "probes": {name: asdict(run) for name, run in self.probes.items()},
                 "upgrade": self.upgrade.to_json() if self.upgrade is not None else None,
+                "since_upgrade": self.since_upgrade,
                 "seconds": round(self.seconds, 1), "mismatches": self.mismatches()}
 
     @classmethod
@@ -164,6 +166,7 @@ class StepResult:
             docker_rules=tuple(data["docker_rules"]) if data.get("docker_rules") else None,
             probes={name: CommandRun(**run) for name, run in data.get("probes", {}).items()},
             upgrade=Upgraded.from_json(data["upgrade"]) if data.get("upgrade") else None,
+            since_upgrade=data.get("since_upgrade"),
             seconds=data["seconds"])
 
 

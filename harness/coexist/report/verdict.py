@@ -196,6 +196,12 @@ def _render_step(number: int, result: StepResult) -> list[str]:
         lines += [f"          {line}" for line in result.unreverted[:8]]
     if result.upgrade is not None:
         lines += [f"      [{step.id}] {line}" for line in result.upgrade.lines()]
+    if result.since_upgrade is not None:
+        differ = f"{len(result.since_upgrade)} line(s) differ" if result.since_upgrade else "the same"
+        lines.append(f"      [{step.id}] the firewall against before the upgrade: {differ}")
+        lines += [f"          {line}" for line in result.since_upgrade[:16]]
+        if len(result.since_upgrade) > 16:
+            lines.append(f"          ... {len(result.since_upgrade) - 16} more (verdict.json)")
     if isinstance(step, ApplyFix):
         lines.append(f"      [{step.id}] ruleset lines the step added: {len(result.added) or 'none'}")
         lines += [f"          {line}" for line in result.added[:8]]

@@ -63,6 +63,7 @@ class Run:
         self.decision: AccelDecision | None = warm.decision if warm is not None else None
         self.snapshots: list[firewall.Snapshot] = []
         self.before_fix: dict[str, firewall.Snapshot] = {}   # a fix's name -> the firewall before it
+        self.before_upgrade: firewall.Snapshot | None = None   # the firewall before an upgrade step
         self.wanted = wanted_facts([step.expect for step in scenario.steps])
         self.timings: dict[str, float] = {}
         self.probing = Probing(self.lab, scenario, self.guests)
@@ -163,6 +164,10 @@ class Run:
                 self.before_fix.setdefault(step.fix.name, self.snapshots[-2])   # its first time
             if touches_firewalld(step):
                 result.docker_rules = firewall.docker_rules(self.snapshots[-2], self.snapshots[-1])
+            if isinstance(step, Upgrade):
+                self.before_upgrade = self.snapshots[-2]
+            if self.before_upgrade is not None:   # this step and every one after the upgrade
+                result.since_upgrade = firewall.differences(self.before_upgrade, self.snapshots[-1])
             if isinstance(step, RevertFix) and step.fix.name in self.before_fix:
                 before, now = self.before_fix[step.fix.name], self.snapshots[-1]
                 result.unreverted = firewall.differences(before, now)

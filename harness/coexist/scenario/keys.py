@@ -153,8 +153,9 @@ KEYS: dict[str, Key] = {key.name: key for key in (
         "(Docker's chains untouched), re-made (flushed and put back by Docker: new nft handles), lost",
         allowed=("kept", "re-made", "lost"), needs=Need.FIREWALLD_EVENT, title="Docker's rules"),
     Key("upgrade_healthy", Source.STEP, bool, "after an upgrade: apt exited 0, every package is at the "
-        "version apt planned, `dpkg --audit` is empty and no package is half-installed or "
-        "half-configured", words=("yes", "NO"), needs=Need.UPGRADE_STEP, title="upgrade healthy"),
+        "version apt planned and the daemons' at the next release's image's, `dpkg --audit` is empty "
+        "and no package is half-installed or half-configured", words=("yes", "NO"), needs=Need.UPGRADE_STEP,
+        title="upgrade healthy"),
     Key("probe", Source.STEP, bool, "a probe of the scenario's own ([[probe]]) exits 0 (key: its id)",
         example="dns-forwarded = true", words=("succeeds", "FAILS"), title="probe"),
     Key("checks", Source.STEP, bool, "a host check of the step's fix holds (key: the check's id)",
