@@ -10,7 +10,7 @@ from coexist.base.schema import ScenarioError
 from coexist.host.upgrade import Upgraded
 from coexist.images.upgradeset import next_release, parse_plan
 from coexist.scenario.model import parse
-from coexist.scenario.steps import Upgrade
+from coexist.scenario.steps import Event, Upgrade, events_of
 
 
 def scenario(release: str, *steps: dict[str, Any]) -> Any:
@@ -35,7 +35,8 @@ Remv libip4tc2 [1.8.9-2]
 def test_an_upgrade_step_names_the_release_and_a_conffile_policy() -> None:
     [_, step, _] = scenario("bookworm", {"upgrade": "trixie"}, {"event": "host-reboot"}).steps
     assert isinstance(step, Upgrade) and (step.id, step.target, step.conffiles) == ("upgrade", "trixie", "keep")
-    assert step.label() == "upgrade to trixie (apt full-upgrade; conffiles: keep)"
+    assert step.label() == "upgrade to trixie (apt full-upgrade; conffiles: keep), then host-reboot"
+    assert events_of(step) == (Event.HOST_REBOOT,)
     new = scenario("bookworm", {"upgrade": "trixie", "conffiles": "new"}).steps[1]
     assert isinstance(new, Upgrade) and new.conffiles == "new"
 

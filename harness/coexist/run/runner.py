@@ -38,6 +38,7 @@ from coexist.scenario.steps import (
     RevertFix,
     Step,
     Upgrade,
+    events_of,
     touches_firewalld,
 )
 
@@ -152,6 +153,7 @@ class Run:
                     result.upgrade = upgrade.upgrade(self.lab, prepared, conffiles,
                                                      self.artifacts / f"{number:02d}-{step.id}-apt.log")
                     self.bed.plan = dataclasses.replace(self.bed.plan, release=target)
+                    events.happen(self.bed, self.guests, events_of(step))   # the reboot into it
                 case _:
                     assert_never(step)
             self._measure(step, result, number)

@@ -169,16 +169,17 @@ class AxisEvents(StepBase):
 @dataclass(frozen=True)
 class Upgrade(StepBase):
     """`upgrade = "<release>"`: the running host upgraded in place to the next Debian release
-    (apt full-upgrade from packages prepared beforehand; no daemon restarted: a `host-reboot`
-    step after it starts the new ones), `conffiles = "keep"` (dpkg's and ucf's: keep the admin's
-    changed files) or `"new"` (take the package's)."""
+    (apt full-upgrade from packages prepared beforehand, no daemon restarted by it), then
+    rebooted, as the release notes say (the new daemons start in boot order, the guests
+    autostart); measured after the reboot. `conffiles = "keep"` (dpkg's and ucf's: keep the
+    admin's changed files) or `"new"` (take the package's)."""
 
     target: str
     conffiles: str = "keep"
     kind: ClassVar[str] = "upgrade"
 
     def label(self) -> str:
-        return f"upgrade to {self.target} (apt full-upgrade; conffiles: {self.conffiles})"
+        return f"upgrade to {self.target} (apt full-upgrade; conffiles: {self.conffiles}), then host-reboot"
 
     def default_id(self) -> str:
         return "upgrade"
@@ -200,6 +201,8 @@ def events_of(step: Step) -> tuple[Event, ...]:
             return events
         case ApplyFix(fix=fix):
             return fix.then
+        case Upgrade():
+            return (Event.HOST_REBOOT,)
         case _:
             return ()
 
