@@ -3,10 +3,12 @@ upgrade's health and how the verdict says it."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from coexist.base.schema import ScenarioError
+from coexist.host import upgrade
 from coexist.host.upgrade import Upgraded
 from coexist.images.upgradeset import next_release, parse_plan
 from coexist.scenario.model import parse
@@ -87,3 +89,51 @@ def test_an_upgrade_is_healthy_only_when_apt_dpkg_and_the_plan_agree() -> None:
                    {"not_installed": ["iU firewalld"]}, {"differ": ["runc 1.1.5 (planned 1.1.15)"]}):
         assert not Upgraded("bookworm", "trixie", "keep", **broken).healthy   # type: ignore[arg-type]
     assert Upgraded.from_json(done.to_json()) == done
+
+
+class _Lab:
+    """What the upgrade reads of a lab: its files (a folder) and its image's."""
+
+    def __init__(self, root: Path, image: Path) -> None:
+        self.root, self.image = root, type("Image", (), {"root": image})()
+
+    def path(self, inside: str) -> Path:
+        return self.root / inside.lstrip("/")
+
+
+def test_each_etc_file_the_scenario_changed_has_its_fate_said(tmp_path: Path) -> None:
+    image, lab = tmp_path / "image", tmp_path / "lab"
+    files = {"etc/docker/daemon.json": "{}", "etc/firewalld/firewalld.conf": "FirewallBackend=nftables\n",
+             "etc/sysctl.conf": "#\n", "etc/libvirt/network.conf": "#\n", "etc/hostname": "x\n",
+             "etc/motd": "hi\n"}
+    for name, text in files.items():
+        for root in (image, lab):
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_text(text)
+    # what the scenario did before the upgrade
+    (lab / "etc/docker/daemon.json").write_text('{"ip-forward": false}')
+    (lab / "etc/firewalld/firewalld.conf").write_text("FirewallBackend=iptables\n")
+    (lab / "etc/sysctl.conf").write_text("net.ipv4.ip_forward = 1\n")
+    (lab / "etc/libvirt/network.conf").write_text('firewall_backend = "iptables"\n')
+    (lab / "etc/hostname").write_text("lab-bookworm\n")   # the lab's own: not the scenario's
+    (lab / "etc/motd").unlink()
+    (lab / "etc/sysctl.d").mkdir()
+    (lab / "etc/sysctl.d/99-coexist.conf").write_text("net.ipv4.ip_forward = 1\n")
+    stub = _Lab(lab, image)
+    changed = upgrade._changed_config(stub)   # type: ignore[arg-type]
+    assert sorted(changed) == ["etc/docker/daemon.json", "etc/firewalld/firewalld.conf", "etc/libvirt/network.conf",
+                               "etc/motd", "etc/sysctl.conf", "etc/sysctl.d/99-coexist.conf"]
+    # what the upgrade did to them
+    (lab / "etc/firewalld/firewalld.conf.dpkg-dist").write_text("FirewallBackend=nftables\n#new\n")
+    (lab / "etc/sysctl.conf").write_text("# the package's\n")
+    (lab / "etc/sysctl.conf.dpkg-old").write_text("net.ipv4.ip_forward = 1\n")
+    (lab / "etc/libvirt/network.conf").write_text('firewall_backend = "iptables"\n#merged\n')
+    (lab / "etc/sysctl.d/99-coexist.conf").unlink()
+    fates = {path: upgrade._fate(stub, path, text) for path, text in changed.items()}   # type: ignore[arg-type]
+    assert fates == {
+        "etc/docker/daemon.json": "kept",
+        "etc/firewalld/firewalld.conf": "kept, the package's new version beside it (firewalld.conf.dpkg-dist)",
+        "etc/libvirt/network.conf": "CHANGED by the upgrade (a maintainer script merged or rewrote it)",
+        "etc/motd": "removed by the scenario; still absent",
+        "etc/sysctl.conf": "REPLACED by the package's (the scenario's kept as sysctl.conf.dpkg-old)",
+        "etc/sysctl.d/99-coexist.conf": "REMOVED by the upgrade"}
