@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from coexist.base.schema import ScenarioError
 from coexist.host import upgrade
+from coexist.host.hostconfig import HostSettings
 from coexist.host.upgrade import Upgraded
 from coexist.images.upgradeset import next_release, parse_plan
 from coexist.scenario.model import parse
@@ -110,25 +111,30 @@ def test_each_etc_file_the_scenario_changed_has_its_fate_said(tmp_path: Path) ->
         for root in (image, lab):
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             (root / name).write_text(text)
-    # what the scenario did before the upgrade
+    stub = _Lab(lab, image)
+    # before boot: the host's settings; at boot: what the daemons write for themselves
     (lab / "etc/docker/daemon.json").write_text('{"ip-forward": false}')
+    (lab / "etc/firewalld/zones").mkdir()
+    (lab / "etc/firewalld/zones/docker.xml").write_text("<zone/>")
+    at_boot = upgrade.etc_contents(stub)   # type: ignore[arg-type]
+    # what the scenario's steps did before the upgrade
     (lab / "etc/firewalld/firewalld.conf").write_text("FirewallBackend=iptables\n")
     (lab / "etc/sysctl.conf").write_text("net.ipv4.ip_forward = 1\n")
     (lab / "etc/libvirt/network.conf").write_text('firewall_backend = "iptables"\n')
     (lab / "etc/hostname").write_text("lab-bookworm\n")   # the lab's own: not the scenario's
     (lab / "etc/motd").unlink()
     (lab / "etc/sysctl.d").mkdir()
-    (lab / "etc/sysctl.d/99-coexist.conf").write_text("net.ipv4.ip_forward = 1\n")
-    stub = _Lab(lab, image)
-    changed = upgrade._changed_config(stub)   # type: ignore[arg-type]
-    assert sorted(changed) == ["etc/docker/daemon.json", "etc/firewalld/firewalld.conf", "etc/libvirt/network.conf",
-                               "etc/motd", "etc/sysctl.conf", "etc/sysctl.d/99-coexist.conf"]
+    (lab / "etc/sysctl.d/99-forward.conf").write_text("net.ipv4.ip_forward = 1\n")
+    settings = HostSettings(docker={"ip-forward": False})
+    changed = upgrade.changed_config(stub, at_boot, settings)   # type: ignore[arg-type]
+    assert list(changed) == ["etc/docker/daemon.json", "etc/firewalld/firewalld.conf", "etc/libvirt/network.conf",
+                             "etc/motd", "etc/sysctl.conf", "etc/sysctl.d/99-forward.conf"]
     # what the upgrade did to them
     (lab / "etc/firewalld/firewalld.conf.dpkg-dist").write_text("FirewallBackend=nftables\n#new\n")
     (lab / "etc/sysctl.conf").write_text("# the package's\n")
     (lab / "etc/sysctl.conf.dpkg-old").write_text("net.ipv4.ip_forward = 1\n")
     (lab / "etc/libvirt/network.conf").write_text('firewall_backend = "iptables"\n#merged\n')
-    (lab / "etc/sysctl.d/99-coexist.conf").unlink()
+    (lab / "etc/sysctl.d/99-forward.conf").unlink()
     fates = {path: upgrade._fate(stub, path, text) for path, text in changed.items()}   # type: ignore[arg-type]
     assert fates == {
         "etc/docker/daemon.json": "kept",
@@ -136,4 +142,4 @@ def test_each_etc_file_the_scenario_changed_has_its_fate_said(tmp_path: Path) ->
         "etc/libvirt/network.conf": "CHANGED by the upgrade (a maintainer script merged or rewrote it)",
         "etc/motd": "removed by the scenario; still absent",
         "etc/sysctl.conf": "REPLACED by the package's (the scenario's kept as sysctl.conf.dpkg-old)",
-        "etc/sysctl.d/99-coexist.conf": "REMOVED by the upgrade"}
+        "etc/sysctl.d/99-forward.conf": "REMOVED by the upgrade"}

@@ -22,7 +22,6 @@ kept, replaced (the old one kept as .dpkg-old/.ucf-old), kept with the package's
 from __future__ import annotations
 
 import dataclasses
-import filecmp
 import shutil
 import time
 from collections.abc import Mapping
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from coexist.base import log
+from coexist.host.hostconfig import DAEMON_JSON, FIREWALLD_CONF, NETWORK_CONF, HostSettings
 from coexist.host.lab import TC_SHIM, Lab
 from coexist.images.hostimage import MANIFEST_PACKAGES, NETWORK_CONF_STUB
 from coexist.images.upgradeset import UpgradeSet
@@ -89,12 +89,16 @@ class Upgraded:
         return said
 
 
-def upgrade(lab: Lab, prepared: UpgradeSet, conffiles: str, log_file: Path) -> Upgraded:
+def upgrade(lab: Lab, prepared: UpgradeSet, conffiles: str, log_file: Path, *,
+            at_boot: Mapping[str, bytes], settings: HostSettings) -> Upgraded:
     """Upgrade the running `lab` to `prepared.target`; it is that release from then on (its
-    image relabelled: the daemons' settings are checked against the new release's)."""
+    image relabelled: the daemons' settings are checked against the new release's). The files
+    the scenario changed: those of /etc that differ from `at_boot` (etc_contents after the boot
+    step: what the daemons wrote for themselves is not the scenario's), and those the host's
+    `settings` wrote before it."""
     done = Upgraded(prepared.source, prepared.target, conffiles)
     before = _versions(lab)
-    changed = _changed_config(lab)
+    changed = changed_config(lab, at_boot, settings)
     _drop_stub(lab)
     with log.step(f"put {prepared.target}'s apt lists and {len(list(prepared.archives.iterdir()))} "
                   "packages where apt would have fetched them"):
@@ -147,24 +151,32 @@ def _versions(lab: Lab) -> dict[str, tuple[str, str]]:
     return versions
 
 
-def _changed_config(lab: Lab) -> dict[str, bytes | None]:
-    """Files under /etc that differ from the image's (new ones included; None: one the scenario
-    removed), but for the lab's own plumbing: path (relative) -> content now."""
-    image_etc, lab_etc = lab.image.root / "etc", lab.path("/etc")
-    changed: dict[str, bytes | None] = {}
-    for file in sorted(lab_etc.rglob("*")):
-        relative = "etc/" + str(file.relative_to(lab_etc))
-        if file.is_symlink() or not file.is_file() or relative.startswith(_PLUMBING):
-            continue
-        original = image_etc / file.relative_to(lab_etc)
-        if not original.is_file() or not filecmp.cmp(original, file, shallow=False):
-            changed[relative] = file.read_bytes()
-    for original in image_etc.rglob("*"):
-        relative = "etc/" + str(original.relative_to(image_etc))
-        if original.is_file() and not original.is_symlink() and not relative.startswith(_PLUMBING) \
-                and not (lab_etc / original.relative_to(image_etc)).exists():
-            changed[relative] = None
-    return changed
+def etc_contents(lab: Lab) -> dict[str, bytes]:
+    """Every regular file under the lab's /etc but its plumbing: path (relative) -> content."""
+    etc = lab.path("/etc")
+    return {relative: file.read_bytes() for file in sorted(etc.rglob("*"))
+            if not file.is_symlink() and file.is_file()
+            and not (relative := "etc/" + str(file.relative_to(etc))).startswith(_PLUMBING)}
+
+
+def changed_config(lab: Lab, at_boot: Mapping[str, bytes], settings: HostSettings) -> dict[str, bytes | None]:
+    """The files of /etc the scenario changed: path (relative) -> content now (None: removed)."""
+    now = etc_contents(lab)
+    changed: dict[str, bytes | None] = {
+        path: now.get(path) for path in sorted(set(at_boot) | set(now)) if at_boot.get(path) != now.get(path)}
+    image = lab.image.root
+    for path in _settings_files(settings):
+        if path in now and (not (image / path).is_file() or (image / path).read_bytes() != now[path]):
+            changed.setdefault(path, now[path])
+    return dict(sorted(changed.items()))
+
+
+def _settings_files(settings: HostSettings) -> list[str]:
+    """The files of /etc the host's settings write before boot (coexist.host.hostconfig)."""
+    files = [path for path, table in ((DAEMON_JSON, settings.docker), (NETWORK_CONF, settings.libvirt),
+                                      (FIREWALLD_CONF, settings.firewalld)) if table]
+    files += [f"/etc/firewalld/zones/{zone}.xml" for zone in settings.zones]
+    return [path.lstrip("/") for path in files]
 
 
 def _fate(lab: Lab, relative: str, before: bytes | None) -> str:

@@ -65,6 +65,7 @@ class Run:
         self.snapshots: list[firewall.Snapshot] = []
         self.before_fix: dict[str, firewall.Snapshot] = {}   # a fix's name -> the firewall before it
         self.before_upgrade: firewall.Snapshot | None = None   # the firewall before an upgrade step
+        self.etc_at_boot: dict[str, bytes] = {}   # with an upgrade step: /etc after the boot step
         self.wanted = wanted_facts([step.expect for step in scenario.steps])
         self.timings: dict[str, float] = {}
         self.probing = Probing(self.lab, scenario, self.guests)
@@ -150,13 +151,17 @@ class Run:
                     if prepared is None or prepared.target != target:
                         raise ValueError(f"the images hold no upgrade to {target}: "
                                          "build_images(..., upgrade_to=scenario.upgrade_target())")
-                    result.upgrade = upgrade.upgrade(self.lab, prepared, conffiles,
-                                                     self.artifacts / f"{number:02d}-{step.id}-apt.log")
+                    apt_log = self.artifacts / f"{number:02d}-{step.id}-apt.log"
+                    result.upgrade = upgrade.upgrade(
+                        self.lab, prepared, conffiles, apt_log, at_boot=self.etc_at_boot,
+                        settings=self.bed.plan.settings)
                     self.bed.plan = dataclasses.replace(self.bed.plan, release=target)
                     events.happen(self.bed, self.guests, events_of(step))   # the reboot into it
                 case _:
                     assert_never(step)
             self._measure(step, result, number)
+            if isinstance(step, Boot) and self.scenario.upgrade_target() is not None:
+                self.etc_at_boot = upgrade.etc_contents(self.lab)   # what the scenario changes is after it
             if isinstance(step, Boot) and self.warm is not None:
                 self.warm.after_boot(self.snapshots[-1], guests=self.guests, decision=self.decision,
                                      problems=result.problems)
