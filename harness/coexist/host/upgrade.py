@@ -85,7 +85,8 @@ class Upgraded:
             said.append("  dpkg --audit: " + " / ".join(self.audit.strip().splitlines()[:3]))
         said += [f"  not fully installed: {line}" for line in self.not_installed[:10]]
         said += [f"  not the version expected: {line}" for line in self.differ[:10]]
-        said += [f"  /{path}: {fate}" for path, fate in self.config.items()]
+        said += [f"  /{path}: {fate}" for path, fate in self.config.items()] or [
+            "  /etc: the scenario had changed no file there"]
         return said
 
 
