@@ -186,3 +186,14 @@ def test_setup_prints_a_line_per_phase_and_the_log_tail_when_one_fails(tmp_path:
     lines = result.stderr.splitlines()
     assert lines[0] == f"ci/setup: apt-get update failed (exit 100); the end of {tmp_path / 'log'}:"
     assert lines[-1] == "E: the mirror is gone" and len(lines) == 31
+
+
+def test_no_two_test_modules_share_a_basename() -> None:
+    """tests/ has no __init__.py: pytest imports each module by its basename, so a unit and an e2e
+    module of one name make the second one a collection error (it ended .ci/run's serial stage
+    twice: test_catalogue.py, then test_upgrade.py)."""
+    import collections
+
+    tests = Path(__file__).resolve().parents[1]
+    names = collections.Counter(path.name for path in tests.rglob("test_*.py"))
+    assert [name for name, count in names.items() if count > 1] == []
