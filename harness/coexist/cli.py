@@ -17,7 +17,7 @@ import secrets
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -457,16 +457,8 @@ def painted(text: str, stream: Any) -> str:
 
 def _one_value_each(options: list[str]) -> dict[str, Any]:
     """`run --axis` options: one value per axis (a run is one variant; the matrix crosses more)."""
-    from coexist.base.schema import unknown
-    from coexist.scenario.axes import axis_options
-
-    try:
-        axes = axis_options(options)
-    except ValueError as error:
-        raise UserError(str(error)) from None
+    axes = _axis_options(options, AXES)
     for name, values in axes.items():
-        if name not in AXES:
-            raise UserError(f"--axis {name}: {unknown('axis', name, AXES)}")
         if len(values) != 1:
             raise UserError(f"--axis {name}: one value for a run ({len(values)} given); "
                             "`coexist matrix` crosses several")
@@ -475,6 +467,19 @@ def _one_value_each(options: list[str]) -> dict[str, Any]:
 
 def _crossed_axes(options: list[str]) -> dict[str, list[Any]]:
     """`matrix --axis` options: axes the matrix crosses, each value one of its own."""
+    crossed = {axis.name: axis for axis in CROSSED}
+    axes = _axis_options(options, crossed)
+    for name, values in axes.items():
+        if wrong := crossed[name].unknown_items(values):
+            allowed = ", ".join(crossed[name].values)
+            raise UserError(f"--axis {name}: {wrong[0]!r} is not allowed;"
+                            f"{suggest(wrong[0], crossed[name].values)} allowed: {allowed}")
+    return axes
+
+
+def _axis_options(options: list[str], allowed: Mapping[str, Axis]) -> dict[str, list[Any]]:
+    """`--axis NAME=VALUE[,VALUE...]` options of a command (run's, the matrix's), each naming one
+    of the `allowed` axes; a mistake is a UserError naming the option."""
     from coexist.base.schema import unknown
     from coexist.scenario.axes import axis_options
 
@@ -482,14 +487,9 @@ def _crossed_axes(options: list[str]) -> dict[str, list[Any]]:
         axes = axis_options(options)
     except ValueError as error:
         raise UserError(str(error)) from None
-    crossed = {axis.name: axis for axis in CROSSED}
-    for name, values in axes.items():
-        if name not in crossed:
-            raise UserError(f"--axis {name}: {unknown('axis', name, crossed)}")
-        if wrong := crossed[name].unknown_items(values):
-            allowed = ", ".join(crossed[name].values)
-            raise UserError(f"--axis {name}: {wrong[0]!r} is not allowed;"
-                            f"{suggest(wrong[0], crossed[name].values)} allowed: {allowed}")
+    for name in axes:
+        if name not in allowed:
+            raise UserError(f"--axis {name}: {unknown('axis', name, allowed)}")
     return axes
 
 
