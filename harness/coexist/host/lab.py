@@ -433,10 +433,11 @@ class Lab(Verbs):
 
     # -- deviations from a real host ------------------------------------------------------------
     def install_tc_csum_shim(self) -> None:
-        """Make `tc ... action csum` a no-op (this kernel lacks act_csum); recorded as a deviation."""
+        """Make `tc ... action csum` a no-op (this kernel lacks act_csum); recorded as a deviation.
+        The tc found where the shim belongs goes behind it: the image's, or an upgrade's."""
         real = self.path("/usr/sbin/tc")
-        if not self.path("/usr/sbin/tc.coexist-real").exists():
-            real.rename(self.path("/usr/sbin/tc.coexist-real"))
+        if b"coexist lab shim" not in real.read_bytes():
+            real.replace(self.path("/usr/sbin/tc.coexist-real"))
             real.write_text(TC_SHIM)
             real.chmod(0o755)
         self.deviations.append(

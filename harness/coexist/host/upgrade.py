@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from coexist.base import log
+from coexist.host import configfiles
 from coexist.host.hostconfig import DAEMON_JSON, FIREWALLD_CONF, NETWORK_CONF, HostSettings
-from coexist.host.lab import TC_SHIM, Lab
+from coexist.host.lab import Lab
 from coexist.images.hostimage import MANIFEST_PACKAGES, NETWORK_CONF_STUB
 from coexist.images.upgradeset import UpgradeSet
 
@@ -153,11 +154,11 @@ def _versions(lab: Lab) -> dict[str, tuple[str, str]]:
 
 
 def etc_contents(lab: Lab) -> dict[str, bytes]:
-    """Every regular file under the lab's /etc but its plumbing: path (relative) -> content."""
-    etc = lab.path("/etc")
-    return {relative: file.read_bytes() for file in sorted(etc.rglob("*"))
-            if not file.is_symlink() and file.is_file()
-            and not (relative := "etc/" + str(file.relative_to(etc))).startswith(_PLUMBING)}
+    """Every regular file under the lab's /etc but its plumbing: path (relative) -> content (read
+    by configfiles.capture, as a warm lab's reset reads /etc)."""
+    return {relative: entry.content for inside, entry in configfiles.capture(lab).items()
+            if entry.kind is configfiles.Kind.FILE
+            and not (relative := inside.lstrip("/")).startswith(_PLUMBING)}
 
 
 def changed_config(lab: Lab, at_boot: Mapping[str, bytes], settings: HostSettings) -> dict[str, bytes | None]:
@@ -224,10 +225,6 @@ def _place(prepared: UpgradeSet, lab: Lab) -> None:
 
 
 def _keep_tc_shim(lab: Lab) -> None:
-    """An upgraded iproute2 puts its own tc where the lab's shim was (Lab.install_tc_csum_shim):
-    the new tc goes behind the shim again."""
-    real, tc = lab.path("/usr/sbin/tc.coexist-real"), lab.path("/usr/sbin/tc")
-    if real.exists() and tc.is_file() and b"coexist lab shim" not in tc.read_bytes():
-        tc.replace(real)
-        tc.write_text(TC_SHIM)
-        tc.chmod(0o755)
+    """An upgraded iproute2 puts its own tc where the lab's shim was: behind the shim it goes."""
+    if lab.path("/usr/sbin/tc.coexist-real").exists():
+        lab.install_tc_csum_shim()
