@@ -236,3 +236,17 @@ def test_a_scenarios_extra_packages_make_an_image_of_their_own() -> None:
     assert hostimage.with_extra(trixie, ["iputils-ping", "jq"]).key == jq.key   # order aside
     with pytest.raises(RecipeError, match="'Jq' is not a Debian package name"):
         hostimage.with_extra(trixie, ["Jq"])
+
+
+def test_a_staged_build_becomes_the_cache_entry_or_leaves_nothing(tmp_path: Path) -> None:
+    final = tmp_path / "upgrade-bookworm-trixie-k"
+    (tmp_path / ".upgrade-bookworm-trixie-k.abc.tmp").mkdir()   # an interrupted build's
+    final.mkdir()                                                # an entry without its marker
+    with pytest.raises(RuntimeError), hostimage.staged(final, "k") as staging:
+        (staging / "half").write_text("done")
+        raise RuntimeError("the build failed")
+    assert list(tmp_path.iterdir()) == []
+    with hostimage.staged(final, "k") as staging:
+        (staging / "plan.txt").write_text("Inst x\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [final.name]
+    assert (final / hostimage.COMPLETE_MARKER).read_text() == "k\n" and (final / "plan.txt").exists()

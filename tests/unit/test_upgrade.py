@@ -42,6 +42,8 @@ def test_an_upgrade_step_names_the_release_and_a_conffile_policy() -> None:
     assert events_of(step) == (Event.HOST_REBOOT,)
     new = scenario("bookworm", {"upgrade": "trixie", "conffiles": "new"}).steps[1]
     assert isinstance(new, Upgrade) and new.conffiles == "new"
+    default = scenario("bookworm", {"upgrade": "trixie", "conffiles": "default"}).steps[1]
+    assert isinstance(default, Upgrade) and default.conffiles == "default"
 
 
 @pytest.mark.parametrize(("steps", "said"), [
@@ -125,21 +127,32 @@ def test_each_etc_file_the_scenario_changed_has_its_fate_said(tmp_path: Path) ->
     (lab / "etc/motd").unlink()
     (lab / "etc/sysctl.d").mkdir()
     (lab / "etc/sysctl.d/99-forward.conf").write_text("net.ipv4.ip_forward = 1\n")
+    (lab / "etc/obsolete.conf").write_text("changed by the admin\n")
     settings = HostSettings(docker={"ip-forward": False})
     changed = upgrade.changed_config(stub, at_boot, settings)   # type: ignore[arg-type]
     assert list(changed) == ["etc/docker/daemon.json", "etc/firewalld/firewalld.conf", "etc/libvirt/network.conf",
-                             "etc/motd", "etc/sysctl.conf", "etc/sysctl.d/99-forward.conf"]
+                             "etc/motd", "etc/obsolete.conf", "etc/sysctl.conf", "etc/sysctl.d/99-forward.conf"]
     # what the upgrade did to them
     (lab / "etc/firewalld/firewalld.conf.dpkg-dist").write_text("FirewallBackend=nftables\n#new\n")
     (lab / "etc/sysctl.conf").write_text("# the package's\n")
     (lab / "etc/sysctl.conf.dpkg-old").write_text("net.ipv4.ip_forward = 1\n")
     (lab / "etc/libvirt/network.conf").write_text('firewall_backend = "iptables"\n#merged\n')
     (lab / "etc/sysctl.d/99-forward.conf").unlink()
+    # dpkg-maintscript-helper rm_conffile of a changed file (trixie's procps: /etc/sysctl.conf)
+    (lab / "etc/obsolete.conf").rename(lab / "etc/obsolete.conf.dpkg-bak")
     fates = {path: upgrade._fate(stub, path, text) for path, text in changed.items()}   # type: ignore[arg-type]
     assert fates == {
         "etc/docker/daemon.json": "kept",
         "etc/firewalld/firewalld.conf": "kept, the package's new version beside it (firewalld.conf.dpkg-dist)",
         "etc/libvirt/network.conf": "CHANGED by the upgrade (a maintainer script merged or rewrote it)",
         "etc/motd": "removed by the scenario; still absent",
+        "etc/obsolete.conf": "MOVED ASIDE by the upgrade (the package dropped it; the scenario's kept as "
+                             "obsolete.conf.dpkg-bak, which nothing reads)",
         "etc/sysctl.conf": "REPLACED by the package's (the scenario's kept as sysctl.conf.dpkg-old)",
         "etc/sysctl.d/99-forward.conf": "REMOVED by the upgrade"}
+
+
+def test_each_conffile_policy_is_what_dpkg_and_ucf_are_told() -> None:
+    assert upgrade.CONFFILES["keep"] == ("--force-confdef", "--force-confold", "UCF_FORCE_CONFFOLD=1")
+    assert upgrade.CONFFILES["new"] == ("--force-confnew", "UCF_FORCE_CONFFNEW=1")
+    assert upgrade.CONFFILES["default"] == ("--force-confdef",)   # ucf told nothing: its own default answer

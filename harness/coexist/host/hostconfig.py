@@ -23,6 +23,7 @@ from coexist.sandbox.namespaces import SYSTEM_PATH
 
 NETWORK_CONF, FIREWALLD_CONF = known.NETWORK_CONF, known.FIREWALLD_CONF
 DAEMON_JSON = "/etc/docker/daemon.json"
+SYSCTL_FILE = "/etc/sysctl.d/90-coexist.conf"   # the settings' sysctls, read at every boot
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,11 @@ class HostSettings:
 
 
 def apply(lab: Lab, settings: HostSettings) -> None:
-    """Write the configuration files (kept across a host-reboot); sysctls: see apply_sysctls."""
+    """Write the configuration files (kept across a host-reboot), the sysctls in SYSCTL_FILE
+    (the boot reads it: coexist.host.sysctlfiles); apply_sysctls sets them now as well."""
     release = lab.image.release
+    if settings.sysctl:
+        _sysctl_file(lab, settings.sysctl)
     if settings.libvirt:
         _network_conf(lab, release, settings.libvirt)
     if settings.firewalld:
@@ -61,12 +65,26 @@ def apply(lab: Lab, settings: HostSettings) -> None:
 
 
 def apply_sysctls(lab: Lab, settings: HostSettings) -> None:
-    """Network sysctls as /etc/sysctl.d would set them at boot (the lab owns only net.*)."""
+    """The settings' network sysctls set now, as `sysctl -p` would (the lab owns only net.*)."""
     for key, value in settings.sysctl.items():
-        now = lab.sysctl(key, str(int(value) if isinstance(value, bool) else value))
+        now = lab.sysctl(key, _sysctl_value(value))
         if now is None:
             raise NotApplicable(f"sysctl {key} does not exist in the {lab.image.release} lab's kernel")
         log.info(f"lab: sysctl {key} = {now}")
+
+
+def _sysctl_value(value: Any) -> str:
+    return str(int(value) if isinstance(value, bool) else value)
+
+
+def _sysctl_file(lab: Lab, keys: Mapping[str, Any]) -> None:
+    path = lab.path(SYSCTL_FILE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = path.read_text() if path.exists() else "# coexist scenario: the host's sysctl settings\n"
+    for key, value in keys.items():
+        text = _set_key(text, key, f"{key} = {_sysctl_value(value)}")
+    path.write_text(text)
+    log.info(f"lab: {SYSCTL_FILE}: {'; '.join(f'{k} = {_sysctl_value(v)}' for k, v in keys.items())}")
 
 
 def _network_conf(lab: Lab, release: str, keys: Mapping[str, Any]) -> None:

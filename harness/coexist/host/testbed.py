@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from coexist.base import interrupt, log
 from coexist.base.retry import retry
-from coexist.host import firewall, hostconfig, qemucaps
-from coexist.host.daemons import Daemon, Service
+from coexist.host import firewall, hostconfig, qemucaps, sysctlfiles
+from coexist.host.daemons import Daemon, NotApplicable, Service
 from coexist.host.guestnet import NetworkSpec, known, uplink_ipv6
 from coexist.host.hostconfig import HostSettings
 from coexist.host.lab import Lab
@@ -127,7 +127,7 @@ class Testbed:
     def reconfigure(self, settings: HostSettings) -> None:
         """An admin's change to the daemons' settings on the running host: the files merged into
         what is there (kept across a reboot), the sysctls set now and at every boot after (a file
-        in /etc/sysctl.d and `sysctl --system`). No daemon is restarted: the fix's events say."""
+        in /etc/sysctl.d and `sysctl -p`). No daemon is restarted: the fix's events say."""
         with log.step("settings written, as an admin edits the files"):
             hostconfig.apply(self.lab, settings)
             hostconfig.apply_sysctls(self.lab, settings)
@@ -141,7 +141,7 @@ class Testbed:
 
     def boot(self, *, first: bool = True) -> None:
         """What a host's boot does before and while its daemons start: the LAN bridge, IPv6 on
-        the uplink, sysctls, then the daemons in the plan's start order with its networks. The
+        the uplink, the sysctl files, then the daemons in the plan's start order with its networks. The
         `first` boot also routes the networks upstream and records the forwarding sysctls a
         reboot restores."""
         for spec in self.plan.networks:
@@ -150,9 +150,12 @@ class Testbed:
                 spec.prepare_wan(self.wan)
         if any(spec.ipv6 for spec in self.plan.networks):
             uplink_ipv6(self.lab, self.plan.networks)
-        hostconfig.apply_sysctls(self.lab, self.plan.settings)
-        if first:
+        if first:   # before the sysctl files: a reboot starts from the kernel's values again
             self.lab.record_boot_sysctls()
+        now = sysctlfiles.apply_at_boot(self.lab)
+        if missing := [key for key in self.plan.settings.sysctl if key not in now]:
+            raise NotApplicable(f"sysctl {', '.join(missing)} does not exist in the "
+                                f"{self.lab.image.release} lab's kernel")
         self.start(self.plan.start_order, autostart=not first)
 
     def start(self, order: Iterable[Service | str], *, autostart: bool = False) -> None:

@@ -6,9 +6,11 @@ What an admin runs, with the packages from the set prepared beforehand
 .debs where `apt-get update` and the download would have put them, then
 
     apt-get full-upgrade -y --no-download -o Dpkg::Options::=--force-confdef \\
-        -o Dpkg::Options::=--force-confold        (conffiles = "keep"; "new": --force-confnew)
+        -o Dpkg::Options::=--force-confold        (conffiles = "keep"; "new": --force-confnew;
+                                                   "default": --force-confdef alone)
 
-with DEBIAN_FRONTEND=noninteractive and ucf told the same (UCF_FORCE_CONFFOLD / CONFFNEW). The
+with DEBIAN_FRONTEND=noninteractive and ucf told the same (UCF_FORCE_CONFFOLD / CONFFNEW; nothing
+for "default": ucf's own default answer, through debconf's noninteractive frontend). The
 image's policy-rc.d (exit 101) keeps every maintainer script from starting or restarting a
 daemon: the daemons run on with the old binaries until the host reboots (a `host-reboot` step).
 
@@ -31,13 +33,14 @@ from typing import Any
 
 from coexist.base import log
 from coexist.host import configfiles
-from coexist.host.hostconfig import DAEMON_JSON, FIREWALLD_CONF, NETWORK_CONF, HostSettings
+from coexist.host.hostconfig import DAEMON_JSON, FIREWALLD_CONF, NETWORK_CONF, SYSCTL_FILE, HostSettings
 from coexist.host.lab import Lab
 from coexist.images.hostimage import MANIFEST_PACKAGES, NETWORK_CONF_STUB
 from coexist.images.upgradeset import UpgradeSet
 
 CONFFILES = {"keep": ("--force-confdef", "--force-confold", "UCF_FORCE_CONFFOLD=1"),
-             "new": ("--force-confnew", "UCF_FORCE_CONFFNEW=1")}
+             "new": ("--force-confnew", "UCF_FORCE_CONFFNEW=1"),
+             "default": ("--force-confdef",)}
 # files of /etc a lab writes for itself, not the scenario (its hostname, its resolver, libvirt's
 # and Docker's own state)
 _PLUMBING = ("etc/hostname", "etc/resolv.conf", "etc/hosts", "etc/libvirt/qemu/", "etc/docker/key.json",
@@ -176,7 +179,8 @@ def changed_config(lab: Lab, at_boot: Mapping[str, bytes], settings: HostSetting
 def _settings_files(settings: HostSettings) -> list[str]:
     """The files of /etc the host's settings write before boot (coexist.host.hostconfig)."""
     files = [path for path, table in ((DAEMON_JSON, settings.docker), (NETWORK_CONF, settings.libvirt),
-                                      (FIREWALLD_CONF, settings.firewalld)) if table]
+                                      (FIREWALLD_CONF, settings.firewalld), (SYSCTL_FILE, settings.sysctl))
+             if table]
     files += [f"/etc/firewalld/zones/{zone}.xml" for zone in settings.zones]
     return [path.lstrip("/") for path in files]
 
@@ -188,7 +192,9 @@ def _fate(lab: Lab, relative: str, before: bytes | None) -> str:
     if before is None:
         return "removed by the scenario; " + ("still absent" if not now.exists() else "back (the package's)")
     if not now.exists():
-        return "REMOVED by the upgrade"
+        name = relative.rsplit("/", 1)[-1]
+        return (f"MOVED ASIDE by the upgrade (the package dropped it; the scenario's kept as {name}{old[0]}, "
+                f"which nothing reads)" if old else "REMOVED by the upgrade")
     if now.read_bytes() == before:
         return "kept" + (f", the package's new version beside it ({relative.rsplit('/', 1)[-1]}"
                          f"{beside[0]})" if beside else "")

@@ -21,8 +21,8 @@ import tempfile
 import threading
 import time
 import tomllib
-from collections.abc import Callable, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -170,29 +170,16 @@ def build_host_image(release: str = "trixie", extra: Sequence[str] = ()) -> Host
     with build_lock(final.parent / f"{final.name}.lock", timeout=_LOCK_TIMEOUT):
         if (final / COMPLETE_MARKER).is_file():  # another worker built it while we waited
             return _reuse(recipe, final)
-        _discard_leftovers(final)
         build_log = final.parent / f"{final.name}.build.log"
         with log.step(f"build host image {release} into {final} (output: {build_log})"), \
-                open(build_log, "w") as sink:
-            staging = Path(
-                tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-            )
-            try:
-                staging.chmod(0o755)  # it becomes `/`: daemons' users must traverse it
-                _bootstrap(recipe, staging, sink)
-                _install_packages(recipe, staging, sink)
-                _add_lab_tweaks(staging)
-                _shrink(staging)
-                manifest = _write_manifest(recipe, staging)
-                (staging / COMPLETE_MARKER).write_text(f"{recipe.key}\n")
-                staging.rename(final)
-            except BaseException:
-                remove_tree(staging)
-                raise
-            finally:
-                ensure_unmounted(staging)
-                ensure_unmounted(final)
-            log.info(", ".join(f"{name} {version}" for name, version in manifest.items()))
+                open(build_log, "w") as sink, staged(final, recipe.key) as staging:
+            staging.chmod(0o755)  # it becomes `/`: daemons' users must traverse it
+            _bootstrap(recipe, staging, sink)
+            _install_packages(recipe, staging, sink)
+            _add_lab_tweaks(staging)
+            _shrink(staging)
+            manifest = _write_manifest(recipe, staging)
+        log.info(", ".join(f"{name} {version}" for name, version in manifest.items()))
     return HostImage(release, final, manifest)
 
 
@@ -261,14 +248,29 @@ def _reuse(recipe: HostRecipe, root: Path) -> HostImage:
     return HostImage(recipe.release, root, dict(recorded["packages"]))
 
 
-def _discard_leftovers(final: Path) -> None:
-    """Remove what an interrupted build of this key left (we hold its lock)."""
+@contextmanager
+def staged(final: Path, key: str) -> Iterator[Path]:
+    """A folder to build the cache entry `final` in (the caller holds its build lock): what an
+    interrupted build of it left is removed first; when the block ends, the folder gets the
+    completion marker (`key`) and becomes `final`, or, if the block failed or was interrupted, is
+    removed. Nothing is left mounted under either."""
     for leftover in sorted(final.parent.glob(f".{final.name}.*.tmp")):
         log.info(f"removing an interrupted build: {leftover}")
         remove_tree(leftover)
     if final.exists():  # present but without its marker: never finished
-        log.info(f"removing an incomplete image: {final}")
+        log.info(f"removing an unfinished build: {final}")
         remove_tree(final)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        yield staging
+        (staging / COMPLETE_MARKER).write_text(f"{key}\n")
+        staging.rename(final)
+    except BaseException:
+        remove_tree(staging)
+        raise
+    finally:
+        ensure_unmounted(staging)
+        ensure_unmounted(final)
 
 
 def debootstrap_argv(recipe: HostRecipe, root: Path, keyring: Path | None = DEBIAN_KEYRING) -> list[str]:

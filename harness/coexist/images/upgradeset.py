@@ -17,7 +17,6 @@ import json
 import re
 import shlex
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,20 +25,19 @@ from typing import IO
 from coexist.base import log
 from coexist.images.cache import build_lock, cache_root, recipe_key
 from coexist.images.hostimage import (
+    COMPLETE_MARKER,
     ENTER_ROOT,
     PRIVATE_MOUNTS,
     HostImage,
     HostImageError,
     build_host_image,
-    ensure_unmounted,
     load_recipe,
-    remove_tree,
+    staged,
     stream,
 )
 
 RECIPE_VERSION = "1"   # bump when the preparation below changes what a set holds
 RELEASES_IN_ORDER = ("bookworm", "trixie", "forky")
-COMPLETE_MARKER = ".coexist-complete"
 _APT = ("apt-get", "-o", "Dpkg::Use-Pty=0", "-o", "APT::Get::Show-Versions=1")
 # `Inst docker.io [20.10.24+dfsg1-1+b3] (26.1.5+dfsg1-9+deb13u1 Debian:13.2/stable [amd64])`
 _INST = re.compile(r"^Inst (\S+) (?:\[([^\]]+)\] )?\((\S+) ")
@@ -106,23 +104,10 @@ def _prepared(image: HostImage, target: str) -> UpgradeSet:
     with build_lock(final.parent / f"{final.name}.lock", timeout=3600):
         if (final / COMPLETE_MARKER).is_file():
             return _read(image.release, target, final)
-        for leftover in [*final.parent.glob(f".{final.name}.*.tmp"), final]:
-            if leftover.exists():
-                log.info(f"removing an unfinished preparation: {leftover}")
-                remove_tree(leftover)
         build_log = final.parent / f"{final.name}.build.log"
         with log.step(f"prepare the upgrade {image.release} -> {target} (apt lists and packages, "
-                      f"output: {build_log})"), open(build_log, "w") as sink:
-            staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-            try:
-                _prepare(image, recipe.suite, recipe.mirror, recipe.check_valid_until, staging, sink)
-                (staging / COMPLETE_MARKER).write_text(f"{key}\n")
-                staging.rename(final)
-            except BaseException:
-                remove_tree(staging)
-                raise
-            finally:
-                ensure_unmounted(staging)
+                      f"output: {build_log})"), open(build_log, "w") as sink, staged(final, key) as staging:
+            _prepare(image, recipe.suite, recipe.mirror, recipe.check_valid_until, staging, sink)
     prepared = _read(image.release, target, final)
     size = sum(p.stat().st_size for p in prepared.archives.iterdir()) / 1e6
     log.info(f"upgrade {image.release} -> {target}: {len(prepared.candidates)} packages, {size:.0f} MB")

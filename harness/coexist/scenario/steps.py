@@ -172,7 +172,8 @@ class Upgrade(StepBase):
     (apt full-upgrade from packages prepared beforehand, no daemon restarted by it), then
     rebooted, as the release notes say (the new daemons start in boot order, the guests
     autostart); measured after the reboot. `conffiles = "keep"` (dpkg's and ucf's: keep the
-    admin's changed files) or `"new"` (take the package's)."""
+    admin's changed files), `"new"` (take the package's) or `"default"` (whatever dpkg and ucf
+    answer by default, as apt run with only --force-confdef does)."""
 
     target: str
     conffiles: str = "keep"
@@ -186,7 +187,7 @@ class Upgrade(StepBase):
 
 
 Step = Boot | Measure | Admin | Events | ApplyFix | RevertFix | AxisEvents | Upgrade
-CONFFILES = ("keep", "new")   # an upgrade step's conffile policy
+CONFFILES = ("keep", "new", "default")   # an upgrade step's conffile policy
 
 
 def touches_firewalld(step: Step) -> bool:
