@@ -41,6 +41,10 @@ def test_lines_as_systemd_sysctl_reads_them() -> None:
         Assignment("net.ipv4.conf.eth0/100.rp_filter", "2", "/etc/sysctl.d/x.conf"),
         Assignment("kernel.pid_max", "4194304", "/etc/sysctl.d/x.conf")]
     assert Assignment("net.ipv4.conf.*.rp_filter", "2", "f").glob
+    # trixie's linux-sysctl-defaults: a glob, and one key left out of it
+    assert sysctlfiles.parse("net.ipv4.conf.*.rp_filter = 2\n-net.ipv4.conf.all.rp_filter\n", "d") == [
+        Assignment("net.ipv4.conf.*.rp_filter", "2", "d"),
+        Assignment("net.ipv4.conf.all.rp_filter", "", "d", ignore_failure=True, excluded=True)]
     assert Assignment("net.ipv4.conf.eth0/100.rp_filter", "2", "f").proc_path == "/proc/sys/net/ipv4/conf/eth0.100/rp_filter"
 
 

@@ -11,7 +11,7 @@ from coexist.base.schema import ScenarioError
 from coexist.host import upgrade
 from coexist.host.hostconfig import HostSettings
 from coexist.host.upgrade import Upgraded
-from coexist.images.upgradeset import next_release, parse_plan
+from coexist.images.upgradeset import installed_packages, next_release, parse_plan
 from coexist.scenario.model import parse
 from coexist.scenario.steps import Event, Upgrade, events_of
 
@@ -82,12 +82,14 @@ def test_a_fix_after_the_upgrade_is_checked_against_the_new_release() -> None:
 def test_an_upgrade_is_healthy_only_when_apt_dpkg_and_the_plan_agree() -> None:
     done = Upgraded("bookworm", "trixie", "keep", seconds=95.2,
                     versions={"docker.io": ("20.10.24+dfsg1-1+b3", "26.1.5+dfsg1-9+deb13u1")},
-                    config={"etc/docker/daemon.json": "kept"})
-    assert done.healthy
+                    config={"etc/docker/daemon.json": "kept"}, beyond_image=["linux-sysctl-defaults"])
+    assert done.healthy   # a Recommends the image lacks is no sickness: apt installs them by default
     assert done.lines() == [
         "upgrade bookworm -> trixie (conffiles: keep): apt exit 0 in 95s; healthy: yes",
         "  docker.io 20.10.24+dfsg1-1+b3 -> 26.1.5+dfsg1-9+deb13u1",
-        "  /etc/docker/daemon.json: kept"]
+        "  /etc/docker/daemon.json: kept",
+        "  1 package(s) trixie's image has not (apt's Recommends; the image is built without): "
+        "linux-sysctl-defaults"]
     for broken in ({"returncode": 100}, {"audit": "The following packages are only half configured"},
                    {"not_installed": ["iU firewalld"]}, {"differ": ["runc 1.1.5 (planned 1.1.15)"]}):
         assert not Upgraded("bookworm", "trixie", "keep", **broken).healthy   # type: ignore[arg-type]
@@ -156,3 +158,11 @@ def test_each_conffile_policy_is_what_dpkg_and_ucf_are_told() -> None:
     assert upgrade.CONFFILES["keep"] == ("--force-confdef", "--force-confold", "UCF_FORCE_CONFFOLD=1")
     assert upgrade.CONFFILES["new"] == ("--force-confnew", "UCF_FORCE_CONFFNEW=1")
     assert upgrade.CONFFILES["default"] == ("--force-confdef",)   # ucf told nothing: its own default answer
+
+
+def test_the_packages_an_image_has_are_read_from_dpkgs_status(tmp_path: Path) -> None:
+    (tmp_path / "var/lib/dpkg").mkdir(parents=True)
+    (tmp_path / "var/lib/dpkg/status").write_text(
+        "Package: docker.io\nStatus: install ok installed\nDescription: x\n y: z\n\n"
+        "Package: old-lib\nStatus: deinstall ok config-files\n\nPackage: procps\nStatus: install ok installed\n")
+    assert installed_packages(tmp_path) == {"docker.io", "procps"}

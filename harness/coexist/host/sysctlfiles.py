@@ -7,7 +7,10 @@ folder hides the same name in a later one, a file linked to /dev/null is masked,
 read in the order of their names, a later assignment of a key overriding an earlier one. It does
 not read /etc/sysctl.conf itself: bookworm's systemd ships /etc/sysctl.d/99-sysctl.conf, a link to
 it; trixie's does not. Lines: `#` and `;` comments, `key = value`, a leading `-` for "ignore a
-failure", a key written with `/` for `.`, globs (`net.ipv4.conf.*.rp_filter`).
+failure", a key written with `/` for `.`, globs (`net.ipv4.conf.*.rp_filter`), and `-key` alone:
+that key left out of the globs (trixie's linux-sysctl-defaults, which an upgrade from bookworm
+brings as a Recommends, writes `net.ipv4.conf.*.rp_filter = 2` and `-net.ipv4.conf.all.rp_filter`).
+An interface made later gets the `default` values, as systemd's udev rule would set it.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class Assignment:
     value: str
     file: str           # where it is written, inside the lab host
     ignore_failure: bool = False
+    excluded: bool = False   # `-key` alone: the key is left out of every glob, not set
 
     @property
     def glob(self) -> bool:
@@ -79,13 +83,15 @@ def parse(text: str, file: str) -> list[Assignment]:
         ignore = line.startswith("-")
         line = line.lstrip("-").strip()
         key, equals, value = line.partition("=")
-        if not equals:
-            log.info(f"lab: {file}:{number}: not an assignment, ignored (as systemd-sysctl does): {raw!r}")
-            continue
         key = key.strip()
         if "/" in key and ("." not in key or key.index("/") < key.index(".")):
             key = key.replace("/", "\0").replace(".", "/").replace("\0", ".")
-        assignments.append(Assignment(key, value.strip(), file, ignore))
+        if not equals and ignore:   # `-key`: no glob sets this key (systemd >= 250)
+            assignments.append(Assignment(key, "", file, ignore_failure=True, excluded=True))
+        elif not equals:
+            log.info(f"lab: {file}:{number}: not an assignment, ignored (as systemd-sysctl does): {raw!r}")
+        else:
+            assignments.append(Assignment(key, value.strip(), file, ignore))
     return assignments
 
 
@@ -109,7 +115,8 @@ def apply_at_boot(lab: Lab) -> dict[str, str]:
     others = sorted({a.key for a in assignments} - {a.key for a in owned})
     if others:
         log.debug(f"lab: sysctl files also set {', '.join(others)}: the machine's kernel's, not set in a lab")
-    explicit = {a.proc_path for a in owned if not a.glob}
+    explicit = {a.proc_path for a in owned if not a.glob}   # the excluded ones among them
+    owned = [a for a in owned if not a.excluded]
     script = []
     for a in sorted(owned, key=lambda a: not a.glob):   # globs first: explicit keys then win
         paths = a.proc_path if a.glob else shlex.quote(a.proc_path)

@@ -63,6 +63,7 @@ class Upgraded:
     versions: dict[str, tuple[str, str]] = field(default_factory=dict)   # the manifest's: before, after
     differ: list[str] = field(default_factory=list)    # versions not apt's plan, or not the target image's
     config: dict[str, str] = field(default_factory=dict)   # /etc file the scenario changed -> its fate
+    beyond_image: list[str] = field(default_factory=list)   # installed now, not in the target's image
     log: str = ""                                       # apt's whole output, in the artifacts
 
     def to_json(self) -> dict[str, Any]:
@@ -91,6 +92,10 @@ class Upgraded:
         said += [f"  not the version expected: {line}" for line in self.differ[:10]]
         said += [f"  /{path}: {fate}" for path, fate in self.config.items()] or [
             "  /etc: the scenario had changed no file there"]
+        if self.beyond_image:
+            shown = ", ".join(self.beyond_image[:12]) + (", ..." if len(self.beyond_image) > 12 else "")
+            said.append(f"  {len(self.beyond_image)} package(s) {self.target}'s image has not (apt's "
+                        f"Recommends; the image is built without): {shown}")
         return said
 
 
@@ -137,6 +142,9 @@ def upgrade(lab: Lab, prepared: UpgradeSet, conffiles: str, log_file: Path, *,
                     for name, version in prepared.image_manifest.items()
                     if after.get(name, ("", ""))[0] != version]
     done.config = {path: _fate(lab, path, text) for path, text in changed.items()}
+    if prepared.image_packages:
+        done.beyond_image = sorted(name for name, (_version, status) in after.items()
+                                   if status == "ii" and name not in prepared.image_packages)
     manifest = {name: after[name][0] for name in MANIFEST_PACKAGES if name in after}
     lab.image = dataclasses.replace(lab.image, release=prepared.target, manifest=manifest)
     lab.upgraded = True

@@ -59,6 +59,7 @@ class UpgradeSet:
     folder: Path
     candidates: dict[str, str] = field(repr=False)   # package -> the version the upgrade installs
     image_manifest: dict[str, str] = field(repr=False, default_factory=dict)   # the target's image's
+    image_packages: frozenset[str] = field(repr=False, default=frozenset())    # all the image has
 
     @property
     def lists(self) -> Path:
@@ -88,7 +89,16 @@ def prepare_upgrade(image: HostImage, target: str) -> UpgradeSet:
     versions the upgraded host is held to): reused from the cache if complete, else prepared (as
     root, with the Debian mirror of the target's recipe reachable)."""
     target_image = build_host_image(target)
-    return dataclasses.replace(_prepared(image, target), image_manifest=dict(target_image.manifest))
+    return dataclasses.replace(_prepared(image, target), image_manifest=dict(target_image.manifest),
+                               image_packages=installed_packages(target_image.root))
+
+
+def installed_packages(root: Path) -> frozenset[str]:
+    """The packages installed in the root at `root`, from dpkg's status file."""
+    stanzas = (root / "var/lib/dpkg/status").read_text().split("\n\n")
+    fields = [dict(line.split(": ", 1) for line in stanza.splitlines() if ": " in line and line[0] != " ")
+              for stanza in stanzas]
+    return frozenset(f["Package"] for f in fields if f.get("Status") == "install ok installed")
 
 
 def _prepared(image: HostImage, target: str) -> UpgradeSet:
