@@ -82,14 +82,17 @@ def test_a_fix_after_the_upgrade_is_checked_against_the_new_release() -> None:
 def test_an_upgrade_is_healthy_only_when_apt_dpkg_and_the_plan_agree() -> None:
     done = Upgraded("bookworm", "trixie", "keep", seconds=95.2,
                     versions={"docker.io": ("20.10.24+dfsg1-1+b3", "26.1.5+dfsg1-9+deb13u1")},
-                    config={"etc/docker/daemon.json": "kept"}, beyond_image=["linux-sysctl-defaults"])
+                    config={"etc/docker/daemon.json": "kept"}, beyond_image=["linux-sysctl-defaults"],
+                    left_over=["gcc-12-base"])
     assert done.healthy   # a Recommends the image lacks is no sickness: apt installs them by default
     assert done.lines() == [
         "upgrade bookworm -> trixie (conffiles: keep): apt exit 0 in 95s; healthy: yes",
         "  docker.io 20.10.24+dfsg1-1+b3 -> 26.1.5+dfsg1-9+deb13u1",
         "  /etc/docker/daemon.json: kept",
-        "  1 package(s) trixie's image has not (apt's Recommends; the image is built without): "
-        "linux-sysctl-defaults"]
+        "  1 package(s) installed by the upgrade, not in trixie's image (Recommends: the image is built "
+        "without): linux-sysctl-defaults",
+        "  1 package(s) left from bookworm, not in trixie's image (apt removes none; autoremove would "
+        "take some): gcc-12-base"]
     for broken in ({"returncode": 100}, {"audit": "The following packages are only half configured"},
                    {"not_installed": ["iU firewalld"]}, {"differ": ["runc 1.1.5 (planned 1.1.15)"]}):
         assert not Upgraded("bookworm", "trixie", "keep", **broken).healthy   # type: ignore[arg-type]

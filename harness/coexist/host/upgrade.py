@@ -63,7 +63,8 @@ class Upgraded:
     versions: dict[str, tuple[str, str]] = field(default_factory=dict)   # the manifest's: before, after
     differ: list[str] = field(default_factory=list)    # versions not apt's plan, or not the target image's
     config: dict[str, str] = field(default_factory=dict)   # /etc file the scenario changed -> its fate
-    beyond_image: list[str] = field(default_factory=list)   # installed now, not in the target's image
+    beyond_image: list[str] = field(default_factory=list)   # the upgrade installed, the image has not
+    left_over: list[str] = field(default_factory=list)      # the source's, still there, not in the image
     log: str = ""                                       # apt's whole output, in the artifacts
 
     def to_json(self) -> dict[str, Any]:
@@ -92,10 +93,13 @@ class Upgraded:
         said += [f"  not the version expected: {line}" for line in self.differ[:10]]
         said += [f"  /{path}: {fate}" for path, fate in self.config.items()] or [
             "  /etc: the scenario had changed no file there"]
-        if self.beyond_image:
-            shown = ", ".join(self.beyond_image[:12]) + (", ..." if len(self.beyond_image) > 12 else "")
-            said.append(f"  {len(self.beyond_image)} package(s) {self.target}'s image has not (apt's "
-                        f"Recommends; the image is built without): {shown}")
+        for names, what in ((self.beyond_image, f"installed by the upgrade, not in {self.target}'s image "
+                                                 f"(Recommends: the image is built without)"),
+                            (self.left_over, f"left from {self.source}, not in {self.target}'s image "
+                                             f"(apt removes none; autoremove would take some)")):
+            if names:
+                said.append(f"  {len(names)} package(s) {what}: {', '.join(names[:10])}"
+                            f"{', ...' if len(names) > 10 else ''}")
         return said
 
 
@@ -143,8 +147,10 @@ def upgrade(lab: Lab, prepared: UpgradeSet, conffiles: str, log_file: Path, *,
                     if after.get(name, ("", ""))[0] != version]
     done.config = {path: _fate(lab, path, text) for path, text in changed.items()}
     if prepared.image_packages:
-        done.beyond_image = sorted(name for name, (_version, status) in after.items()
-                                   if status == "ii" and name not in prepared.image_packages)
+        extra = sorted(name for name, (_version, status) in after.items()
+                       if status == "ii" and name not in prepared.image_packages)
+        done.beyond_image = [name for name in extra if name in prepared.candidates]
+        done.left_over = [name for name in extra if name not in prepared.candidates]
     manifest = {name: after[name][0] for name in MANIFEST_PACKAGES if name in after}
     lab.image = dataclasses.replace(lab.image, release=prepared.target, manifest=manifest)
     lab.upgraded = True
