@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from coexist.host.firewall import Snapshot, diff, forward_hooks, tables
-from coexist.scenario.steps import ApplyFix, Boot, Measure
+from coexist.scenario.events import Event
+from coexist.scenario.steps import ApplyFix, Boot, Measure, events_of
 
 if TYPE_CHECKING:
     from coexist.host.guestnet import GuestNetwork
@@ -34,18 +35,20 @@ _IPTABLES_VARIANTS = (("iptables", "iptables-save.txt"),
                       ("ip6tables", "ip6tables-save.txt"))
 
 
-def dropped_by_policy(before: Snapshot, after: Snapshot) -> list[str]:
+def dropped_by_policy(before: Snapshot, after: Snapshot, *, rebooted: bool = False) -> list[str]:
     """Built-in chains with a DROP policy whose counter grew between two snapshots, in
-    iptables-nft, in iptables-legacy (whose tables nft cannot see) and in ip6tables."""
+    iptables-nft, in iptables-legacy (whose tables nft cannot see) and in ip6tables. Across a
+    reboot (`rebooted`) every counter started again from 0: all of `after`'s count is new."""
     grown = []
     for variant, name in _IPTABLES_VARIANTS:
         old = policy_counters(before.files.get(name, ""))
         new = policy_counters(after.files.get(name, ""))
         for chain, (policy, packets) in new.items():
-            before_count = old.get(chain, (policy, 0))[1]
+            before_count = 0 if rebooted else old.get(chain, (policy, 0))[1]
             delta = packets - before_count if packets >= before_count else packets   # reset: a reboot
             if policy == "DROP" and delta > 0:
-                grown.append(f"{variant} {chain} policy DROP counted {delta} packet(s) meanwhile")
+                grown.append(f"{variant} {chain} policy DROP counted {delta} packet(s) "
+                             f"{'since the reboot' if rebooted else 'meanwhile'}")
     return grown
 
 
@@ -91,7 +94,7 @@ def explain_steps(snapshots: list[Snapshot], results: list[StepResult],
                              f"removed: {sorted(old_tables - new_tables) or 'none'}")
         if result.online:
             continue
-        drops = dropped_by_policy(before, after)
+        drops = dropped_by_policy(before, after, rebooted=Event.HOST_REBOOT in events_of(step))
         lines += [f"[{step.id}] while the guests were probed: {d}" for d in drops] or [
             f"[{step.id}] no iptables DROP policy counted the lost packets: look at the nft "
             "ruleset in the artifacts (the drop is elsewhere, or the packets were never answered)"]
