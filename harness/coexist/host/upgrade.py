@@ -149,8 +149,9 @@ def upgrade(lab: Lab, prepared: UpgradeSet, conffiles: str, log_file: Path, *,
     if prepared.image_packages:
         extra = sorted(name for name, (_version, status) in after.items()
                        if status == "ii" and name not in prepared.image_packages)
-        done.beyond_image = [name for name in extra if name in prepared.candidates]
-        done.left_over = [name for name in extra if name not in prepared.candidates]
+        installed_before = {name for name, (_version, status) in before.items() if status == "ii"}
+        done.beyond_image = [name for name in extra if name not in installed_before]
+        done.left_over = [name for name in extra if name in installed_before]
     manifest = {name: after[name][0] for name in MANIFEST_PACKAGES if name in after}
     lab.image = dataclasses.replace(lab.image, release=prepared.target, manifest=manifest)
     lab.upgraded = True
