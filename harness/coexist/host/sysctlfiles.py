@@ -85,8 +85,8 @@ def parse(text: str, file: str) -> list[Assignment]:
         key, equals, value = line.partition("=")
         key = key.strip()
         if "/" in key and ("." not in key or key.index("/") < key.index(".")):
-            key = key.replace("/", "\0").replace(".", "/").replace("\0", ".")
-        if not equals and ignore:   # `-key`: no glob sets this key (systemd >= 250)
+            key = key.translate(_SWAP)   # slashes first: the path as written; kept dotted here
+        if not equals and ignore:   # `-key`: no glob sets this key (systemd >= 245, sysctl.d(5))
             assignments.append(Assignment(key, "", file, ignore_failure=True, excluded=True))
         elif not equals:
             log.info(f"lab: {file}:{number}: not an assignment, ignored (as systemd-sysctl does): {raw!r}")
